@@ -1,0 +1,196 @@
+package shared
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	kmsv1 "github.com/knhk/knhk/shared/proto/knhk/kms/v1"
+)
+
+// Client is the host side of a plugin: a Provider (and BatchSigner) that
+// forwards every call over gRPC and turns status codes back into this
+// package's sentinel errors.
+type Client struct {
+	rpc kmsv1.KeyProviderClient
+}
+
+var (
+	_ Provider    = (*Client)(nil)
+	_ BatchSigner = (*Client)(nil)
+)
+
+// NewClient wraps a gRPC connection to a plugin.
+func NewClient(conn grpc.ClientConnInterface) *Client {
+	return &Client{rpc: kmsv1.NewKeyProviderClient(conn)}
+}
+
+func wireRef(k KeyRef) *kmsv1.KeyRef { return &kmsv1.KeyRef{KeyId: k.ID, Params: k.Params} }
+
+// Describe asks the plugin what it is.
+func (c *Client) Describe(ctx context.Context) (Description, error) {
+	r, err := c.rpc.Describe(ctx, &kmsv1.DescribeRequest{})
+	if err != nil {
+		return Description{}, fromStatus(err)
+	}
+	return Description{
+		Name:            r.GetPluginName(),
+		Version:         r.GetPluginVersion(),
+		ProtocolVersion: r.GetProtocolVersion(),
+		Capabilities:    typed[Capability](r.GetCapabilities()),
+		KeyTypes:        typed[KeyType](r.GetKeyTypes()),
+		Algorithms:      typed[Algorithm](r.GetAlgorithms()),
+	}, nil
+}
+
+// CreateKey asks the plugin for a new key.
+func (c *Client) CreateKey(ctx context.Context, req CreateKeyRequest) (CreateKeyResponse, error) {
+	r, err := c.rpc.CreateKey(ctx, &kmsv1.CreateKeyRequest{Key: wireRef(req.Key), KeyType: string(req.Type)})
+	if err != nil {
+		return CreateKeyResponse{}, fromStatus(err)
+	}
+	return CreateKeyResponse{KeyID: r.GetKeyId(), Version: r.GetVersion()}, nil
+}
+
+// ListKeys lists the plugin's keys.
+func (c *Client) ListKeys(ctx context.Context, req ListKeysRequest) ([]KeySummary, error) {
+	r, err := c.rpc.ListKeys(ctx, &kmsv1.ListKeysRequest{Params: req.Params})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]KeySummary, len(r.GetKeys()))
+	for i, k := range r.GetKeys() {
+		out[i] = KeySummary{KeyID: k.GetKeyId(), Type: KeyType(k.GetKeyType()), CurrentVersion: k.GetCurrentVersion(), Aliases: k.GetAliases()}
+	}
+	return out, nil
+}
+
+// PublicKey fetches a public key.
+func (c *Client) PublicKey(ctx context.Context, req PublicKeyRequest) (PublicKeyResponse, error) {
+	r, err := c.rpc.GetPublicKey(ctx, &kmsv1.GetPublicKeyRequest{Key: wireRef(req.Key), Version: req.Version})
+	if err != nil {
+		return PublicKeyResponse{}, fromStatus(err)
+	}
+	return PublicKeyResponse{DER: r.GetPublicKeyDer(), Version: r.GetVersion(), Type: KeyType(r.GetKeyType())}, nil
+}
+
+func wireSign(req SignRequest) *kmsv1.SignRequest {
+	w := &kmsv1.SignRequest{Key: wireRef(req.Key), Algorithm: string(req.Algorithm), Version: req.Version}
+	if req.Message != nil {
+		w.Input = &kmsv1.SignRequest_Message{Message: req.Message}
+	} else {
+		w.Input = &kmsv1.SignRequest_Digest{Digest: req.Digest}
+	}
+	return w
+}
+
+// Sign asks the plugin for one signature.
+func (c *Client) Sign(ctx context.Context, req SignRequest) (SignResponse, error) {
+	r, err := c.rpc.Sign(ctx, wireSign(req))
+	if err != nil {
+		return SignResponse{}, fromStatus(err)
+	}
+	return SignResponse{Signature: r.GetSignature(), Version: r.GetVersion()}, nil
+}
+
+// SignBatch sends many sign requests in one call. Items whose Deadline has
+// already passed fail with context.DeadlineExceeded without being sent; a
+// failure of the call itself fails every item.
+func (c *Client) SignBatch(ctx context.Context, reqs []SignRequest) []SignResult {
+	results := make([]SignResult, len(reqs))
+	wire := &kmsv1.SignBatchRequest{Items: make([]*kmsv1.SignBatchItem, 0, len(reqs))}
+	sent := make([]int, 0, len(reqs))
+	now := time.Now()
+	for i, req := range reqs {
+		item := &kmsv1.SignBatchItem{Request: wireSign(req)}
+		if !req.Deadline.IsZero() {
+			left := req.Deadline.Sub(now)
+			if left <= 0 {
+				results[i].Err = fmt.Errorf("batch item expired before it was sent: %w", context.DeadlineExceeded)
+				continue
+			}
+			item.Timeout = durationpb.New(left)
+		}
+		wire.Items = append(wire.Items, item)
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return results
+	}
+	r, err := c.rpc.SignBatch(ctx, wire)
+	if err == nil && len(r.GetResults()) != len(sent) {
+		err = fmt.Errorf("%w: plugin returned %d batch results for %d items", ErrUnavailable, len(r.GetResults()), len(sent))
+	}
+	if err != nil {
+		err = fromStatus(err)
+		for _, i := range sent {
+			results[i].Err = err
+		}
+		return results
+	}
+	for j, i := range sent {
+		res := r.GetResults()[j]
+		if e := res.GetError(); e != nil {
+			results[i].Err = itemError(codes.Code(e.GetCode()), e.GetMessage(), e.GetReason())
+			continue
+		}
+		results[i].Response = SignResponse{Signature: res.GetResponse().GetSignature(), Version: res.GetResponse().GetVersion()}
+	}
+	return results
+}
+
+// Verify asks the plugin to check a signature.
+func (c *Client) Verify(ctx context.Context, req VerifyRequest) (VerifyResponse, error) {
+	w := &kmsv1.VerifyRequest{Key: wireRef(req.Key), Algorithm: string(req.Algorithm), Version: req.Version, Signature: req.Signature}
+	if req.Message != nil {
+		w.Input = &kmsv1.VerifyRequest_Message{Message: req.Message}
+	} else {
+		w.Input = &kmsv1.VerifyRequest_Digest{Digest: req.Digest}
+	}
+	r, err := c.rpc.Verify(ctx, w)
+	if err != nil {
+		return VerifyResponse{}, fromStatus(err)
+	}
+	return VerifyResponse{Valid: r.GetValid(), Version: r.GetVersion()}, nil
+}
+
+// RotateKey asks the plugin to rotate a key.
+func (c *Client) RotateKey(ctx context.Context, req RotateKeyRequest) (RotateKeyResponse, error) {
+	r, err := c.rpc.RotateKey(ctx, &kmsv1.RotateKeyRequest{Key: wireRef(req.Key)})
+	if err != nil {
+		return RotateKeyResponse{}, fromStatus(err)
+	}
+	return RotateKeyResponse{Version: r.GetVersion()}, nil
+}
+
+// KeyMetadata fetches a key's metadata.
+func (c *Client) KeyMetadata(ctx context.Context, req KeyMetadataRequest) (KeyMetadata, error) {
+	r, err := c.rpc.GetKeyMetadata(ctx, &kmsv1.GetKeyMetadataRequest{Key: wireRef(req.Key)})
+	if err != nil {
+		return KeyMetadata{}, fromStatus(err)
+	}
+	md := KeyMetadata{
+		KeyID: r.GetKeyId(), Type: KeyType(r.GetKeyType()), Algorithms: typed[Algorithm](r.GetAlgorithms()),
+		CurrentVersion: r.GetCurrentVersion(), Attributes: r.GetAttributes(),
+	}
+	for _, v := range r.GetVersions() {
+		kv := KeyVersion{Version: v.GetVersion(), Enabled: v.GetEnabled()}
+		if v.GetCreatedAt() != nil {
+			kv.Created = v.GetCreatedAt().AsTime()
+		}
+		md.Versions = append(md.Versions, kv)
+	}
+	return md, nil
+}
+
+func typed[T ~string](in []string) []T {
+	out := make([]T, len(in))
+	for i, v := range in {
+		out[i] = T(v)
+	}
+	return out
+}
