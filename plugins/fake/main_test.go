@@ -1,0 +1,73 @@
+package fake_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// pluginBin is the knhk-plugin-fake binary built for this test run.
+var pluginBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "knhk-fake-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	pluginBin = filepath.Join(dir, "knhk-plugin-fake")
+	build := exec.Command("go", "build", "-o", pluginBin, "github.com/knhk/knhk/plugins/fake/cmd/knhk-plugin-fake")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building knhk-plugin-fake:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// launched is one running plugin process and its provider client.
+type launched struct {
+	proc *plugin.Client
+	prov *shared.Client
+}
+
+// launch starts the plugin binary the way the host does and kills it when
+// the test ends.
+func launch(t testing.TB) launched {
+	t.Helper()
+	cfg := shared.ClientConfig(exec.Command(pluginBin))
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Error, Output: os.Stderr})
+	cfg.StartTimeout = time.Minute
+	pc := plugin.NewClient(cfg)
+	t.Cleanup(pc.Kill)
+	rpc, err := pc.Client()
+	if err != nil {
+		t.Fatalf("starting plugin: %v", err)
+	}
+	prov, err := shared.Dispense(rpc)
+	if err != nil {
+		t.Fatalf("dispense: %v", err)
+	}
+	return launched{proc: pc, prov: prov}
+}
+
+// ctxT is a context that ends with the test, bounded to a few minutes.
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
