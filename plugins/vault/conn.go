@@ -1,0 +1,269 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
+	"github.com/hashicorp/vault/api/tokenhelper"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// reloginTimeout bounds a background login after a token could no longer be
+// renewed.
+const reloginTimeout = time.Minute
+
+// conn is one Vault client (address, namespace, TLS, identity) and the
+// login that keeps its token valid. Safe for concurrent use.
+type conn struct {
+	s      settings
+	addr   string
+	client *api.Client
+	log    hclog.Logger
+	done   <-chan struct{} // closed when the provider closes
+
+	mu     sync.Mutex
+	authed bool // the client holds a token believed valid
+
+	typesMu sync.Mutex
+	types   map[string]shared.KeyType // key id -> type; a Transit key's type never changes
+}
+
+// newConn builds a Vault client for s. It does not contact Vault.
+func newConn(s settings, log hclog.Logger, done <-chan struct{}) (*conn, error) {
+	cfg := api.DefaultConfig() // reads VAULT_* from the environment (retries, timeouts, TLS)
+	if cfg.Error != nil {
+		return nil, fmt.Errorf("%w: Vault client settings from the environment: %v", shared.ErrInvalidArgument, cfg.Error)
+	}
+	cfg.Address = s.addr
+	if s.caFile != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.caFile}); err != nil {
+			return nil, fmt.Errorf("%w: ca_file %q: %v", shared.ErrInvalidArgument, s.caFile, err)
+		}
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Vault client for %s: %v", shared.ErrInvalidArgument, s.addr, err)
+	}
+	client.ClearToken() // NewClient picks up VAULT_TOKEN; login decides
+	client.ClearNamespace()
+	if s.namespace != "" {
+		client.SetNamespace(s.namespace)
+	}
+	return &conn{s: s, addr: s.addr, client: client, log: log, done: done, types: map[string]shared.KeyType{}}, nil
+}
+
+// ensure logs in unless the client already holds a valid token. Concurrent
+// first calls share one login.
+func (c *conn) ensure(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.authed {
+		return nil
+	}
+	secret, err := c.login(ctx)
+	if err != nil {
+		return err
+	}
+	c.authed = true
+	if ttl := leaseSeconds(secret); ttl > 0 {
+		w, err := c.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+		if err != nil {
+			return fmt.Errorf("%w: cannot watch the Vault token's lifetime: %v", shared.ErrUnavailable, err)
+		}
+		go c.watch(w)
+	}
+	return nil
+}
+
+func leaseSeconds(s *api.Secret) int {
+	if s == nil || s.Auth == nil {
+		return 0
+	}
+	return s.Auth.LeaseDuration
+}
+
+// watch renews the token until it can no longer be renewed (max TTL, or
+// renewal failing), then logs in again.
+func (c *conn) watch(w *api.LifetimeWatcher) {
+	go w.Start()
+	defer w.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case r := <-w.RenewCh():
+			c.log.Debug("renewed Vault token", "addr", c.addr, "ttl_seconds", leaseSeconds(r.Secret))
+		case err := <-w.DoneCh():
+			if err != nil {
+				c.log.Warn("Vault token renewal failed; logging in again", "addr", c.addr, "error", c.scrub(err).Error())
+			} else {
+				c.log.Info("Vault token reached the end of its lifetime; logging in again", "addr", c.addr)
+			}
+			c.mu.Lock()
+			c.authed = false
+			c.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), reloginTimeout)
+			defer cancel()
+			if err := c.ensure(ctx); err != nil {
+				// The next request tries again and reports the error.
+				c.log.Error("Vault login failed", "addr", c.addr, "error", err.Error())
+			}
+			return
+		}
+	}
+}
+
+// login authenticates with the configured method and leaves the token on
+// the client. It returns the token's auth data for the lifetime watcher.
+func (c *conn) login(ctx context.Context) (*api.Secret, error) {
+	switch c.s.auth {
+	case AuthAppRole:
+		return c.loginWith(ctx, "approle", c.appRole)
+	case AuthKubernetes:
+		return c.loginWith(ctx, "kubernetes", c.kubernetes)
+	}
+	return c.loginToken(ctx)
+}
+
+// loginToken uses a token from token_file, VAULT_TOKEN or ~/.vault-token,
+// and looks it up to learn whether and when it must be renewed.
+func (c *conn) loginToken(ctx context.Context) (*api.Secret, error) {
+	tok, err := c.token()
+	if err != nil {
+		return nil, err
+	}
+	c.client.SetToken(tok)
+	self, err := c.client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == 403 {
+			c.client.ClearToken()
+			return nil, c.scrubWith(tok, fmt.Errorf("vault: the token for %s is invalid, expired or revoked (lookup-self was denied): %w", c.addr, shared.ErrPermissionDenied))
+		}
+		c.client.ClearToken()
+		return nil, c.scrubWith(tok, c.apiError("look up the token", "auth/token/lookup-self", err))
+	}
+	ttl, _ := self.TokenTTL()
+	renewable, _ := self.TokenIsRenewable()
+	return &api.Secret{Auth: &api.SecretAuth{ClientToken: tok, Renewable: renewable, LeaseDuration: int(ttl.Seconds())}}, nil
+}
+
+// token reads the token from the first source that has one.
+func (c *conn) token() (string, error) {
+	if c.s.tokenFile != "" {
+		b, err := os.ReadFile(c.s.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("%w: token_file: %v", shared.ErrInvalidArgument, err)
+		}
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+		return "", fmt.Errorf("%w: token_file %s is empty", shared.ErrPermissionDenied, c.s.tokenFile)
+	}
+	if tok := strings.TrimSpace(os.Getenv(api.EnvVaultToken)); tok != "" {
+		return tok, nil
+	}
+	if h, err := tokenhelper.NewInternalTokenHelper(); err == nil {
+		if tok, err := h.Get(); err == nil && strings.TrimSpace(tok) != "" {
+			return strings.TrimSpace(tok), nil
+		}
+	}
+	return "", fmt.Errorf("%w: no Vault token for %s: set VAULT_TOKEN, the token_file parameter, or run `vault login`", shared.ErrPermissionDenied, c.addr)
+}
+
+// loginWith logs in with an auth method; the client keeps the new token.
+func (c *conn) loginWith(ctx context.Context, method string, build func() (api.AuthMethod, error)) (*api.Secret, error) {
+	m, err := build()
+	if err != nil {
+		return nil, err
+	}
+	secret, err := c.client.Auth().Login(ctx, m)
+	if err != nil {
+		return nil, c.apiError("log in with "+method, "auth/"+c.s.authMount+"/login", err)
+	}
+	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
+		return nil, fmt.Errorf("%w: Vault %s login at auth/%s returned no token", shared.ErrUnavailable, method, c.s.authMount)
+	}
+	c.log.Debug("logged in to Vault", "addr", c.addr, "method", method, "mount", c.s.authMount, "ttl_seconds", secret.Auth.LeaseDuration)
+	return secret, nil
+}
+
+func (c *conn) appRole() (api.AuthMethod, error) {
+	roleID := c.s.roleID
+	if c.s.roleIDFile != "" {
+		b, err := os.ReadFile(c.s.roleIDFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: role_id_file: %v", shared.ErrInvalidArgument, err)
+		}
+		roleID = strings.TrimSpace(string(b))
+	}
+	if roleID == "" {
+		roleID = strings.TrimSpace(os.Getenv(EnvRoleID))
+	}
+	if roleID == "" {
+		return nil, fmt.Errorf("%w: auth=approle needs a role id: the role_id or role_id_file parameter, or %s", shared.ErrInvalidArgument, EnvRoleID)
+	}
+	secretID := &approle.SecretID{FromEnv: EnvSecretID}
+	if c.s.secretIDFile != "" {
+		secretID = &approle.SecretID{FromFile: c.s.secretIDFile}
+	} else if os.Getenv(EnvSecretID) == "" {
+		return nil, fmt.Errorf("%w: auth=approle needs a secret id: the secret_id_file parameter or %s", shared.ErrInvalidArgument, EnvSecretID)
+	}
+	m, err := approle.NewAppRoleAuth(roleID, secretID, approle.WithMountPath(c.s.authMount))
+	if err != nil {
+		return nil, fmt.Errorf("%w: approle login: %v", shared.ErrInvalidArgument, err)
+	}
+	return m, nil
+}
+
+func (c *conn) kubernetes() (api.AuthMethod, error) {
+	if _, err := os.Stat(c.s.jwtFile); err != nil {
+		return nil, fmt.Errorf("%w: kubernetes service-account token file: %v", shared.ErrInvalidArgument, err)
+	}
+	m, err := kubernetes.NewKubernetesAuth(c.s.role,
+		kubernetes.WithServiceAccountTokenPath(c.s.jwtFile), kubernetes.WithMountPath(c.s.authMount))
+	if err != nil {
+		return nil, fmt.Errorf("%w: kubernetes login: %v", shared.ErrInvalidArgument, err)
+	}
+	return m, nil
+}
+
+// keyType returns a key's type, from the cache or by reading the key.
+func (c *conn) keyType(ctx context.Context, k keyID) (shared.KeyType, error) {
+	c.typesMu.Lock()
+	kt, ok := c.types[k.String()]
+	c.typesMu.Unlock()
+	if ok {
+		return kt, nil
+	}
+	key, err := c.readKey(ctx, k)
+	if err != nil {
+		return "", err
+	}
+	return key.keyType, nil
+}
+
+func (c *conn) rememberType(k keyID, kt shared.KeyType) {
+	c.typesMu.Lock()
+	c.types[k.String()] = kt
+	c.typesMu.Unlock()
+}
+
+// scrubWith removes a specific token from an error message (used before the
+// token is on the client, or after it was cleared).
+func (c *conn) scrubWith(tok string, err error) error {
+	if tok == "" || !strings.Contains(err.Error(), tok) {
+		return err
+	}
+	return scrubOut(err, tok)
+}
