@@ -1,0 +1,250 @@
+package azure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// createParams are Key Vault's create parameters for a knhk key type.
+func createParams(kt shared.KeyType, hsm bool) (azkeys.CreateKeyParameters, error) {
+	rsa, ec := azkeys.KeyTypeRSA, azkeys.KeyTypeEC
+	if hsm {
+		rsa, ec = azkeys.KeyTypeRSAHSM, azkeys.KeyTypeECHSM
+	}
+	cp := azkeys.CreateKeyParameters{KeyOps: []*azkeys.KeyOperation{to.Ptr(azkeys.KeyOperationSign), to.Ptr(azkeys.KeyOperationVerify)}}
+	switch kt {
+	case shared.RSA2048, shared.RSA3072, shared.RSA4096:
+		bits, _ := strconv.Atoi(strings.TrimPrefix(string(kt), "rsa-"))
+		cp.Kty, cp.KeySize = to.Ptr(rsa), to.Ptr(int32(bits))
+	case shared.ECP256:
+		cp.Kty, cp.Curve = to.Ptr(ec), to.Ptr(azkeys.CurveNameP256)
+	case shared.ECP384:
+		cp.Kty, cp.Curve = to.Ptr(ec), to.Ptr(azkeys.CurveNameP384)
+	case shared.ECP521:
+		cp.Kty, cp.Curve = to.Ptr(ec), to.Ptr(azkeys.CurveNameP521)
+	case shared.Ed25519:
+		return cp, fmt.Errorf("%w: Azure Key Vault has no Ed25519 keys (it offers %v)", shared.ErrUnsupportedAlgorithm, keyTypes)
+	default:
+		return cp, fmt.Errorf("%w: unknown key type %q", shared.ErrInvalidArgument, kt)
+	}
+	return cp, nil
+}
+
+// isManagedHSM reports whether a vault is a Managed HSM, whose keys are
+// always HSM-backed.
+func isManagedHSM(vault string) bool { return strings.Contains(vault, ".managedhsm.") }
+
+// CreateKey creates a signing key (key ops sign and verify) named by the
+// key id, HSM-backed when hsm=true or the vault is a Managed HSM. Key Vault
+// would quietly add a version to an existing key, so an existing name is
+// ErrAlreadyExists instead.
+func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
+	id, ps, c, err := p.open(req.Key)
+	if err != nil {
+		return shared.CreateKeyResponse{}, err
+	}
+	if id.version != "" {
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: CreateKey takes a key id without a version, got %s/%s", shared.ErrInvalidArgument, id, id.version)
+	}
+	cp, err := createParams(req.Type, ps.hsm || isManagedHSM(id.vault))
+	if err != nil {
+		return shared.CreateKeyResponse{}, err
+	}
+	if _, err := c.GetKey(ctx, id.name, "", nil); err == nil {
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: %s already exists; rotate it to get a new version", shared.ErrAlreadyExists, id)
+	} else if merr := p.mapError("look up key", id.String(), err); !errors.Is(merr, shared.ErrKeyNotFound) {
+		return shared.CreateKeyResponse{}, merr
+	}
+	resp, err := c.CreateKey(ctx, id.name, cp, nil)
+	if err != nil {
+		return shared.CreateKeyResponse{}, p.mapError("create key", id.String(), err)
+	}
+	version := versionOf(resp.Key.KID)
+	p.log.Debug("created key", "key", id.String(), "version", version, "type", req.Type)
+	return shared.CreateKeyResponse{KeyID: id.String(), Version: version}, nil
+}
+
+// ListKeys lists the signing keys (RSA and EC keys with the sign
+// operation) of the vault named by the vault_url parameter.
+func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
+	ps, err := parseParams(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	if ps.vaultURL == "" {
+		return nil, fmt.Errorf("%w: ListKeys needs the vault_url parameter (https://<vault>.vault.azure.net)", shared.ErrInvalidArgument)
+	}
+	c, err := p.clientFor(ps.vaultURL, ps)
+	if err != nil {
+		return nil, err
+	}
+	var out []shared.KeySummary
+	pager := c.NewListKeyPropertiesPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, p.mapError("list keys in", ps.vaultURL, err)
+		}
+		for _, item := range page.Value {
+			if item == nil || item.KID == nil {
+				continue
+			}
+			id := keyID{vault: ps.vaultURL, name: item.KID.Name()}
+			// The list names keys only; their type and current version
+			// need a get each.
+			kb, _, kt, err := p.getKey(ctx, c, id, "")
+			if errors.Is(err, shared.ErrUnsupportedAlgorithm) {
+				continue // not an RSA or EC key
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !hasOp(kb.Key.KeyOps, azkeys.KeyOperationSign) {
+				continue
+			}
+			out = append(out, shared.KeySummary{KeyID: id.String(), Type: kt, CurrentVersion: versionOf(kb.Key.KID)})
+		}
+	}
+	return out, nil
+}
+
+func hasOp(ops []*azkeys.KeyOperation, op azkeys.KeyOperation) bool {
+	for _, o := range ops {
+		if o != nil && *o == op {
+			return true
+		}
+	}
+	return false
+}
+
+// PublicKey returns a key version's public key as DER SubjectPublicKeyInfo.
+func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
+	id, _, c, err := p.open(req.Key)
+	if err != nil {
+		return shared.PublicKeyResponse{}, err
+	}
+	version, err := id.pick(req.Version)
+	if err != nil {
+		return shared.PublicKeyResponse{}, err
+	}
+	kb, der, kt, err := p.getKey(ctx, c, id, version)
+	if err != nil {
+		return shared.PublicKeyResponse{}, err
+	}
+	return shared.PublicKeyResponse{DER: der, Version: versionOf(kb.Key.KID), Type: kt}, nil
+}
+
+// RotateKey makes a new version with Key Vault's native rotation. Old
+// versions stay enabled and keep verifying.
+func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
+	id, _, c, err := p.open(req.Key)
+	if err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	if id.version != "" {
+		return shared.RotateKeyResponse{}, fmt.Errorf("%w: rotation acts on a key, not a version: use %s", shared.ErrInvalidArgument, id)
+	}
+	resp, err := c.RotateKey(ctx, id.name, nil)
+	if err != nil {
+		return shared.RotateKeyResponse{}, p.mapError("rotate key", id.String(), err)
+	}
+	version := versionOf(resp.Key.KID)
+	p.log.Debug("rotated key", "key", id.String(), "version", version)
+	return shared.RotateKeyResponse{Version: version}, nil
+}
+
+// KeyMetadata describes a key: its type, current version, attributes and
+// every version (from the versions API), oldest first.
+func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
+	id, _, c, err := p.open(req.Key)
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	kb, _, kt, err := p.getKey(ctx, c, id, "")
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	current := versionOf(kb.Key.KID)
+	md := shared.KeyMetadata{
+		KeyID: id.String(), Type: kt, Algorithms: kt.Algorithms(), CurrentVersion: current,
+		Attributes: attributes(id, kb),
+	}
+	pager := c.NewListKeyPropertiesVersionsPager(id.name, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return shared.KeyMetadata{}, p.mapError("list versions of", id.String(), err)
+		}
+		for _, v := range page.Value {
+			if v == nil || v.KID == nil {
+				continue
+			}
+			kv := shared.KeyVersion{Version: v.KID.Version()}
+			if a := v.Attributes; a != nil {
+				kv.Enabled = a.Enabled != nil && *a.Enabled
+				if a.Created != nil {
+					kv.Created = a.Created.UTC()
+				}
+			}
+			md.Versions = append(md.Versions, kv)
+		}
+	}
+	// Oldest first. Creation times have one-second resolution, so among
+	// equals the current version goes last and the service's order stays.
+	sort.SliceStable(md.Versions, func(i, j int) bool {
+		a, b := md.Versions[i], md.Versions[j]
+		if !a.Created.Equal(b.Created) {
+			return a.Created.Before(b.Created)
+		}
+		return a.Version != current && b.Version == current
+	})
+	return md, nil
+}
+
+// attributes flattens the current version's attributes.
+func attributes(id keyID, kb azkeys.KeyBundle) map[string]string {
+	m := map[string]string{"vault_url": id.vault, "name": id.name}
+	if k := kb.Key; k != nil {
+		if k.Kty != nil {
+			m["kty"] = string(*k.Kty)
+			m["hsm"] = strconv.FormatBool(strings.HasSuffix(string(*k.Kty), "-HSM"))
+		}
+		ops := make([]string, 0, len(k.KeyOps))
+		for _, o := range k.KeyOps {
+			if o != nil {
+				ops = append(ops, string(*o))
+			}
+		}
+		m["key_ops"] = strings.Join(ops, ",")
+	}
+	if a := kb.Attributes; a != nil {
+		if a.Enabled != nil {
+			m["enabled"] = strconv.FormatBool(*a.Enabled)
+		}
+		for k, t := range map[string]*time.Time{"created": a.Created, "updated": a.Updated, "expires": a.Expires, "not_before": a.NotBefore} {
+			if t != nil {
+				m[k] = t.UTC().Format(time.RFC3339)
+			}
+		}
+		if a.RecoveryLevel != nil {
+			m["recovery_level"] = *a.RecoveryLevel
+		}
+		if a.RecoverableDays != nil {
+			m["recoverable_days"] = strconv.Itoa(int(*a.RecoverableDays))
+		}
+	}
+	if kb.Managed != nil {
+		m["managed"] = strconv.FormatBool(*kb.Managed)
+	}
+	return m
+}
