@@ -1,0 +1,50 @@
+package host
+
+import (
+	"errors"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// Host errors. Each error the host returns wraps one of these (or one of the
+// shared sentinels a plugin returned), so callers branch with errors.Is.
+// Where a host error has a natural shared counterpart it wraps that too:
+// ErrMalformedRef is also shared.ErrInvalidArgument, ErrPluginCrashed and
+// ErrCallTimeout are also shared.ErrUnavailable, ErrVerifyAfterSign is also
+// shared.ErrBadSignature.
+var (
+	// ErrMalformedRef: a key reference is not PROVIDER:KEYID[?name=value&...].
+	ErrMalformedRef = errors.New("malformed key reference")
+	// ErrPluginNotFound: no knhk-plugin-<provider> in any plugin directory.
+	ErrPluginNotFound = errors.New("plugin not found")
+	// ErrPluginRefused: the plugin file is not safe to run (a symlink, not a
+	// regular file, not executable, group- or world-writable, missing from
+	// the lock file, or its SHA-256 differs from the lock file's). A refused
+	// plugin is never executed.
+	ErrPluginRefused = errors.New("plugin refused")
+	// ErrHandshake: the plugin started but did not complete the go-plugin
+	// handshake (not a plugin at all, wrong magic cookie, wrong protocol
+	// version, or no answer within the start timeout).
+	ErrHandshake = errors.New("plugin handshake failed")
+	// ErrPluginCrashed: the plugin process died during the call (and, for
+	// idempotent calls, again on the one retry). Retryable: the host
+	// launches a fresh process on the next call.
+	ErrPluginCrashed = errors.New("plugin process died")
+	// ErrCallTimeout: the plugin did not answer within Config.CallTimeout;
+	// the host has killed it and will launch a fresh process on the next call.
+	ErrCallTimeout = errors.New("plugin did not answer within the call timeout")
+	// ErrVerifyAfterSign: the plugin returned a signature that does not
+	// verify against the key's public key, even after refetching it. The
+	// signature is never returned.
+	ErrVerifyAfterSign = errors.New("plugin returned a signature that does not verify")
+	// ErrClosed: the Host has been closed.
+	ErrClosed = errors.New("host is closed")
+	// ErrLockFile: the lock file cannot be read or is malformed.
+	ErrLockFile = errors.New("bad lock file")
+)
+
+// IsRetryable reports whether err is worth retrying later: the plugin or
+// its backing service was unavailable, crashed, or timed out.
+func IsRetryable(err error) bool {
+	return errors.Is(err, shared.ErrUnavailable) || errors.Is(err, ErrCallTimeout) || errors.Is(err, ErrPluginCrashed)
+}
