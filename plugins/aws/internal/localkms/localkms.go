@@ -1,0 +1,97 @@
+// Package localkms runs the local-kms AWS KMS emulator
+// (github.com/nsmithuk/local-kms) inside a test process, on 127.0.0.1,
+// with a fresh database. Only tests import it, so the plugin binary does
+// not link the emulator.
+package localkms
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	lkms "github.com/nsmithuk/local-kms/src"
+	lconfig "github.com/nsmithuk/local-kms/src/config"
+	"github.com/nsmithuk/local-kms/src/data"
+)
+
+// The emulator's region and account are process-wide variables, so every
+// server in a test process shares them.
+const (
+	Region    = "eu-west-2"
+	AccountID = "111122223333"
+)
+
+// Static test credentials. The emulator does not check them; the SDK needs
+// some to sign requests.
+const (
+	AccessKeyID     = "AKIDKNHKLOCALKMSTEST"
+	SecretAccessKey = "knhk-local-kms-test-secret-not-a-real-one"
+)
+
+var configOnce sync.Once
+
+// Server is a running emulator.
+type Server struct {
+	// URL is the endpoint to pass as the endpoint parameter.
+	URL string
+	srv *httptest.Server
+	db  *data.Database
+}
+
+// Start runs an emulator until the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	configOnce.Do(func() {
+		lconfig.AWSRegion = Region
+		lconfig.AWSAccountId = AccountID
+	})
+	lconfig.DatabasePath = dir
+	db := data.NewDatabase(dir)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lkms.HandleRequest(w, r, db)
+	}))
+	s := &Server{URL: srv.URL, srv: srv, db: db}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the server and closes its database.
+func (s *Server) Close() {
+	s.srv.Close()
+	s.db.Close()
+}
+
+// Client returns an SDK client for the emulator with the static test
+// credentials, for test set-up (disabling keys, reading tags).
+func (s *Server) Client() *kms.Client {
+	return kms.New(kms.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(s.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+	})
+}
+
+// Env is the environment a plugin process needs to reach the emulator
+// through the standard credentials chain.
+func Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
+		"AWS_REGION=" + Region,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+	}
+}
+
+// DisableKey disables a key, for tests of the disabled-key error.
+func (s *Server) DisableKey(ctx context.Context, keyID string) error {
+	_, err := s.Client().DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(keyID)})
+	return err
+}

@@ -1,0 +1,283 @@
+package awskms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// createDescription is the description of keys the plugin creates.
+const createDescription = "created by knhk"
+
+// CreateKey creates a SIGN_VERIFY key of the requested type. With an alias
+// (alias/NAME or alias ARN) as the key id it also creates the alias and
+// returns it as the key id, so the key can rotate; with an empty key id it
+// returns the new key's id. KMS picks key ids, so any other id is refused.
+func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
+	spec, ok := keySpecs[req.Type]
+	if !ok {
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: AWS KMS keys here are one of %v, not %q", shared.ErrUnsupportedAlgorithm, supportedKeyTypes, req.Type)
+	}
+	ref := req.Key
+	if ref.ID == "" {
+		ck, err := checkParams(ref.Params)
+		if err != nil {
+			return shared.CreateKeyResponse{}, err
+		}
+		cl, err := p.clients.get(ctx, ck)
+		if err != nil {
+			return shared.CreateKeyResponse{}, err
+		}
+		md, err := createKey(ctx, cl, spec, nil)
+		if err != nil {
+			return shared.CreateKeyResponse{}, err
+		}
+		id := aws.ToString(md.KeyId)
+		return shared.CreateKeyResponse{KeyID: id, Version: id}, nil
+	}
+	t, err := p.resolve(ctx, ref)
+	if err != nil {
+		return shared.CreateKeyResponse{}, err
+	}
+	if !t.key.isAlias() {
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: AWS KMS picks key ids; to create a key under a name pass alias/NAME (or leave the key id empty)", shared.ErrInvalidArgument)
+	}
+	if _, err := describe(ctx, t.cl, t.key.raw); err == nil {
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: %s already names a key; rotate it instead", shared.ErrAlreadyExists, t.key.alias)
+	} else if !errors.Is(err, shared.ErrKeyNotFound) {
+		return shared.CreateKeyResponse{}, err
+	}
+	md, err := createKey(ctx, t.cl, spec, []types.Tag{{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)}})
+	if err != nil {
+		return shared.CreateKeyResponse{}, err
+	}
+	id := aws.ToString(md.KeyId)
+	if _, err := t.cl.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(t.key.alias), TargetKeyId: aws.String(id)}); err != nil {
+		return shared.CreateKeyResponse{}, abandon(ctx, t.cl, id, mapError("CreateAlias", t.key.alias, err))
+	}
+	return shared.CreateKeyResponse{KeyID: t.key.raw, Version: id}, nil
+}
+
+// createKey creates a SIGN_VERIFY key.
+func createKey(ctx context.Context, cl *kms.Client, spec types.KeySpec, tags []types.Tag) (*types.KeyMetadata, error) {
+	out, err := cl.CreateKey(ctx, &kms.CreateKeyInput{
+		KeySpec: spec, KeyUsage: types.KeyUsageTypeSignVerify,
+		Description: aws.String(createDescription), Tags: tags,
+	})
+	if err != nil {
+		return nil, mapError("CreateKey", string(spec), err)
+	}
+	if out.KeyMetadata == nil || out.KeyMetadata.KeyId == nil {
+		return nil, fmt.Errorf("%w: aws kms CreateKey returned no key metadata", shared.ErrUnavailable)
+	}
+	return out.KeyMetadata, nil
+}
+
+// abandon schedules the deletion of a key created for a step that then
+// failed, and says so in the returned error.
+func abandon(ctx context.Context, cl *kms.Client, id string, cause error) error {
+	_, derr := cl.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(id), PendingWindowInDays: aws.Int32(7)})
+	if derr != nil {
+		return fmt.Errorf("%w (the key %s created for it is left behind: scheduling its deletion failed too: %v)", cause, id, mapError("ScheduleKeyDeletion", id, derr))
+	}
+	return fmt.Errorf("%w (the key %s created for it is scheduled for deletion)", cause, id)
+}
+
+// ListKeys lists the SIGN_VERIFY keys of the types knhk knows in the
+// region the parameters name, each with its aliases. Keys pending deletion
+// are left out.
+func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
+	ck, err := checkParams(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := p.clients.get(ctx, ck)
+	if err != nil {
+		return nil, err
+	}
+	aliases := map[string][]string{} // key id -> alias names
+	ap := kms.NewListAliasesPaginator(cl, &kms.ListAliasesInput{})
+	for ap.HasMorePages() {
+		page, err := ap.NextPage(ctx)
+		if err != nil {
+			return nil, mapError("ListAliases", "", err)
+		}
+		for _, a := range page.Aliases {
+			if a.TargetKeyId != nil {
+				aliases[*a.TargetKeyId] = append(aliases[*a.TargetKeyId], aws.ToString(a.AliasName))
+			}
+		}
+	}
+	var ids []string
+	kp := kms.NewListKeysPaginator(cl, &kms.ListKeysInput{})
+	for kp.HasMorePages() {
+		page, err := kp.NextPage(ctx)
+		if err != nil {
+			return nil, mapError("ListKeys", "", err)
+		}
+		for _, k := range page.Keys {
+			ids = append(ids, aws.ToString(k.KeyId))
+		}
+	}
+	// ListKeys says nothing about a key; describe them a few at a time.
+	mds := make([]*types.KeyMetadata, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			mds[i], errs[i] = describe(ctx, cl, id)
+		}()
+	}
+	wg.Wait()
+	var out []shared.KeySummary
+	for i, md := range mds {
+		if errs[i] != nil {
+			if errors.Is(errs[i], shared.ErrKeyNotFound) {
+				continue // deleted since it was listed
+			}
+			return nil, errs[i]
+		}
+		kt, err := keyTypeOf(md.KeySpec)
+		if err != nil || md.KeyUsage != types.KeyUsageTypeSignVerify || md.KeyState == types.KeyStatePendingDeletion {
+			continue
+		}
+		id := aws.ToString(md.KeyId)
+		out = append(out, shared.KeySummary{KeyID: id, Type: kt, CurrentVersion: id, Aliases: aliases[id]})
+	}
+	return out, nil
+}
+
+// RotateKey rotates an alias: it creates a key with the same spec and
+// usage, tags it as the next version, and moves the alias to it. The old
+// key stays enabled, so signatures it made keep verifying. A key named by
+// id or key ARN cannot rotate: AWS KMS does not rotate asymmetric keys in
+// place, and without an alias there is nothing to move.
+func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
+	t, err := p.resolve(ctx, req.Key)
+	if err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	if !t.key.isAlias() {
+		return shared.RotateKeyResponse{}, fmt.Errorf("%w: cannot rotate %s: AWS KMS cannot rotate asymmetric keys in place, so knhk rotates an alias by creating a new key and moving the alias to it; name the key by its alias (alias/NAME) to rotate it", shared.ErrInvalidArgument, t.key.raw)
+	}
+	cur, err := describe(ctx, t.cl, t.key.raw)
+	if err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	if _, err := keyTypeOf(cur.KeySpec); err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	if cur.KeyUsage != types.KeyUsageTypeSignVerify {
+		return shared.RotateKeyResponse{}, fmt.Errorf("%w: %s points at a %s key; knhk rotates SIGN_VERIFY keys", shared.ErrFailedPrecondition, t.key.alias, cur.KeyUsage)
+	}
+	curID := aws.ToString(cur.KeyId)
+	// A key the alias pointed at before knhk managed it becomes version 1.
+	tags, err := keyTags(ctx, t.cl, curID)
+	if err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	if tags[TagAlias] == "" {
+		if _, err := t.cl.TagResource(ctx, &kms.TagResourceInput{KeyId: aws.String(curID), Tags: []types.Tag{{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)}}}); err != nil {
+			return shared.RotateKeyResponse{}, mapError("TagResource", curID, err)
+		}
+	}
+	md, err := createKey(ctx, t.cl, cur.KeySpec, []types.Tag{
+		{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)},
+		{TagKey: aws.String(TagPrevious), TagValue: aws.String(curID)},
+	})
+	if err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	newID := aws.ToString(md.KeyId)
+	if _, err := t.cl.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(t.key.alias), TargetKeyId: aws.String(newID)}); err != nil {
+		return shared.RotateKeyResponse{}, abandon(ctx, t.cl, newID, mapError("UpdateAlias", t.key.alias, err))
+	}
+	return shared.RotateKeyResponse{Version: newID}, nil
+}
+
+// KeyMetadata describes a key (from DescribeKey) and its versions: for an
+// alias every key in its rotation chain, oldest first.
+func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
+	t, err := p.resolve(ctx, req.Key)
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	chain, err := p.versions(ctx, t)
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	cur := chain[len(chain)-1]
+	kt, err := keyTypeOf(cur.KeySpec)
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	md := shared.KeyMetadata{
+		KeyID:          aws.ToString(cur.KeyId),
+		Type:           kt,
+		Algorithms:     knhkAlgorithms(cur.SigningAlgorithms),
+		CurrentVersion: aws.ToString(cur.KeyId),
+		Attributes:     attributes(cur),
+	}
+	if t.key.isAlias() {
+		md.KeyID = t.key.raw
+		md.Attributes["alias"] = t.key.alias
+	}
+	for _, v := range chain {
+		kv := shared.KeyVersion{Version: aws.ToString(v.KeyId), Enabled: v.Enabled && v.KeyState == types.KeyStateEnabled}
+		if v.CreationDate != nil {
+			kv.Created = *v.CreationDate
+		}
+		md.Versions = append(md.Versions, kv)
+	}
+	return md, nil
+}
+
+// attributes are the DescribeKey fields worth showing, as strings.
+func attributes(md *types.KeyMetadata) map[string]string {
+	a := map[string]string{
+		"arn":          aws.ToString(md.Arn),
+		"key_spec":     string(md.KeySpec),
+		"key_usage":    string(md.KeyUsage),
+		"key_state":    string(md.KeyState),
+		"origin":       string(md.Origin),
+		"key_manager":  string(md.KeyManager),
+		"account_id":   aws.ToString(md.AWSAccountId),
+		"description":  aws.ToString(md.Description),
+		"multi_region": strconv.FormatBool(aws.ToBool(md.MultiRegion)),
+	}
+	if md.CreationDate != nil {
+		a["created"] = md.CreationDate.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	if mr := md.MultiRegionConfiguration; mr != nil {
+		a["multi_region_key_type"] = string(mr.MultiRegionKeyType)
+		if mr.PrimaryKey != nil {
+			a["primary_region"] = aws.ToString(mr.PrimaryKey.Region)
+		}
+		var replicas []string
+		for _, r := range mr.ReplicaKeys {
+			replicas = append(replicas, aws.ToString(r.Region))
+		}
+		if len(replicas) > 0 {
+			a["replica_regions"] = fmt.Sprint(replicas)
+		}
+	}
+	for k, v := range a {
+		if v == "" {
+			delete(a, k)
+		}
+	}
+	return a
+}
