@@ -1,0 +1,36 @@
+package providertest_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/shared/providertest"
+)
+
+// A plugin author's conformance test: build the plugin, then run the kit
+// against the binary, as the host would launch it.
+func ExampleRun() {
+	// In a _test.go file of the plugin's module:
+	_ = func(t *testing.T) {
+		providertest.Run(t, providertest.Config{
+			Binary: "bin/plugins/knhk-plugin-mykms",
+			Params: map[string]string{"region": "eu-west-1"},
+			// Restrict what is tested; the default is what Describe claims.
+			KeyTypes: []shared.KeyType{shared.ECP256, shared.RSA2048},
+		})
+	}
+}
+
+// Launch starts a plugin binary for a test of one's own.
+func ExampleLaunch() {
+	_ = func(t *testing.T) {
+		p := providertest.Launch(t, "bin/plugins/knhk-plugin-mykms")
+		d, err := p.Describe(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println(d.Name, d.KeyTypes)
+	}
+}
