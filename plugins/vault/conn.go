@@ -93,7 +93,8 @@ func leaseSeconds(s *api.Secret) int {
 }
 
 // watch renews the token until it can no longer be renewed (max TTL, or
-// renewal failing), then logs in again.
+// renewal failing), then logs in again (AppRole, Kubernetes) or leaves the
+// next request to read the token again (token auth).
 func (c *conn) watch(w *api.LifetimeWatcher) {
 	go w.Start()
 	defer w.Stop()
@@ -112,6 +113,12 @@ func (c *conn) watch(w *api.LifetimeWatcher) {
 			c.mu.Lock()
 			c.authed = false
 			c.mu.Unlock()
+			if c.s.auth == AuthToken {
+				// Nothing to log in with but the same sources: the next
+				// request reads them again (a token file may have been
+				// refreshed) and reports a dead token.
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), reloginTimeout)
 			defer cancel()
 			if err := c.ensure(ctx); err != nil {
@@ -187,9 +194,16 @@ func (c *conn) loginWith(ctx context.Context, method string, build func() (api.A
 	if err != nil {
 		return nil, err
 	}
+	path := "auth/" + c.s.authMount + "/login"
 	secret, err := c.client.Auth().Login(ctx, m)
+	var re *api.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == 400 || re.StatusCode == 401) {
+		// Vault answers a wrong role or secret with 400.
+		return nil, c.scrub(fmt.Errorf("vault: %s login at %s on %s was refused (%s): check the role and its credentials: %w",
+			method, path, c.addr, strings.Join(re.Errors, "; "), shared.ErrPermissionDenied))
+	}
 	if err != nil {
-		return nil, c.apiError("log in with "+method, "auth/"+c.s.authMount+"/login", err)
+		return nil, c.apiError("log in with "+method, path, err)
 	}
 	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
 		return nil, fmt.Errorf("%w: Vault %s login at auth/%s returned no token", shared.ErrUnavailable, method, c.s.authMount)

@@ -1,0 +1,12 @@
+package vaulttest
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// dieWithParent makes the kernel kill the server if the test process dies
+// before it can stop it, so no Vault outlives a crashed test.
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

@@ -1,0 +1,242 @@
+package vaulttest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Server is a running Vault dev server on 127.0.0.1 with Transit mounted at
+// "transit" and AppRole enabled at "approle".
+type Server struct {
+	// Addr is the server's address, e.g. http://127.0.0.1:48213.
+	Addr string
+	// RootToken is the dev server's root token (random per server).
+	RootToken string
+
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	exit chan error
+	home string
+}
+
+// startTimeout bounds how long Start waits for the server to be healthy.
+const startTimeout = 2 * time.Minute
+
+// Start builds (when needed) and starts a Vault dev server, waits until it
+// is healthy, and enables Transit and AppRole. Call Stop when done.
+func Start() (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePortPair()
+	if err != nil {
+		return nil, err
+	}
+	home, err := os.MkdirTemp("", "vaulttest-home-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Addr:      "http://127.0.0.1:" + strconv.Itoa(port),
+		RootToken: "root-" + randomHex(12),
+		out:       &syncBuffer{},
+		exit:      make(chan error, 1),
+		home:      home,
+	}
+	s.cmd = exec.Command(bin, "server", "-dev", "-dev-no-store-token",
+		"-dev-root-token-id="+s.RootToken,
+		"-dev-listen-address=127.0.0.1:"+strconv.Itoa(port))
+	// A clean environment: no VAULT_* from the caller, a private HOME.
+	s.cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	dieWithParent(s.cmd)
+	if err := s.cmd.Start(); err != nil {
+		os.RemoveAll(home)
+		return nil, fmt.Errorf("vaulttest: starting %s: %w", bin, err)
+	}
+	go func() { s.exit <- s.cmd.Wait() }()
+	if err := s.setup(); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("%w\nVault output:\n%s", err, s.out.String())
+	}
+	return s, nil
+}
+
+// setup waits for health and enables the engines the tests use.
+func (s *Server) setup() error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for {
+		h, err := c.Sys().HealthWithContext(ctx)
+		if err == nil && h.Initialized && !h.Sealed {
+			break
+		}
+		select {
+		case err := <-s.exit:
+			return fmt.Errorf("vaulttest: Vault exited before it was healthy: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("vaulttest: Vault at %s not healthy after %s: %v", s.Addr, startTimeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := c.Sys().MountWithContext(ctx, "transit", &api.MountInput{Type: "transit"}); err != nil {
+		return fmt.Errorf("vaulttest: enabling transit: %w", err)
+	}
+	if err := c.Sys().EnableAuthWithOptionsWithContext(ctx, "approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
+		return fmt.Errorf("vaulttest: enabling approle: %w", err)
+	}
+	return nil
+}
+
+// Client returns a Vault client logged in with the root token.
+func (s *Server) Client() (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = s.Addr
+	cfg.MaxRetries = 0
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vaulttest: client: %w", err)
+	}
+	c.SetToken(s.RootToken)
+	c.ClearNamespace()
+	return c, nil
+}
+
+// Output is everything the server printed so far.
+func (s *Server) Output() string { return s.out.String() }
+
+// Stop stops the server (SIGTERM, then SIGKILL after ten seconds) and
+// removes its private home directory. Safe to call twice.
+func (s *Server) Stop() {
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exit:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exit
+		}
+		s.exit <- errors.New("stopped") // later Stops return at once
+	}
+	os.RemoveAll(s.home)
+}
+
+// Seal seals the server.
+func (s *Server) Seal() error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	return c.Sys().Seal()
+}
+
+// Token creates a token as the root token, with the policies, TTL and
+// renewability req asks for, and returns it.
+func (s *Server) Token(req *api.TokenCreateRequest) (string, error) {
+	c, err := s.Client()
+	if err != nil {
+		return "", err
+	}
+	sec, err := c.Auth().Token().Create(req)
+	if err != nil {
+		return "", fmt.Errorf("vaulttest: creating token: %w", err)
+	}
+	return sec.Auth.ClientToken, nil
+}
+
+// Policy writes an ACL policy.
+func (s *Server) Policy(name, rules string) error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	if err := c.Sys().PutPolicy(name, rules); err != nil {
+		return fmt.Errorf("vaulttest: writing policy %s: %w", name, err)
+	}
+	return nil
+}
+
+// AppRole creates an AppRole role with the given policies and token TTL
+// and returns its role id and a fresh secret id.
+func (s *Server) AppRole(role string, policies []string, tokenTTL string) (roleID, secretID string, err error) {
+	c, err := s.Client()
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := c.Logical().Write("auth/approle/role/"+role, map[string]any{
+		"token_policies": strings.Join(policies, ","), "token_ttl": tokenTTL,
+	}); err != nil {
+		return "", "", fmt.Errorf("vaulttest: writing approle role: %w", err)
+	}
+	r, err := c.Logical().Read("auth/approle/role/" + role + "/role-id")
+	if err != nil || r == nil {
+		return "", "", fmt.Errorf("vaulttest: reading role id: %v", err)
+	}
+	sid, err := c.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
+	if err != nil || sid == nil {
+		return "", "", fmt.Errorf("vaulttest: creating secret id: %v", err)
+	}
+	return fmt.Sprint(r.Data["role_id"]), fmt.Sprint(sid.Data["secret_id"]), nil
+}
+
+// freePortPair finds a port p on 127.0.0.1 such that p and p+1 are both
+// free: dev mode also opens a cluster listener on p+1.
+func freePortPair() (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("vaulttest: no free port: %w", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("vaulttest: no free pair of adjacent ports on 127.0.0.1")
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+// syncBuffer is a bytes buffer safe for the server's two output streams.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
