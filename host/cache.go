@@ -1,0 +1,153 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// PublicKey is one version of a key's public half.
+type PublicKey struct {
+	Key     crypto.PublicKey
+	DER     []byte // SubjectPublicKeyInfo
+	Type    shared.KeyType
+	Version string // may be empty when the provider has no versions
+}
+
+// cacheKey names a cached public key: which key (provider, id, parameters)
+// and which version ("" is "current").
+type cacheKey struct {
+	key     string
+	version string
+}
+
+type cacheEntry struct {
+	pk      PublicKey
+	expires time.Time
+}
+
+// pubCache caches public keys with a TTL.
+type pubCache struct {
+	ttl time.Duration // <= 0: off
+	mu  sync.Mutex
+	m   map[cacheKey]cacheEntry
+}
+
+// maxCacheEntries bounds the cache; expired entries are swept past it.
+const maxCacheEntries = 4096
+
+func newPubCache(ttl time.Duration) *pubCache {
+	return &pubCache{ttl: ttl, m: map[cacheKey]cacheEntry{}}
+}
+
+// keyName is a canonical string for (provider, key id, parameters).
+func keyName(r Ref) string {
+	names := make([]string, 0, len(r.Params))
+	for n := range r.Params {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%s", r.Provider, r.KeyID)
+	for _, n := range names {
+		fmt.Fprintf(&b, "\x00%s=%s", n, r.Params[n])
+	}
+	return b.String()
+}
+
+func (c *pubCache) get(r Ref, version string) (PublicKey, bool) {
+	if c.ttl <= 0 {
+		return PublicKey{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[cacheKey{keyName(r), version}]
+	if !ok || time.Now().After(e.expires) {
+		return PublicKey{}, false
+	}
+	return e.pk, true
+}
+
+func (c *pubCache) put(r Ref, versions []string, pk PublicKey) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if len(c.m) >= maxCacheEntries {
+		for k, e := range c.m {
+			if now.After(e.expires) {
+				delete(c.m, k)
+			}
+		}
+	}
+	if len(c.m) >= maxCacheEntries {
+		clear(c.m)
+	}
+	name := keyName(r)
+	for _, v := range versions {
+		c.m[cacheKey{name, v}] = cacheEntry{pk: pk, expires: now.Add(c.ttl)}
+	}
+}
+
+// drop forgets one version of a key.
+func (c *pubCache) drop(r Ref, version string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, cacheKey{keyName(r), version})
+}
+
+// invalidate forgets every version of a key (after rotation or creation).
+func (c *pubCache) invalidate(r Ref) {
+	name := keyName(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if k.key == name {
+			delete(c.m, k)
+		}
+	}
+}
+
+// publicKey returns a key version's public key from the cache or the
+// plugin; refresh skips the cache. The result's DER is the caller's to keep.
+func (h *Host) publicKey(ctx context.Context, m *managed, r Ref, version string, refresh bool) (PublicKey, error) {
+	if !refresh {
+		if pk, ok := h.cache.get(r, version); ok {
+			pk.DER = bytes.Clone(pk.DER)
+			return pk, nil
+		}
+	}
+	resp, err := call(ctx, m, "get public key", true, func(ctx context.Context, c *shared.Client) (shared.PublicKeyResponse, error) {
+		return c.PublicKey(ctx, shared.PublicKeyRequest{Key: r.keyRef(), Version: version})
+	})
+	if err != nil {
+		return PublicKey{}, err
+	}
+	pub, kt, err := shared.ParsePublicKey(resp.DER)
+	if err != nil {
+		return PublicKey{}, fmt.Errorf("plugin %s returned an unusable public key for %q: %w", m.name, r.KeyID, err)
+	}
+	if resp.Type != "" && resp.Type != kt {
+		return PublicKey{}, fmt.Errorf("%w: plugin %s says key %q is %s but its public key is %s", shared.ErrInvalidArgument, m.name, r.KeyID, resp.Type, kt)
+	}
+	if version != "" && resp.Version != "" && resp.Version != version {
+		return PublicKey{}, fmt.Errorf("%w: plugin %s returned version %q of key %q when asked for %q", shared.ErrInvalidArgument, m.name, resp.Version, r.KeyID, version)
+	}
+	pk := PublicKey{Key: pub, DER: resp.DER, Type: kt, Version: resp.Version}
+	versions := []string{version}
+	if resp.Version != "" && resp.Version != version {
+		versions = append(versions, resp.Version)
+	}
+	h.cache.put(r, versions, pk)
+	pk.DER = bytes.Clone(pk.DER)
+	return pk, nil
+}

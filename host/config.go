@@ -1,0 +1,150 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// Defaults used for zero Config fields.
+const (
+	DefaultStartTimeout   = 10 * time.Second
+	DefaultCallTimeout    = 30 * time.Second
+	DefaultPublicKeyTTL   = 5 * time.Minute
+	DefaultInitialBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff     = 10 * time.Second
+)
+
+// PluginPathEnv lists extra plugin directories, colon-separated.
+const PluginPathEnv = "KNHK_PLUGIN_PATH"
+
+// PluginPrefix starts every plugin's file name: knhk-plugin-<provider>.
+const PluginPrefix = "knhk-plugin-"
+
+// Config configures a Host. The zero value works: plugins are looked up in
+// KNHK_PLUGIN_PATH and plugins/ next to the running executable, no lock
+// file, default timeouts, verify-after-sign on.
+type Config struct {
+	// PluginDirs are searched first, in order, for knhk-plugin-<provider>
+	// executables; then the directories in KNHK_PLUGIN_PATH
+	// (colon-separated); then plugins/ next to the running executable. The
+	// first directory holding a plugin's file wins.
+	PluginDirs []string
+
+	// LockFile, when set, pins every plugin's SHA-256 (see WriteLockFile).
+	// A plugin missing from it or whose hash differs is never executed.
+	// Empty: no pinning (files are still refused when they are symlinks or
+	// group/world-writable).
+	LockFile string
+
+	// Logger receives the host's log lines and, under the plugin's name,
+	// every plugin's. Nil: warnings and errors to stderr.
+	Logger hclog.Logger
+
+	// StartTimeout bounds a plugin's launch and handshake. Zero: 10s.
+	StartTimeout time.Duration
+
+	// CallTimeout bounds every call to a plugin. A plugin that does not
+	// answer in time is killed and replaced. Zero: 30s.
+	CallTimeout time.Duration
+
+	// PublicKeyTTL is how long a fetched public key is cached, per
+	// (provider, key, parameters, version). Rotation through the host
+	// drops the key's entries. Zero: 5 minutes; negative: no caching.
+	PublicKeyTTL time.Duration
+
+	// Retry configures relaunch backoff and the retry of idempotent calls.
+	Retry RetryPolicy
+
+	// DisableVerifyAfterSign turns off the local check of every signature
+	// against the key's public key. Off by default (verification on); turn
+	// it off only when the provider is trusted and the cost matters.
+	DisableVerifyAfterSign bool
+
+	// Reattach attaches to already-running plugins instead of launching
+	// binaries, keyed by provider name: go-plugin's reattach mode, used by
+	// host/hosttest to serve a provider inside the test process. Reattached
+	// plugins get no file checks, no lock-file check and no AutoMTLS, and
+	// are never relaunched. Leave nil in production.
+	Reattach map[string]*plugin.ReattachConfig
+}
+
+// RetryPolicy says how the host recovers from a plugin that died or hung.
+// The zero value: retry idempotent calls once, relaunch backoff from 100ms
+// doubling up to 10s.
+type RetryPolicy struct {
+	// DisableRetry stops the host from retrying sign, verify, public-key
+	// and metadata calls once on a fresh process after the plugin died.
+	// Create and rotate are never retried.
+	DisableRetry bool
+	// InitialBackoff is the wait before the second consecutive relaunch;
+	// the first relaunch after a healthy run is immediate. Zero: 100ms.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the doubling wait between relaunches. Zero: 10s.
+	MaxBackoff time.Duration
+}
+
+// withDefaults fills in zero fields.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "knhk", Level: hclog.Warn, Output: os.Stderr})
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = DefaultStartTimeout
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.PublicKeyTTL == 0 {
+		c.PublicKeyTTL = DefaultPublicKeyTTL
+	}
+	if c.Retry.InitialBackoff <= 0 {
+		c.Retry.InitialBackoff = DefaultInitialBackoff
+	}
+	if c.Retry.MaxBackoff <= 0 {
+		c.Retry.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
+		c.Retry.MaxBackoff = c.Retry.InitialBackoff
+	}
+	return c
+}
+
+// SearchDirs lists the plugin directories in search order: dirs, then
+// KNHK_PLUGIN_PATH, then plugins/ next to the running executable.
+// Empty entries are skipped.
+func SearchDirs(dirs []string) []string {
+	var out []string
+	out = append(out, dirs...)
+	out = append(out, filepath.SplitList(os.Getenv(PluginPathEnv))...)
+	if exe, err := os.Executable(); err == nil {
+		out = append(out, filepath.Join(filepath.Dir(exe), "plugins"))
+	}
+	seen := map[string]bool{}
+	kept := out[:0]
+	for _, d := range out {
+		if d == "" || seen[d] {
+			continue
+		}
+		seen[d] = true
+		kept = append(kept, d)
+	}
+	return kept
+}
+
+// backoff is the wait before relaunch number n of a run of consecutive
+// failures (n >= 1): none for the first, then doubling from InitialBackoff,
+// capped at MaxBackoff.
+func (p RetryPolicy) backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	d := p.InitialBackoff
+	for i := 2; i < n && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, p.MaxBackoff)
+}

@@ -1,0 +1,254 @@
+package host
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// Host runs provider plugins and hands out signers for their keys. It is
+// safe for concurrent use. Close it to stop every plugin.
+type Host struct {
+	cfg   Config
+	log   hclog.Logger
+	dirs  []string
+	lock  *Lock
+	cache *pubCache
+
+	mu      sync.Mutex // guards plugins; with closed, orders wg.Add before Wait
+	plugins map[string]*managed
+	closed  atomic.Bool
+	wg      sync.WaitGroup // launches and kills in flight
+}
+
+// New makes a Host. It reads the lock file (when configured) but launches
+// nothing: each plugin starts on first use. ctx only bounds New itself.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	h := &Host{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		dirs:    SearchDirs(cfg.PluginDirs),
+		cache:   newPubCache(cfg.PublicKeyTTL),
+		plugins: map[string]*managed{},
+	}
+	if cfg.LockFile != "" {
+		l, err := ReadLockFile(cfg.LockFile)
+		if err != nil {
+			return nil, err
+		}
+		h.lock = l
+	}
+	return h, nil
+}
+
+// Close kills every plugin process (gracefully, then with SIGKILL) and
+// waits until they are gone. Calls after Close fail with ErrClosed.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed.Swap(true) {
+		h.mu.Unlock()
+		return nil
+	}
+	var insts []*instance
+	for _, m := range h.plugins {
+		m.mu.Lock()
+		if m.cur != nil {
+			insts = append(insts, m.cur)
+			m.cur = nil
+		}
+		m.mu.Unlock()
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Add(1)
+		go func() { defer wg.Done(); inst.kill(false) }()
+	}
+	wg.Wait()
+	h.wg.Wait()
+	return nil
+}
+
+// track registers a launch in flight; false once the host is closed.
+func (h *Host) track() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed.Load() {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
+// goKill kills an instance in the background, tracked so Close waits.
+func (h *Host) goKill(inst *instance, hard bool) {
+	if !h.track() {
+		inst.kill(hard)
+		return
+	}
+	go func() {
+		defer h.wg.Done()
+		inst.kill(hard)
+	}()
+}
+
+// plugin returns the supervisor of a provider's plugin, checking that the
+// plugin exists (without launching it).
+func (h *Host) plugin(name string) (*managed, error) {
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !providerRE.MatchString(name) {
+		return nil, fmt.Errorf("%w: provider name %q must be 1-64 of a-z 0-9 _ - (the plugin is knhk-plugin-<provider>)", ErrPluginNotFound, name)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m, ok := h.plugins[name]; ok {
+		return m, nil
+	}
+	if _, ok := h.cfg.Reattach[name]; !ok {
+		if _, err := findPlugin(h.dirs, name); err != nil {
+			return nil, err
+		}
+	}
+	m := newManaged(h, name)
+	h.plugins[name] = m
+	return m, nil
+}
+
+// Provider returns the host-managed provider for plugin name: every call
+// goes through the host (lazy launch, call timeout, crash detection and
+// relaunch, retry-once of idempotent calls, verify-after-sign on Sign, the
+// public-key cache). Use it to run shared/providertest through the host.
+func (h *Host) Provider(ctx context.Context, name string) (shared.Provider, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := h.plugin(name)
+	if err != nil {
+		return nil, err
+	}
+	return &managedProvider{h: h, m: m}, nil
+}
+
+// Key returns a handle on the key ref names. Nothing is launched or
+// fetched until a method needs it.
+func (h *Host) Key(ctx context.Context, ref string) (*Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r, err := ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	m, err := h.plugin(r.Provider)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{h: h, m: m, ref: r}, nil
+}
+
+// Signer returns a crypto.Signer (also a crypto.MessageSigner; the value
+// is a *Signer) for the key ref names. It fetches the key's current public
+// key now, so Public cannot fail, and keeps ctx for every later Sign: a
+// signer made with a request's context stops working when the request
+// ends.
+func (h *Host) Signer(ctx context.Context, ref string) (crypto.Signer, error) {
+	k, err := h.Key(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return k.Signer(ctx)
+}
+
+// CreateKey creates a key of type kt named by ref (PROVIDER:KEYID with the
+// parameters the provider needs) and returns a handle on it. The provider
+// may pick another id; the handle uses the id it returns. Never retried:
+// after a plugin crash, check with ListKeys or Metadata before creating
+// again.
+func (h *Host) CreateKey(ctx context.Context, ref string, kt shared.KeyType) (*Key, error) {
+	k, err := h.Key(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := shared.ParseKeyType(string(kt)); err != nil {
+		return nil, err
+	}
+	resp, err := call(ctx, k.m, "create key", false, func(ctx context.Context, c *shared.Client) (shared.CreateKeyResponse, error) {
+		return c.CreateKey(ctx, shared.CreateKeyRequest{Key: k.ref.keyRef(), Type: kt})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if resp.KeyID != "" {
+		k.ref.KeyID = resp.KeyID
+	}
+	h.cache.invalidate(k.ref)
+	return k, nil
+}
+
+// ListKeys lists the keys of a provider; params says where (region,
+// vault address...), as in a key reference.
+func (h *Host) ListKeys(ctx context.Context, provider string, params map[string]string) ([]shared.KeySummary, error) {
+	m, err := h.plugin(provider)
+	if err != nil {
+		return nil, err
+	}
+	return call(ctx, m, "list keys", true, func(ctx context.Context, c *shared.Client) ([]shared.KeySummary, error) {
+		return c.ListKeys(ctx, shared.ListKeysRequest{Params: params})
+	})
+}
+
+// Plugins lists the plugins the host can see: every file Discover finds
+// plus reattached plugins. Each usable plugin is launched (if not running
+// yet) and asked to describe itself; plugins that are refused or fail to
+// start are listed with Err set. Nothing refused is ever executed.
+func (h *Host) Plugins() []PluginInfo {
+	infos := discoverIn(h.dirs)
+	for name := range h.cfg.Reattach {
+		if i := sort.Search(len(infos), func(i int) bool { return infos[i].Name >= name }); i < len(infos) && infos[i].Name == name {
+			infos[i] = PluginInfo{Name: name} // reattachment wins, as in launch
+		} else {
+			infos = append(infos, PluginInfo{Name: name})
+		}
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
+	for i := range infos {
+		info := &infos[i]
+		if info.Err != nil {
+			continue
+		}
+		if h.lock != nil && info.Path != "" {
+			if err := h.lock.check(PluginPrefix+info.Name, info.SHA256); err != nil {
+				info.Err = err
+				continue
+			}
+		}
+		m, err := h.plugin(info.Name)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StartTimeout+h.cfg.CallTimeout)
+			_, err = m.acquire(ctx)
+			cancel()
+		}
+		if err != nil {
+			info.Err = err
+			continue
+		}
+		if d := m.description(); d != nil {
+			info.Version, info.ProtocolVersion = d.Version, d.ProtocolVersion
+			info.Capabilities, info.KeyTypes, info.Algorithms = d.Capabilities, d.KeyTypes, d.Algorithms
+		}
+	}
+	return infos
+}

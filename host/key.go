@@ -1,0 +1,164 @@
+package host
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// Key is a handle on one key, from Host.Key or Host.CreateKey. It is safe
+// for concurrent use and cheap: it holds no process or connection.
+type Key struct {
+	h   *Host
+	m   *managed
+	ref Ref
+}
+
+// SignOptions choose the algorithm and key version of a signature.
+type SignOptions struct {
+	// Algorithm: zero means the key type's default (RS256 for RSA,
+	// ES256/384/512 by curve, EdDSA for Ed25519).
+	Algorithm shared.Algorithm
+	// Version: empty means the current version.
+	Version string
+}
+
+// Signature is a signature and what made it.
+type Signature struct {
+	Signature []byte // ECDSA as ASN.1 DER, RSA and Ed25519 raw
+	Algorithm shared.Algorithm
+	Version   string // the key version that signed
+}
+
+// Ref is the key's parsed reference.
+func (k *Key) Ref() Ref { return k.ref }
+
+// PublicKey returns a version's public key (empty version: current),
+// cached for Config.PublicKeyTTL.
+func (k *Key) PublicKey(ctx context.Context, version string) (PublicKey, error) {
+	return k.h.publicKey(ctx, k.m, k.ref, version, false)
+}
+
+// algorithm resolves the options against the key version's type.
+func (k *Key) algorithm(ctx context.Context, opts SignOptions) (shared.Algorithm, PublicKey, error) {
+	pk, err := k.PublicKey(ctx, opts.Version)
+	if err != nil {
+		return "", PublicKey{}, err
+	}
+	if opts.Algorithm == "" {
+		return pk.Type.DefaultAlgorithm(), pk, nil
+	}
+	alg, err := shared.ParseAlgorithm(string(opts.Algorithm))
+	if err != nil {
+		return "", PublicKey{}, err
+	}
+	if err := shared.CheckAlgorithm(pk.Type, alg); err != nil {
+		return "", PublicKey{}, err
+	}
+	return alg, pk, nil
+}
+
+// SignDigest signs a digest made with the algorithm's hash (so not with
+// EdDSA, which signs messages: use SignMessage). The signature has been
+// verified against the public key unless Config.DisableVerifyAfterSign.
+func (k *Key) SignDigest(ctx context.Context, digest []byte, opts SignOptions) (Signature, error) {
+	alg, _, err := k.algorithm(ctx, opts)
+	if err != nil {
+		return Signature{}, err
+	}
+	if err := shared.CheckDigest(alg, digest); err != nil {
+		return Signature{}, err
+	}
+	return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: opts.Version, Digest: digest})
+}
+
+// SignMessage signs a whole message: sent as is for EdDSA and for
+// providers that sign messages themselves, hashed here otherwise.
+func (k *Key) SignMessage(ctx context.Context, message []byte, opts SignOptions) (Signature, error) {
+	alg, _, err := k.algorithm(ctx, opts)
+	if err != nil {
+		return Signature{}, err
+	}
+	return k.signMessage(ctx, alg, opts.Version, message)
+}
+
+func (k *Key) signMessage(ctx context.Context, alg shared.Algorithm, version string, message []byte) (Signature, error) {
+	if message == nil {
+		message = []byte{} // nil would mean "no message" on the wire
+	}
+	if alg == shared.EdDSA || k.signsMessages() {
+		return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Message: message})
+	}
+	digest, err := shared.Digest(alg, message)
+	if err != nil {
+		return Signature{}, err
+	}
+	return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Digest: digest})
+}
+
+// signsMessages reports whether the provider claims whole-message signing.
+func (k *Key) signsMessages() bool {
+	d := k.m.description()
+	return d != nil && d.Has(shared.CapSignMessage)
+}
+
+func (k *Key) sign(ctx context.Context, req shared.SignRequest) (Signature, error) {
+	resp, err := k.h.sign(ctx, k.m, k.ref, req)
+	if err != nil {
+		return Signature{}, err
+	}
+	return Signature{Signature: resp.Signature, Algorithm: req.Algorithm, Version: resp.Version}, nil
+}
+
+// VerifyDigest checks a signature over a digest locally, with the standard
+// library, against the public key of opts.Version (empty: current). It
+// returns nil or an error wrapping shared.ErrBadSignature.
+func (k *Key) VerifyDigest(ctx context.Context, digest, sig []byte, opts SignOptions) error {
+	alg, pk, err := k.algorithm(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return shared.VerifyDigest(pk.Key, alg, digest, sig)
+}
+
+// VerifyMessage checks a signature over a whole message locally, like
+// VerifyDigest.
+func (k *Key) VerifyMessage(ctx context.Context, message, sig []byte, opts SignOptions) error {
+	alg, pk, err := k.algorithm(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return shared.VerifyMessage(pk.Key, alg, message, sig)
+}
+
+// Rotate makes a new key version current and returns it. It drops the
+// key's cached public keys. Never retried: after a plugin crash, look at
+// Metadata before rotating again.
+func (k *Key) Rotate(ctx context.Context) (string, error) {
+	resp, err := call(ctx, k.m, "rotate key", false, func(ctx context.Context, c *shared.Client) (shared.RotateKeyResponse, error) {
+		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: k.ref.keyRef()})
+	})
+	k.h.cache.invalidate(k.ref) // even on error: the rotation may have happened
+	if err != nil {
+		return "", err
+	}
+	return resp.Version, nil
+}
+
+// Metadata describes the key and its versions.
+func (k *Key) Metadata(ctx context.Context) (shared.KeyMetadata, error) {
+	return call(ctx, k.m, "get key metadata", true, func(ctx context.Context, c *shared.Client) (shared.KeyMetadata, error) {
+		return c.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: k.ref.keyRef()})
+	})
+}
+
+// Signer returns a crypto.Signer for the key's current version (see
+// Host.Signer).
+func (k *Key) Signer(ctx context.Context) (*Signer, error) {
+	pk, err := k.PublicKey(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("making a signer for %s: %w", k.ref.Provider+":"+k.ref.KeyID, err)
+	}
+	return &Signer{key: k, ctx: ctx, pk: pk}, nil
+}

@@ -1,0 +1,83 @@
+package host
+
+import (
+	"context"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// managedProvider is what Host.Provider returns: the plugin's Provider
+// with every call going through the host.
+type managedProvider struct {
+	h *Host
+	m *managed
+}
+
+var _ shared.Provider = (*managedProvider)(nil)
+
+func (p *managedProvider) ref(k shared.KeyRef) Ref {
+	return Ref{Provider: p.m.name, KeyID: k.ID, Params: k.Params}
+}
+
+// Describe asks the plugin what it is.
+func (p *managedProvider) Describe(ctx context.Context) (shared.Description, error) {
+	return call(ctx, p.m, "describe", true, func(ctx context.Context, c *shared.Client) (shared.Description, error) {
+		return c.Describe(ctx)
+	})
+}
+
+// CreateKey creates a key; never retried.
+func (p *managedProvider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
+	resp, err := call(ctx, p.m, "create key", false, func(ctx context.Context, c *shared.Client) (shared.CreateKeyResponse, error) {
+		return c.CreateKey(ctx, req)
+	})
+	p.h.cache.invalidate(p.ref(req.Key))
+	if resp.KeyID != "" && resp.KeyID != req.Key.ID {
+		p.h.cache.invalidate(p.ref(shared.KeyRef{ID: resp.KeyID, Params: req.Key.Params}))
+	}
+	return resp, err
+}
+
+// ListKeys lists keys.
+func (p *managedProvider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
+	return call(ctx, p.m, "list keys", true, func(ctx context.Context, c *shared.Client) ([]shared.KeySummary, error) {
+		return c.ListKeys(ctx, req)
+	})
+}
+
+// PublicKey goes through the host's public-key cache.
+func (p *managedProvider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
+	pk, err := p.h.publicKey(ctx, p.m, p.ref(req.Key), req.Version, false)
+	if err != nil {
+		return shared.PublicKeyResponse{}, err
+	}
+	return shared.PublicKeyResponse{DER: pk.DER, Version: pk.Version, Type: pk.Type}, nil
+}
+
+// Sign takes the host's sign path, verify-after-sign included.
+func (p *managedProvider) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
+	return p.h.sign(ctx, p.m, p.ref(req.Key), req)
+}
+
+// Verify asks the plugin to verify (provider-side).
+func (p *managedProvider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {
+	return call(ctx, p.m, "verify", true, func(ctx context.Context, c *shared.Client) (shared.VerifyResponse, error) {
+		return c.Verify(ctx, req)
+	})
+}
+
+// RotateKey rotates; never retried; drops the key's cached public keys.
+func (p *managedProvider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
+	resp, err := call(ctx, p.m, "rotate key", false, func(ctx context.Context, c *shared.Client) (shared.RotateKeyResponse, error) {
+		return c.RotateKey(ctx, req)
+	})
+	p.h.cache.invalidate(p.ref(req.Key))
+	return resp, err
+}
+
+// KeyMetadata describes a key.
+func (p *managedProvider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
+	return call(ctx, p.m, "get key metadata", true, func(ctx context.Context, c *shared.Client) (shared.KeyMetadata, error) {
+		return c.KeyMetadata(ctx, req)
+	})
+}

@@ -1,0 +1,58 @@
+package host
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// sign is the one path every signature takes (Signer, Key and the managed
+// Provider): the plugin call, then verify-after-sign. Request coalescing
+// into SignBatch calls belongs here.
+func (h *Host) sign(ctx context.Context, m *managed, r Ref, req shared.SignRequest) (shared.SignResponse, error) {
+	req.Key = r.keyRef()
+	resp, err := call(ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) (shared.SignResponse, error) {
+		return c.Sign(ctx, req)
+	})
+	if err != nil || h.cfg.DisableVerifyAfterSign {
+		return resp, err
+	}
+	if err := h.verifyAfterSign(ctx, m, r, req, resp); err != nil {
+		return shared.SignResponse{}, err
+	}
+	return resp, nil
+}
+
+// verifyAfterSign checks a fresh signature against the public key of the
+// version that made it, refetching the key once on a mismatch (it may have
+// rotated). A signature that still fails is logged and never returned.
+func (h *Host) verifyAfterSign(ctx context.Context, m *managed, r Ref, req shared.SignRequest, resp shared.SignResponse) error {
+	version := resp.Version
+	if version == "" {
+		version = req.Version
+	}
+	var verr error
+	for _, refresh := range []bool{false, true} {
+		pk, err := h.publicKey(ctx, m, r, version, refresh)
+		if err != nil {
+			return fmt.Errorf("checking the signature from plugin %s: %w", m.name, err)
+		}
+		if verr = checkSignature(pk, req.Algorithm, req.Digest, req.Message, resp.Signature); verr == nil {
+			return nil
+		}
+	}
+	h.log.Error("plugin returned a signature that does not verify; discarded it",
+		"provider", m.name, "key", r.KeyID, "version", version, "algorithm", req.Algorithm, "error", verr)
+	return fmt.Errorf("%w: plugin %s, key %q version %q, %s; the signature was discarded: %w",
+		ErrVerifyAfterSign, m.name, r.KeyID, version, req.Algorithm, shared.ErrBadSignature)
+}
+
+// checkSignature verifies with the standard library: over the message when
+// one was sent, else over the digest.
+func checkSignature(pk PublicKey, alg shared.Algorithm, digest, message, sig []byte) error {
+	if message != nil {
+		return shared.VerifyMessage(pk.Key, alg, message, sig)
+	}
+	return shared.VerifyDigest(pk.Key, alg, digest, sig)
+}
