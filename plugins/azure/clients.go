@@ -3,6 +3,7 @@ package azure
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/knhk/knhk/shared"
@@ -30,14 +32,11 @@ func (p *Provider) clientFor(vault string, ps params) (*azkeys.Client, error) {
 	if c, ok := p.clients[k]; ok {
 		return c, nil
 	}
-	opts := azcore.ClientOptions{Retry: p.cfg.Retry}
-	if ps.caFile != "" {
-		tr, err := transportWithCA(ps.caFile)
-		if err != nil {
-			return nil, err
-		}
-		opts.Transport = tr
+	tr, err := newTransport(ps.caFile)
+	if err != nil {
+		return nil, err
 	}
+	opts := azcore.ClientOptions{Retry: p.cfg.Retry, Transport: tr}
 	cred := p.cfg.Credential
 	if cred == nil {
 		c, err := newCredential(p.token, ps, opts)
@@ -60,24 +59,48 @@ func (p *Provider) clientFor(vault string, ps params) (*azkeys.Client, error) {
 	return c, nil
 }
 
-// transportWithCA is an HTTP client trusting the system roots plus the CAs
-// in caFile.
-func transportWithCA(caFile string) (*http.Client, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: ca_file: %v", shared.ErrInvalidArgument, err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", shared.ErrInvalidArgument, caFile)
-	}
+// newTransport is the HTTP transport for a vault: the system roots plus
+// the CAs in caFile, if any. A certificate that does not verify will not
+// verify on a retry either, so it fails at once.
+func newTransport(caFile string) (policy.Transporter, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: tr}, nil
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ca_file: %v", shared.ErrInvalidArgument, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", shared.ErrInvalidArgument, caFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return certFailFast{&http.Client{Transport: tr}}, nil
 }
+
+// certFailFast marks TLS certificate errors as not worth retrying.
+type certFailFast struct{ c *http.Client }
+
+func (t certFailFast) Do(req *http.Request) (*http.Response, error) {
+	resp, err := t.c.Do(req)
+	var cve *tls.CertificateVerificationError
+	if err != nil && errors.As(err, &cve) {
+		return nil, &certError{err}
+	}
+	return resp, err
+}
+
+// certError is a TLS certificate error; NonRetriable tells the SDK's retry
+// policy to give up at once.
+type certError struct{ err error }
+
+func (e *certError) Error() string { return e.err.Error() }
+func (e *certError) Unwrap() error { return e.err }
+func (e *certError) NonRetriable() {}
 
 // isLoopback reports whether a vault URL points at this machine.
 func isLoopback(vault string) bool {

@@ -42,6 +42,10 @@ func (p *Provider) mapError(op, what string, err error) error {
 		if isCredentialError(err) {
 			return fmt.Errorf("%w: azure: %s %s: could not get a token: %s; %s", shared.ErrPermissionDenied, op, what, p.redact(firstLine(err.Error())), credentialHint())
 		}
+		var ce *certError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("%w: azure: %s %s: the vault's TLS certificate is not trusted (%s); if it is a private endpoint or test server, pass its CA with the ca_file parameter", shared.ErrUnavailable, op, what, p.redact(firstLine(err.Error())))
+		}
 		return fmt.Errorf("%w: azure: %s %s: %s", shared.ErrUnavailable, op, what, p.redact(firstLine(err.Error())))
 	}
 	code, inner, msg := re.ErrorCode, "", ""

@@ -1,0 +1,31 @@
+// Package kvtest is a small Azure Key Vault server for the azure plugin's
+// tests. No Key Vault emulator can be installed here, so this follows the
+// REST API as Microsoft documents it, closely enough for the real azkeys
+// client to drive it:
+//
+//   - HTTPS only (httptest.NewTLSServer on 127.0.0.1); the certificate is
+//     written to CAFile, which the plugin trusts through its ca_file
+//     parameter.
+//   - Every request must carry the api-version query parameter.
+//   - A request without a valid bearer token gets 401 with the challenge
+//     WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/<tenant>", resource="https://vault.azure.net".
+//     The SDK sends its first request without token or body, reads the
+//     challenge, fetches a token and sends the request again with its body.
+//   - Keys and versions are real RSA and EC keys held in memory:
+//     POST /keys/{name}/create, POST /keys/{name}/rotate,
+//     GET /keys/{name}[/{version}], PATCH /keys/{name}/{version},
+//     GET /keys/{name}/versions, GET /keys (both paged with nextLink),
+//     POST /keys/{name}/{version}/sign and /verify (without a version, or
+//     with an empty one, the current version signs).
+//   - Binary fields are unpadded base64url, times are Unix seconds, a kid is
+//     https://{vault}/keys/{name}/{version}, versions are 32 hex digits.
+//   - Signatures are made like Key Vault's: over the digest sent, ECDSA as
+//     r||s (each padded to the curve size), RSA-PSS with salt = hash length.
+//   - Errors use Key Vault's shape {"error":{"code","message","innererror"}}:
+//     KeyNotFound (404), Unauthorized (401), Forbidden (403, with innererror
+//     ForbiddenByPolicy for a denied operation, KeyDisabled or KeyExpired for
+//     a key that cannot be used), BadParameter (400), Throttled (429).
+//
+// Fault switches (Deny, FailNext) produce 403, 429 and 5xx on demand, and
+// Requests records what the server saw, for the challenge-flow test.
+package kvtest

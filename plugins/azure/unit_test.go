@@ -1,0 +1,173 @@
+package azure
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/knhk/knhk/shared"
+)
+
+func TestParseKeyID(t *testing.T) {
+	tests := []struct {
+		in                   string
+		vault, name, version string
+		wantErr              bool
+	}{
+		{in: "https://myvault.vault.azure.net/keys/k1", vault: "https://myvault.vault.azure.net", name: "k1"},
+		{in: "https://MyVault.vault.azure.net/keys/k-1/0123456789abcdef0123456789abcdef", vault: "https://myvault.vault.azure.net", name: "k-1", version: "0123456789abcdef0123456789abcdef"},
+		{in: "https://hsm1.managedhsm.azure.net/keys/k1/", vault: "https://hsm1.managedhsm.azure.net", name: "k1"},
+		{in: "https://v.vault.azure.cn/keys/k1", vault: "https://v.vault.azure.cn", name: "k1"},
+		{in: "https://127.0.0.1:8443/keys/k1", vault: "https://127.0.0.1:8443", name: "k1"},
+		{in: "http://myvault.vault.azure.net/keys/k1", wantErr: true},
+		{in: "https://myvault.vault.azure.net/secrets/k1", wantErr: true},
+		{in: "https://myvault.vault.azure.net/keys/", wantErr: true},
+		{in: "https://myvault.vault.azure.net/keys/k_1", wantErr: true},
+		{in: "https://myvault.vault.azure.net/keys/k1/v1/extra", wantErr: true},
+		{in: "https://myvault.vault.azure.net/keys/k1?x=1", wantErr: true},
+		{in: "https://user@myvault.vault.azure.net/keys/k1", wantErr: true},
+		{in: "myvault/keys/k1", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		id, err := parseKeyID(tt.in)
+		if tt.wantErr {
+			if !errors.Is(err, shared.ErrInvalidArgument) {
+				t.Errorf("parseKeyID(%q) error = %v, want ErrInvalidArgument", tt.in, err)
+			}
+			continue
+		}
+		if err != nil || id.vault != tt.vault || id.name != tt.name || id.version != tt.version {
+			t.Errorf("parseKeyID(%q) = %+v, %v; want %s %s %s", tt.in, id, err, tt.vault, tt.name, tt.version)
+		}
+	}
+}
+
+func TestPickVersion(t *testing.T) {
+	pinned := keyID{vault: "https://v.vault.azure.net", name: "k", version: "abc"}
+	if v, err := pinned.pick(""); err != nil || v != "abc" {
+		t.Errorf("pick(\"\") = %q, %v; want abc", v, err)
+	}
+	if _, err := pinned.pick("def"); !errors.Is(err, shared.ErrInvalidArgument) {
+		t.Errorf("pick of a different version = %v, want ErrInvalidArgument", err)
+	}
+	if _, err := (keyID{name: "k"}).pick("no/slash"); !errors.Is(err, shared.ErrInvalidArgument) {
+		t.Errorf("pick of a malformed version = %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestParseParams(t *testing.T) {
+	p, err := parseParams(map[string]string{"ca_file": "/x.pem", "tenant_id": "t", "client_id": "c", "hsm": "true", "vault_url": "https://V.vault.azure.net/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := params{caFile: "/x.pem", tenantID: "t", clientID: "c", hsm: true, vaultURL: "https://v.vault.azure.net"}
+	if p != want {
+		t.Errorf("parseParams = %+v, want %+v", p, want)
+	}
+	for _, bad := range []map[string]string{{"region": "x"}, {"hsm": "maybe"}, {"vault_url": "http://v"}, {"vault_url": "https://v/keys"}} {
+		if _, err := parseParams(bad); !errors.Is(err, shared.ErrInvalidArgument) {
+			t.Errorf("parseParams(%v) = %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+}
+
+func TestECDSAEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		curve elliptic.Curve
+		alg   shared.Algorithm
+	}{{elliptic.P256(), shared.ES256}, {elliptic.P384(), shared.ES384}, {elliptic.P521(), shared.ES512}} {
+		k, err := ecdsa.GenerateKey(tc.curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest, _ := shared.Digest(tc.alg, []byte("hello"))
+		der, err := ecdsa.SignASN1(rand.Reader, k, digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := ecSize(tc.alg)
+		raw, ok := derToRaw(der, size)
+		if !ok || len(raw) != 2*size {
+			t.Fatalf("%s: derToRaw failed (%d bytes)", tc.alg, len(raw))
+		}
+		back, err := rawToDER(raw, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := shared.VerifyDigest(&k.PublicKey, tc.alg, digest, back); err != nil {
+			t.Errorf("%s: round-tripped signature does not verify: %v", tc.alg, err)
+		}
+		if _, err := rawToDER(raw[1:], size); !errors.Is(err, shared.ErrUnavailable) {
+			t.Errorf("%s: short r||s = %v, want ErrUnavailable", tc.alg, err)
+		}
+		if _, ok := derToRaw(append(der, 0), size); ok {
+			t.Errorf("%s: DER with trailing data accepted", tc.alg)
+		}
+	}
+}
+
+func TestJWKToDER(t *testing.T) {
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPoint, _ := ek.PublicKey.Bytes()
+	tests := []struct {
+		name string
+		jwk  *azkeys.JSONWebKey
+		kt   shared.KeyType
+		err  error
+	}{
+		{"rsa", &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSAHSM), N: rk.N.Bytes(), E: []byte{1, 0, 1}}, shared.RSA2048, nil},
+		{"ec", &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP384), X: ecPoint[1:49], Y: ecPoint[49:]}, shared.ECP384, nil},
+		{"p256k", &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256K), X: ecPoint[1:33], Y: ecPoint[33:65]}, "", shared.ErrUnsupportedAlgorithm},
+		{"off curve", &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP384), X: ecPoint[1:49], Y: ecPoint[1:49]}, "", shared.ErrUnavailable},
+		{"oct", &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeOct)}, "", shared.ErrUnsupportedAlgorithm},
+		{"nil", nil, "", shared.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		der, kt, err := jwkToDER(tt.jwk)
+		if tt.err != nil {
+			if !errors.Is(err, tt.err) {
+				t.Errorf("%s: err = %v, want %v", tt.name, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || kt != tt.kt {
+			t.Fatalf("%s: jwkToDER = %s, %v; want %s", tt.name, kt, err, tt.kt)
+		}
+		if _, err := x509.ParsePKIXPublicKey(der); err != nil {
+			t.Errorf("%s: DER does not parse: %v", tt.name, err)
+		}
+	}
+	// The RSA key's DER is the key we started from.
+	der, _, _ := jwkToDER(tests[0].jwk)
+	want, _ := x509.MarshalPKIXPublicKey(&rk.PublicKey)
+	if sha256.Sum256(der) != sha256.Sum256(want) {
+		t.Error("RSA DER differs from the original public key")
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for in, want := range map[string]bool{
+		"https://127.0.0.1:443": true, "https://localhost": true, "https://[::1]:8443": true,
+		"https://myvault.vault.azure.net": false, "https://10.0.0.1": false,
+	} {
+		if got := isLoopback(in); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
