@@ -120,9 +120,10 @@ func (k *kit) checkSignBatch(r reporter, ky *key) {
 	for i, it := range items {
 		reqs[i] = it.req
 	}
-	ctx, cancel := k.ctx()
-	defer cancel()
-	results := bs.SignBatch(ctx, reqs)
+	results, err := call(k, func(ctx context.Context) ([]shared.SignResult, error) { return bs.SignBatch(ctx, reqs), nil })
+	if err != nil {
+		r.Fatalf("SignBatch: %v", err)
+	}
 	if len(results) != len(reqs) {
 		r.Fatalf("SignBatch: %d results for %d items", len(results), len(reqs))
 	}

@@ -15,9 +15,7 @@ var knownCapabilities = []shared.Capability{
 // version, known key types and algorithms, and every algorithm usable by
 // some claimed key type.
 func (k *kit) checkDescribe(r reporter) {
-	ctx, cancel := k.ctx()
-	defer cancel()
-	d, err := k.p.Describe(ctx)
+	d, err := call(k, k.p.Describe)
 	if err != nil {
 		r.Fatalf("Describe: %v", err)
 	}

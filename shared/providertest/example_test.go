@@ -34,3 +34,21 @@ func ExampleLaunch() {
 		fmt.Println(d.Name, d.KeyTypes)
 	}
 }
+
+// A provider that cannot create keys is tested with keys made beforehand,
+// one per key type; only those key types are tested.
+func ExampleConfig_suppliedKeys() {
+	_ = func(t *testing.T) {
+		providertest.Run(t, providertest.Config{
+			Binary: "bin/plugins/knhk-plugin-myhsm",
+			Params: map[string]string{"slot": "0"},
+			Keys: map[shared.KeyType]string{
+				shared.ECP256:  "conformance-ec",
+				shared.RSA3072: "conformance-rsa",
+			},
+			// Ids of the shape the HSM expects, for the not-found checks.
+			MissingKeyID: "conformance-missing",
+			Concurrency:  16,
+		})
+	}
+}

@@ -2,6 +2,7 @@ package providertest
 
 import (
 	"bytes"
+	"context"
 	"slices"
 
 	"github.com/knhk/knhk/shared"
@@ -17,10 +18,10 @@ func (k *kit) setupKey(r reporter, ky *key) {
 	if !k.desc.Has(shared.CapCreateKey) {
 		r.Fatalf("no %s key: the provider does not claim %s and Config.Keys has none", ky.kt, shared.CapCreateKey)
 	}
-	ctx, cancel := k.ctx()
-	defer cancel()
 	want := k.cfg.KeyID(ky.kt)
-	resp, err := k.p.CreateKey(ctx, shared.CreateKeyRequest{Key: k.ref(want), Type: ky.kt})
+	resp, err := call(k, func(ctx context.Context) (shared.CreateKeyResponse, error) {
+		return k.p.CreateKey(ctx, shared.CreateKeyRequest{Key: k.ref(want), Type: ky.kt})
+	})
 	if err != nil {
 		r.Fatalf("CreateKey(%q, %s): %v", want, ky.kt, err)
 	}
@@ -116,9 +117,9 @@ func (k *kit) checkMetadata(r reporter, ky *key, versions []string) {
 // checkListKeys checks that ListKeys lists the key, by id or alias, with
 // its type and current version.
 func (k *kit) checkListKeys(r reporter, ky *key) {
-	ctx, cancel := k.ctx()
-	defer cancel()
-	keys, err := k.p.ListKeys(ctx, shared.ListKeysRequest{Params: k.cfg.Params})
+	keys, err := call(k, func(ctx context.Context) ([]shared.KeySummary, error) {
+		return k.p.ListKeys(ctx, shared.ListKeysRequest{Params: k.cfg.Params})
+	})
 	if err != nil {
 		r.Fatalf("ListKeys: %v", err)
 	}

@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -134,6 +135,9 @@ func TestKitCatchesBugs(t *testing.T) {
 		{"batch loses a result", bugs{shortBatch: true},
 			[]string{ec + "SignBatch"},
 			[]string{ec + "Concurrent"}},
+		{"message signing hangs", bugs{hang: make(chan struct{})},
+			[]string{ec + "Sign/ES256/message", ec + "Verify/ES256"},
+			[]string{ec + "Sign/ES256/digest", ec + "Rotation", ec + "Cancelled"}},
 		{"sign names no version", bugs{noVersion: true},
 			[]string{ec + "Sign/ES256/digest", ec + "Concurrent", ec + "Rotation"},
 			[]string{ec + "PublicKey", ec + "Metadata"}},
@@ -141,7 +145,12 @@ func TestKitCatchesBugs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newSoft()
 			p.bugs = tc.bugs
-			res := runRecorded(Config{Provider: p, KeyTypes: []shared.KeyType{shared.ECP256}, Concurrency: 8, Timeout: 10 * time.Second})
+			timeout := 10 * time.Second
+			if tc.bugs.hang != nil {
+				t.Cleanup(func() { close(tc.bugs.hang) })
+				timeout = 2 * time.Second // each hung call (two) waits this long
+			}
+			res := runRecorded(Config{Provider: p, KeyTypes: []shared.KeyType{shared.ECP256}, Concurrency: 8, Timeout: timeout})
 			for _, name := range tc.mustFail {
 				if !res.failed(name) {
 					t.Errorf("check %q passed; want it to catch the bug (failing: %v)", name, res.failing())
@@ -213,5 +222,20 @@ func TestConfigMistakes(t *testing.T) {
 				t.Errorf("signing checks ran despite the bad config")
 			}
 		})
+	}
+}
+
+// TestLaunch starts the plugin binary with Launch and talks to it.
+func TestLaunch(t *testing.T) {
+	p := Launch(t, selfBinary(t))
+	d, err := p.Describe(context.Background())
+	if err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	if d.Name != "soft" || d.ProtocolVersion != shared.ProtocolVersion {
+		t.Errorf("Describe = %q protocol %d, want \"soft\" protocol %d", d.Name, d.ProtocolVersion, shared.ProtocolVersion)
+	}
+	if _, ok := p.(shared.BatchSigner); !ok {
+		t.Errorf("Launch returned %T, which is not a shared.BatchSigner", p)
 	}
 }

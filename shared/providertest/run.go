@@ -3,6 +3,7 @@ package providertest
 import (
 	"context"
 	"crypto"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -155,41 +156,54 @@ func (k *kit) checkKeyType(r reporter, kt shared.KeyType) {
 	}
 }
 
-// ctx bounds one operation by Config.Timeout.
-func (k *kit) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), k.cfg.Timeout)
+// call runs one operation bounded by Config.Timeout. It waits in its own
+// goroutine so that an in-process provider that ignores its context fails
+// the check instead of hanging the test.
+func call[T any](k *kit, f func(ctx context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("providertest: no answer within Config.Timeout (%s): %w", k.cfg.Timeout, ctx.Err())
+	}
 }
 
 func (k *kit) ref(id string) shared.KeyRef { return shared.KeyRef{ID: id, Params: k.cfg.Params} }
 
 func (k *kit) sign(req shared.SignRequest) (shared.SignResponse, error) {
-	ctx, cancel := k.ctx()
-	defer cancel()
-	return k.p.Sign(ctx, req)
+	return call(k, func(ctx context.Context) (shared.SignResponse, error) { return k.p.Sign(ctx, req) })
 }
 
 func (k *kit) verify(req shared.VerifyRequest) (shared.VerifyResponse, error) {
-	ctx, cancel := k.ctx()
-	defer cancel()
-	return k.p.Verify(ctx, req)
+	return call(k, func(ctx context.Context) (shared.VerifyResponse, error) { return k.p.Verify(ctx, req) })
 }
 
 func (k *kit) publicKey(req shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
-	ctx, cancel := k.ctx()
-	defer cancel()
-	return k.p.PublicKey(ctx, req)
+	return call(k, func(ctx context.Context) (shared.PublicKeyResponse, error) { return k.p.PublicKey(ctx, req) })
 }
 
 func (k *kit) metadata(id string) (shared.KeyMetadata, error) {
-	ctx, cancel := k.ctx()
-	defer cancel()
-	return k.p.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: k.ref(id)})
+	return call(k, func(ctx context.Context) (shared.KeyMetadata, error) {
+		return k.p.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: k.ref(id)})
+	})
 }
 
 func (k *kit) rotate(id string) (shared.RotateKeyResponse, error) {
-	ctx, cancel := k.ctx()
-	defer cancel()
-	return k.p.RotateKey(ctx, shared.RotateKeyRequest{Key: k.ref(id)})
+	return call(k, func(ctx context.Context) (shared.RotateKeyResponse, error) {
+		return k.p.RotateKey(ctx, shared.RotateKeyRequest{Key: k.ref(id)})
+	})
 }
 
 // input is what a check signs: a message, and its digest for algorithms

@@ -41,6 +41,9 @@ type bugs struct {
 	protocolVersion  bool // Describe claims another protocol version
 	shortBatch       bool // SignBatch drops the last result
 	noVersion        bool // Sign responses name no version
+	// hang, when set, blocks message signing until it is closed, whatever
+	// the context says.
+	hang chan struct{}
 }
 
 type softKey struct {
@@ -193,6 +196,9 @@ func (p *softProvider) checkInput(kt shared.KeyType, alg shared.Algorithm, diges
 }
 
 func (p *softProvider) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
+	if p.bugs.hang != nil && req.Message != nil {
+		<-p.bugs.hang
+	}
 	if err := ctx.Err(); err != nil && !p.bugs.ignoreContext {
 		return shared.SignResponse{}, err
 	}
