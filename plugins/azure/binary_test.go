@@ -1,0 +1,147 @@
+package azure_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/knhk/knhk/plugins/azure/internal/kvtest"
+	"github.com/knhk/knhk/shared"
+)
+
+// pluginBin is the knhk-plugin-azure binary TestMain builds.
+var pluginBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "knhk-azure-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	pluginBin = filepath.Join(dir, "knhk-plugin-azure")
+	build := exec.Command("go", "build", "-o", pluginBin, "./cmd/knhk-plugin-azure")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building knhk-plugin-azure:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// syncBuffer is a log sink that tests can read while the plugin writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBinary drives the built plugin over go-plugin's gRPC, with the
+// static AZURE_AUTH_TOKEN credential, and checks typed errors cross the
+// process boundary and the token shows up in no log line.
+func TestBinary(t *testing.T) {
+	srv, err := kvtest.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	logs := &syncBuffer{}
+	cmd := exec.Command(pluginBin)
+	cmd.Env = append(os.Environ(), "AZURE_AUTH_TOKEN="+srv.Token, "KNHK_PLUGIN_LOG_LEVEL=trace")
+	cfg := shared.ClientConfig(cmd)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
+	client := plugin.NewClient(cfg)
+	defer client.Kill()
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := shared.Dispense(rpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := p.Describe(ctx)
+	if err != nil || d.Name != "azure" || d.ProtocolVersion != shared.ProtocolVersion || len(d.Algorithms) != 9 {
+		t.Fatalf("Describe = %+v, %v", d, err)
+	}
+	ref := shared.KeyRef{ID: srv.KeyID("bin"), Params: map[string]string{"ca_file": srv.CAFile}}
+	if _, err := p.CreateKey(ctx, shared.CreateKeyRequest{Key: ref, Type: shared.ECP521}); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := p.PublicKey(ctx, shared.PublicKeyRequest{Key: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := shared.ParsePublicKey(pk.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := shared.Digest(shared.ES512, []byte("through the binary"))
+	sig, err := p.Sign(ctx, shared.SignRequest{Key: ref, Algorithm: shared.ES512, Digest: digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.VerifyDigest(pub, shared.ES512, digest, sig.Signature); err != nil {
+		t.Errorf("signature from the binary does not verify: %v", err)
+	}
+	var errs []error
+	_, err = p.Sign(ctx, shared.SignRequest{Key: shared.KeyRef{ID: srv.KeyID("nope"), Params: ref.Params}, Algorithm: shared.ES512, Digest: digest})
+	if !errors.Is(err, shared.ErrKeyNotFound) {
+		t.Errorf("unknown key over gRPC = %v, want ErrKeyNotFound", err)
+	}
+	errs = append(errs, err)
+	_, err = p.Sign(ctx, shared.SignRequest{Key: ref, Algorithm: shared.EdDSA, Message: []byte("x")})
+	if !errors.Is(err, shared.ErrUnsupportedAlgorithm) {
+		t.Errorf("EdDSA over gRPC = %v, want ErrUnsupportedAlgorithm", err)
+	}
+	errs = append(errs, err)
+	srv.Deny("get", true)
+	_, err = p.PublicKey(ctx, shared.PublicKeyRequest{Key: ref})
+	if !errors.Is(err, shared.ErrPermissionDenied) {
+		t.Errorf("denied get over gRPC = %v, want ErrPermissionDenied", err)
+	}
+	errs = append(errs, err)
+	client.Kill()
+
+	out := logs.String()
+	if os.Getenv("SHOWLOG") != "" {
+		t.Log(out)
+	}
+	if !strings.Contains(out, "signed") || !strings.Contains(out, "Authorization") {
+		t.Errorf("plugin trace logs lack the sign line or the SDK's request log:\n%s", out)
+	}
+	if strings.Contains(out, srv.Token) {
+		t.Error("the token appears in the plugin's logs")
+	}
+	for _, err := range errs {
+		if strings.Contains(err.Error(), srv.Token) {
+			t.Errorf("the token appears in error %q", err)
+		}
+	}
+}
