@@ -71,7 +71,10 @@
 // A provider that cannot create keys needs one existing key per key type
 // in Config.Keys. The kit creates keys named Config.KeyID (unique per run
 // by default) and rotates the keys it tests, supplied ones too; it deletes
-// nothing, since the contract has no delete.
+// nothing, since the contract has no delete. The not-found checks use
+// Config.MissingKeyID; set it when the provider's ids have a fixed shape (an
+// ARN, a UUID). Every call is bounded by Config.Timeout (one minute by
+// default), so a hung provider fails a check rather than hanging the test.
 //
 // An in-process Provider is called directly, without the input checks the
 // SDK's gRPC server makes, so it must itself reject bad digests and check
