@@ -1,0 +1,234 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/knhk/knhk/plugins/fake"
+	"github.com/knhk/knhk/shared"
+)
+
+// Test plugins. The fake is the real plugin binary, built once. The others
+// are this test binary itself, copied under a plugin name: TestMain looks
+// at its own name and behaves as that plugin.
+const (
+	markerPlugin     = "knhk-plugin-marker"     // writes <its path>.ran, then serves the fake
+	wrongProtoPlugin = "knhk-plugin-wrongproto" // serves the fake on protocol version 2
+)
+
+var (
+	fakeDir string // holds only knhk-plugin-fake
+	fakeBin string
+)
+
+func TestMain(m *testing.M) {
+	switch filepath.Base(os.Args[0]) {
+	case markerPlugin:
+		if err := os.WriteFile(os.Args[0]+".ran", []byte("executed\n"), 0o600); err != nil {
+			os.Exit(2)
+		}
+		_ = shared.Serve(fake.New())
+		os.Exit(0)
+	case wrongProtoPlugin:
+		hs := shared.Handshake
+		hs.ProtocolVersion = shared.ProtocolVersion + 1
+		goplugin.Serve(&goplugin.ServeConfig{
+			HandshakeConfig: hs,
+			Plugins:         map[string]goplugin.Plugin{shared.PluginName: &shared.GRPCPlugin{Impl: fake.New()}},
+			GRPCServer:      goplugin.DefaultGRPCServer,
+		})
+		os.Exit(0)
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "knhk-host-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	fakeDir = filepath.Join(dir, "plugins")
+	fakeBin = filepath.Join(fakeDir, "knhk-plugin-fake")
+	cmd := exec.Command("go", "build", "-o", fakeBin, "github.com/knhk/knhk/plugins/fake/cmd/knhk-plugin-fake")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the fake plugin:", err)
+		return 1
+	}
+	// The examples use the zero Config, which finds plugins here.
+	os.Setenv(PluginPathEnv, fakeDir)
+	return m.Run()
+}
+
+// logBuffer collects log output for assertions and echoes it to the test.
+type logBuffer struct {
+	t  testing.TB
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newHost makes a Host for a test, closed at the end: plugins from fakeDir
+// unless cfg says otherwise, short timeouts, logs captured.
+func newHost(t testing.TB, cfg Config) (*Host, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{t: t}
+	if cfg.PluginDirs == nil {
+		cfg.PluginDirs = []string{fakeDir}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "knhk", Level: hclog.Warn, Output: logs})
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = 10 * time.Second
+	}
+	h, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, logs
+}
+
+// fakeRef is a reference to a fake key kept in a per-test state file, so
+// keys survive plugin restarts; extra adds parameters ("fault_x=y&...").
+func fakeRef(t testing.TB, state, id, extra string) string {
+	t.Helper()
+	r := "fake:" + id + "?state=" + state
+	if extra != "" {
+		r += "&" + extra
+	}
+	return r
+}
+
+// pid is the process id of a provider's running plugin (0: none).
+func (h *Host) pid(name string) int {
+	h.mu.Lock()
+	m := h.plugins[name]
+	h.mu.Unlock()
+	if m == nil {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur == nil || m.cur.cmd == nil {
+		return 0
+	}
+	return m.cur.cmd.Process.Pid
+}
+
+// copyFile copies src to dst with the given mode.
+func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dst, mode); err != nil { // umask may have narrowed it
+		t.Fatal(err)
+	}
+}
+
+// testBinaryAs copies this test binary into dir under a plugin name.
+func testBinaryAs(t testing.TB, dir, name string) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	copyFile(t, exe, p, 0o755)
+	return p
+}
+
+// children lists the live processes whose parent is this process.
+func children(t testing.TB) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := os.Getpid()
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state ppid ...
+		s := string(stat)
+		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(rest) >= 2 && rest[1] == strconv.Itoa(me) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// goroutineIDs returns the stacks of the running goroutines, keyed by id.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		head, _, _ := strings.Cut(g, "\n")
+		f := strings.Fields(head) // "goroutine 7 [running]:"
+		if len(f) >= 2 {
+			out[f[1]] = g
+		}
+	}
+	return out
+}
