@@ -1,0 +1,279 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/knhk/knhk/host"
+)
+
+// app is one run of the command line: the standard streams, the global
+// flags, the loaded config and the host, opened on first use.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	pluginDirs []string
+	lockFile   string
+	configPath string
+	logLevel   string
+	output     string
+
+	cfg     *config
+	host    *host.Host
+	started bool // flags parsed and config loaded: a command is running
+}
+
+// Run runs the command line with args (without the program name) and
+// returns the exit status. Results go to stdout, errors and logs to stderr,
+// nothing else anywhere. Plugins started on the way are stopped before Run
+// returns.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if a.host != nil {
+		if cerr := a.host.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("stop plugins: %w", cerr)
+		}
+	}
+	if err == nil {
+		return ExitOK
+	}
+	if !a.started {
+		// cobra refused the command line before any command ran.
+		err = &usageError{err: err}
+	}
+	path := "knhk-host"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	return renderError(stderr, err, path, a.output == formatJSON)
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "knhk-host",
+		Short: "Sign and verify with keys held in key-management services, through provider plugins",
+		Long: `knhk-host signs, verifies and manages keys held in cloud key-management
+services. Each service is reached through a provider plugin, a binary named
+knhk-plugin-<provider> found in the plugin directories.
+
+A key reference names the provider, the provider's key id and parameters:
+  PROVIDER:KEYID[?name=value&...]     e.g. fake:demo?state=/tmp/keys.json
+Parameters may also be given with --param name=value, and a --config file may
+name keys, so that --key NAME works anywhere a reference does.
+
+Results go to stdout; errors go to stderr as one line (JSON with -o json).
+
+` + exitCodesHelp,
+		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ec-p256
+  echo hello | knhk-host sign --key 'fake:demo?state=/tmp/keys.json' > hello.sig
+  echo hello | knhk-host verify --key 'fake:demo?state=/tmp/keys.json' --sig hello.sig
+  knhk-host pubkey --key 'fake:demo?state=/tmp/keys.json' | openssl pkey -pubin -noout -text`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		Args:              cobra.NoArgs,
+		PersistentPreRunE: a.setup,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usagef(fmt.Sprintf("run '%s --help' for usage", c.CommandPath()), "%v", err)
+	})
+	f := root.PersistentFlags()
+	f.StringArrayVar(&a.pluginDirs, "plugin-dir", nil, "directory to find knhk-plugin-* binaries in (repeatable; default: $KNHK_PLUGIN_PATH, then the plugins directory next to knhk-host)")
+	f.StringVar(&a.lockFile, "lock-file", "", "plugin lock file pinning each plugin's SHA-256 (default: none, plugins are not pinned)")
+	f.StringVar(&a.configPath, "config", "", "HCL config file naming keys and setting plugin directories, lock file, timeouts")
+	f.StringVar(&a.logLevel, "log-level", "", "host and plugin log level on stderr: off, error, warn, info, debug, trace (default off)")
+	f.StringVarP(&a.output, "output", "o", formatText, "output format: text or json (errors on stderr follow it)")
+
+	root.AddCommand(
+		a.pluginsCmd(),
+		a.keysCmd(),
+		a.signCmd(),
+		a.verifyCmd(),
+		a.pubkeyCmd(),
+		a.rotateCmd(),
+		a.metadataCmd(),
+	)
+	return root
+}
+
+// setup checks the global flags and loads the config before any command.
+func (a *app) setup(cmd *cobra.Command, _ []string) error {
+	a.started = true // cobra has parsed the command line
+	if a.output != formatText && a.output != formatJSON {
+		bad := a.output
+		a.output = formatText
+		return usagef("use -o text or -o json", "unknown output format %q", bad)
+	}
+	cfg, err := loadConfig(a.configPath)
+	if err != nil {
+		return err
+	}
+	a.cfg = cfg
+	if len(a.pluginDirs) == 0 {
+		a.pluginDirs = cfg.PluginDirs
+	}
+	if a.lockFile == "" {
+		a.lockFile = cfg.LockFile
+	}
+	if a.logLevel == "" {
+		a.logLevel = cfg.LogLevel
+	}
+	if _, err := a.level(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// level parses the log level; the default is off, so stderr carries only
+// errors unless asked.
+func (a *app) level() (hclog.Level, error) {
+	s := strings.ToLower(strings.TrimSpace(a.logLevel))
+	if s == "" || s == "off" {
+		return hclog.Off, nil
+	}
+	l := hclog.LevelFromString(s)
+	if l == hclog.NoLevel {
+		return 0, usagef("use one of off, error, warn, info, debug, trace", "unknown log level %q", a.logLevel)
+	}
+	return l, nil
+}
+
+// openHost starts the host on first use. Plugins themselves start lazily,
+// on the first call that needs them.
+func (a *app) openHost(ctx context.Context) (*host.Host, error) {
+	if a.host != nil {
+		return a.host, nil
+	}
+	lvl, err := a.level()
+	if err != nil {
+		return nil, err
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "knhk-host",
+		Level:      lvl,
+		Output:     a.stderr,
+		JSONFormat: a.output == formatJSON,
+	})
+	h, err := host.New(ctx, host.Config{
+		PluginDirs:   a.pluginDirs,
+		LockFile:     a.lockFile,
+		Logger:       logger,
+		StartTimeout: a.cfg.StartTimeout,
+		CallTimeout:  a.cfg.CallTimeout,
+		PublicKeyTTL: a.cfg.PublicKeyTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start host: %w", err)
+	}
+	a.host = h
+	return h, nil
+}
+
+// printer is where a command writes its result.
+func (a *app) printer() printer {
+	return printer{w: a.stdout, json: a.output == formatJSON}
+}
+
+// keyFlags are the flags of every command that works on one key.
+type keyFlags struct {
+	key    string
+	params []string
+}
+
+func (k *keyFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&k.key, "key", "k", "", "key reference PROVIDER:KEYID[?name=value&...] or a key name from --config (required)")
+	cmd.Flags().StringArrayVar(&k.params, "param", nil, "key parameter name=value, added to the reference's (repeatable)")
+}
+
+// resolve turns --key and --param into a reference: a key named in the
+// config file, or a reference string; --param values win.
+func (a *app) resolve(k keyFlags) (host.Ref, error) {
+	if strings.TrimSpace(k.key) == "" {
+		return host.Ref{}, usagef("pass --key PROVIDER:KEYID (e.g. --key 'fake:demo?state=/tmp/keys.json') or a key name from --config", "missing --key")
+	}
+	var ref host.Ref
+	var err error
+	if named, ok := a.cfg.Keys[k.key]; ok {
+		ref, err = host.ParseRef(named.Ref)
+		if err != nil {
+			return host.Ref{}, fmt.Errorf("%w: key %q in %s: %w", errConfig, k.key, a.configPath, err)
+		}
+		ref.Params = merge(ref.Params, named.Params)
+	} else {
+		ref, err = host.ParseRef(k.key)
+		if err != nil {
+			if !strings.Contains(k.key, ":") && a.configPath != "" {
+				return host.Ref{}, usagef(fmt.Sprintf("name a key defined in %s or give PROVIDER:KEYID", a.configPath), "no key named %q in the config file", k.key)
+			}
+			return host.Ref{}, err
+		}
+	}
+	params, err := parseParams(k.params)
+	if err != nil {
+		return host.Ref{}, err
+	}
+	ref.Params = merge(ref.Params, params)
+	return ref, nil
+}
+
+// parseParams parses repeated name=value flags.
+func parseParams(in []string) (map[string]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(in))
+	for _, p := range in {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok || name == "" {
+			return nil, usagef("write parameters as --param name=value", "malformed --param (no name=value)")
+		}
+		out[name] = value
+	}
+	return out, nil
+}
+
+// merge returns base with over's entries added (over wins).
+func merge(base, over map[string]string) map[string]string {
+	if len(over) == 0 {
+		return base
+	}
+	out := make(map[string]string, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
+}
+
+// show is how a reference appears in output and errors: provider and key id,
+// never the parameters, which may hold endpoints or tokens.
+func show(r host.Ref) string { return r.Provider + ":" + r.KeyID }
+
+// needsSubcommand is the RunE of a command group: naming the group alone is
+// a usage error that lists its subcommands.
+func needsSubcommand(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	if len(args) > 0 {
+		return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %q for %q (want one of %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+	}
+	return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "missing subcommand (want one of %s)", strings.Join(names, ", "))
+}

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+func (a *app) keysCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Create and list keys",
+		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ec-p256
+  knhk-host keys list --provider fake --param state=/tmp/keys.json`,
+		RunE: needsSubcommand,
+	}
+	cmd.AddCommand(a.keysCreateCmd(), a.keysListCmd())
+	return cmd
+}
+
+// createdJSON is `keys create -o json`.
+type createdJSON struct {
+	Key     string         `json:"key"`
+	KeyID   string         `json:"key_id"`
+	Type    shared.KeyType `json:"type"`
+	Version string         `json:"version"`
+}
+
+func (a *app) keysCreateCmd() *cobra.Command {
+	var kf keyFlags
+	var typ string
+	cmd := &cobra.Command{
+		Use:   "create --key REF --type TYPE",
+		Short: "Create a key and print its id and version",
+		Long: `Create a key of the given type with the provider named in the reference and
+print the key (PROVIDER:KEYID, as --key takes it) and its first version. Some
+providers choose the key id themselves; the printed one is the one to use.
+
+Key types: ` + joinStrings(shared.KeyTypes) + `.`,
+		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ed25519
+  knhk-host keys create --key aws:alias/release --param region=eu-west-1 --type ec-p256 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ref, err := a.resolve(kf)
+			if err != nil {
+				return err
+			}
+			if typ == "" {
+				return usagef("pass --type, one of "+joinStrings(shared.KeyTypes), "missing --type")
+			}
+			kt, err := shared.ParseKeyType(typ)
+			if err != nil {
+				return usagef("pass --type, one of "+joinStrings(shared.KeyTypes), "%v", err)
+			}
+			h, err := a.openHost(cmd.Context())
+			if err != nil {
+				return err
+			}
+			k, err := h.CreateKey(cmd.Context(), ref.String(), kt)
+			if err != nil {
+				return fmt.Errorf("create %s key %s: %w", kt, show(ref), err)
+			}
+			// CreateKey's handle carries the id; the version comes with the public key.
+			pk, err := k.PublicKey(cmd.Context(), "")
+			if err != nil {
+				return fmt.Errorf("created key %s but could not read it back: %w", show(k.Ref()), err)
+			}
+			res := createdJSON{Key: show(k.Ref()), KeyID: k.Ref().KeyID, Type: pk.Type, Version: pk.Version}
+			return a.printer().print(res, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "key:     %s\nversion: %s\n", res.Key, res.Version)
+				return err
+			})
+		},
+	}
+	kf.register(cmd)
+	cmd.Flags().StringVarP(&typ, "type", "t", "", "key type: "+joinStrings(shared.KeyTypes)+" (required)")
+	return cmd
+}
+
+// keyJSON is one key in `keys list -o json`.
+type keyJSON struct {
+	Key            string         `json:"key"`
+	KeyID          string         `json:"key_id"`
+	Type           shared.KeyType `json:"type"`
+	CurrentVersion string         `json:"current_version"`
+	Aliases        []string       `json:"aliases"`
+}
+
+func (a *app) keysListCmd() *cobra.Command {
+	var provider string
+	var params []string
+	cmd := &cobra.Command{
+		Use:   "list --provider NAME [--param name=value ...]",
+		Short: "List a provider's keys",
+		Long: `List the signing keys a provider holds where the parameters point (a region,
+a vault address, a state file...): key, type, current version and aliases.`,
+		Example: `  knhk-host keys list --provider fake --param state=/tmp/keys.json
+  knhk-host keys list --provider aws --param region=eu-west-1 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if provider == "" {
+				return usagef("pass --provider NAME, e.g. --provider fake; 'knhk-host plugins' lists them", "missing --provider")
+			}
+			p, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			h, err := a.openHost(cmd.Context())
+			if err != nil {
+				return err
+			}
+			keys, err := h.ListKeys(cmd.Context(), provider, p)
+			if err != nil {
+				return fmt.Errorf("list keys of %s: %w", provider, err)
+			}
+			out := make([]keyJSON, 0, len(keys))
+			for _, k := range keys {
+				aliases := k.Aliases
+				if aliases == nil {
+					aliases = []string{}
+				}
+				ref := host.Ref{Provider: provider, KeyID: k.KeyID}
+				out = append(out, keyJSON{Key: show(ref), KeyID: k.KeyID, Type: k.Type, CurrentVersion: k.CurrentVersion, Aliases: aliases})
+			}
+			return a.printer().print(out, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "KEY\tTYPE\tVERSION\tALIASES")
+				for _, k := range out {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Key, dash(string(k.Type)), dash(k.CurrentVersion), dash(strings.Join(k.Aliases, ",")))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&provider, "provider", "p", "", "provider name, e.g. fake (required)")
+	cmd.Flags().StringArrayVar(&params, "param", nil, "parameter name=value saying where to list (repeatable)")
+	return cmd
+}

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// rotatedJSON is `rotate -o json`.
+type rotatedJSON struct {
+	Key     string `json:"key"`
+	Version string `json:"version"`
+}
+
+func (a *app) rotateCmd() *cobra.Command {
+	var kf keyFlags
+	cmd := &cobra.Command{
+		Use:   "rotate --key REF",
+		Short: "Make a new key version current and print it",
+		Long: `Ask the provider for a new version of the key, make it current and print the
+new version. Older versions keep verifying and can still sign with --version.
+Rotation is never retried automatically: if it fails, check 'knhk-host
+metadata' before rotating again.`,
+		Example: `  knhk-host rotate --key 'fake:demo?state=/tmp/keys.json'
+  v=$(knhk-host rotate --key release --config knhk.hcl)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ref, err := a.resolve(kf)
+			if err != nil {
+				return err
+			}
+			h, err := a.openHost(cmd.Context())
+			if err != nil {
+				return err
+			}
+			k, err := h.Key(cmd.Context(), ref.String())
+			if err != nil {
+				return fmt.Errorf("open key %s: %w", show(ref), err)
+			}
+			v, err := k.Rotate(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("rotate %s: %w", show(ref), err)
+			}
+			res := rotatedJSON{Key: show(ref), Version: v}
+			return a.printer().print(res, func(w io.Writer) error {
+				_, err := fmt.Fprintln(w, v)
+				return err
+			})
+		},
+	}
+	kf.register(cmd)
+	return cmd
+}

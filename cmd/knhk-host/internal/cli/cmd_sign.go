@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+// signFlags are shared by sign and verify.
+type signFlags struct {
+	keyFlags
+	alg       string
+	version   string
+	prehashed bool
+	in        string
+}
+
+func (f *signFlags) register(cmd *cobra.Command) {
+	f.keyFlags.register(cmd)
+	cmd.Flags().StringVarP(&f.alg, "alg", "a", "", "algorithm: "+joinStrings(shared.Algorithms)+" (default: the key's natural one: RS256 for RSA, ES256/ES384/ES512 by curve, EdDSA for Ed25519)")
+	cmd.Flags().StringVar(&f.version, "version", "", "key version (default: current)")
+	cmd.Flags().BoolVar(&f.prehashed, "prehashed", false, "the input is the binary digest, already hashed with the algorithm's hash (not for EdDSA)")
+	cmd.Flags().StringVarP(&f.in, "in", "i", "", "file holding the message or digest (default: stdin)")
+}
+
+// prepare checks the flags, reads the input and opens the key, in that
+// order, so a bad command line never starts a plugin.
+func (a *app) prepare(ctx context.Context, f signFlags, stdinFree bool) (*host.Key, host.SignOptions, []byte, error) {
+	var opts host.SignOptions
+	ref, err := a.resolve(f.keyFlags)
+	if err != nil {
+		return nil, opts, nil, err
+	}
+	if f.alg != "" {
+		alg, err := shared.ParseAlgorithm(f.alg)
+		if err != nil {
+			return nil, opts, nil, usagef("pass --alg, one of "+joinStrings(shared.Algorithms), "%v", err)
+		}
+		if alg == shared.EdDSA && f.prehashed {
+			return nil, opts, nil, usagef("leave out --prehashed: Ed25519 signs the whole message", "EdDSA cannot sign a prehashed digest")
+		}
+		opts.Algorithm = alg
+	}
+	opts.Version = f.version
+	if !stdinFree && (f.in == "" || f.in == "-") {
+		return nil, opts, nil, usagef("pass the message with --in FILE", "the signature is read from stdin, so the message cannot be too")
+	}
+	what := "message"
+	if f.prehashed {
+		what = "digest"
+	}
+	input, err := readInput(f.in, a.stdin, what)
+	if err != nil {
+		return nil, opts, nil, err
+	}
+	h, err := a.openHost(ctx)
+	if err != nil {
+		return nil, opts, nil, err
+	}
+	k, err := h.Key(ctx, ref.String())
+	if err != nil {
+		return nil, opts, nil, fmt.Errorf("open key %s: %w", show(ref), err)
+	}
+	if f.prehashed && opts.Algorithm == "" {
+		// The default algorithm depends on the key: find it now, so EdDSA
+		// keys get a clear refusal instead of a digest-length error.
+		pk, err := k.PublicKey(ctx, f.version)
+		if err != nil {
+			return nil, opts, nil, fmt.Errorf("get public key of %s: %w", show(ref), err)
+		}
+		opts.Algorithm = pk.Type.DefaultAlgorithm()
+		if opts.Algorithm == shared.EdDSA {
+			return nil, opts, nil, usagef("leave out --prehashed: Ed25519 signs the whole message", "%s is an Ed25519 key, which cannot sign a prehashed digest", show(ref))
+		}
+	}
+	return k, opts, input, nil
+}
+
+// signatureJSON is `sign -o json`.
+type signatureJSON struct {
+	Key       string           `json:"key"`
+	Algorithm shared.Algorithm `json:"algorithm"`
+	Version   string           `json:"version"`
+	Signature string           `json:"signature"` // standard base64
+	Out       string           `json:"out,omitempty"`
+}
+
+func (a *app) signCmd() *cobra.Command {
+	var f signFlags
+	var out string
+	cmd := &cobra.Command{
+		Use:   "sign --key REF [--alg ALG] [--prehashed] [--version V] [--in FILE] [--out FILE]",
+		Short: "Sign a message (or a digest) with a key",
+		Long: `Sign the message read from --in (or stdin). The message is hashed with the
+algorithm's hash (SHA-256 for RS256, PS256, ES256...) unless --prehashed says
+the input already is that binary digest; EdDSA signs the whole message.
+
+The signature (ECDSA as ASN.1 DER, RSA and Ed25519 raw, as openssl writes
+them) goes to --out as raw bytes, or to stdout as one line of base64. With
+-o json, stdout gets the signature, algorithm and key version as JSON.
+Every signature is checked against the key's public key before it is
+returned.`,
+		Example: `  echo -n hello | knhk-host sign --key 'fake:demo?state=/tmp/keys.json'
+  knhk-host sign --key release --config knhk.hcl --in release.tar.gz --out release.sig
+  openssl dgst -sha256 -binary release.tar.gz | knhk-host sign --key release --config knhk.hcl --prehashed
+  knhk-host sign --key 'fake:rsa?state=/tmp/keys.json' --alg PS256 --version 1 --in msg --out msg.sig`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			k, opts, input, err := a.prepare(ctx, f, true)
+			if err != nil {
+				return err
+			}
+			var sig host.Signature
+			if f.prehashed {
+				sig, err = k.SignDigest(ctx, input, opts)
+			} else {
+				sig, err = k.SignMessage(ctx, input, opts)
+			}
+			if err != nil {
+				return fmt.Errorf("sign with %s: %w", show(k.Ref()), err)
+			}
+			if out != "" && out != "-" {
+				if err := writeOutput(out, sig.Signature); err != nil {
+					return err
+				}
+			}
+			res := signatureJSON{Key: show(k.Ref()), Algorithm: sig.Algorithm, Version: sig.Version, Signature: base64.StdEncoding.EncodeToString(sig.Signature), Out: out}
+			if out == "-" && !a.printer().json {
+				_, err := a.stdout.Write(sig.Signature)
+				return writeErr(err)
+			}
+			return a.printer().print(res, func(w io.Writer) error {
+				if out != "" {
+					return nil // the signature is in the file; say nothing
+				}
+				_, err := fmt.Fprintln(w, res.Signature)
+				return err
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&out, "out", "", "write the raw signature to this file ('-': raw bytes to stdout) instead of base64 to stdout")
+	return cmd
+}
+
+// verdictJSON is `verify -o json`.
+type verdictJSON struct {
+	Key       string           `json:"key"`
+	Algorithm shared.Algorithm `json:"algorithm,omitempty"`
+	Version   string           `json:"version,omitempty"`
+	Valid     bool             `json:"valid"`
+}
+
+func (a *app) verifyCmd() *cobra.Command {
+	var f signFlags
+	var sigPath string
+	cmd := &cobra.Command{
+		Use:   "verify --key REF [--alg ALG] [--version V] --sig FILE [--in FILE]",
+		Short: "Check a signature: exit status 0 when valid, 1 when invalid",
+		Long: `Check the signature in --sig over the message read from --in (or stdin),
+locally with the key's public key. --sig holds raw signature bytes or the
+base64 that 'sign' prints. --alg, --version and --prehashed mean what they
+mean for sign; without --version the current version's key is used, so pass
+the version that signed after a rotation.
+
+Prints "valid" or "invalid" (JSON with -o json) and exits 0 when the
+signature is valid, 1 when it is not, 2 or 3 on any error.`,
+		Example: `  echo -n hello | knhk-host verify --key 'fake:demo?state=/tmp/keys.json' --sig hello.sig
+  knhk-host verify --key release --config knhk.hcl --in release.tar.gz --sig release.sig --version 2 && echo ok`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if sigPath == "" {
+				return usagef("pass --sig FILE holding the signature (raw or base64)", "missing --sig")
+			}
+			raw, err := readInput(sigPath, a.stdin, "signature")
+			if err != nil {
+				return err
+			}
+			sig := decodeSignature(raw)
+			k, opts, input, err := a.prepare(ctx, f, sigPath != "-")
+			if err != nil {
+				return err
+			}
+			if f.prehashed {
+				err = k.VerifyDigest(ctx, input, sig, opts)
+			} else {
+				err = k.VerifyMessage(ctx, input, sig, opts)
+			}
+			valid := err == nil
+			if err != nil && !errors.Is(err, shared.ErrBadSignature) {
+				return fmt.Errorf("verify with %s: %w", show(k.Ref()), err)
+			}
+			res := verdictJSON{Key: show(k.Ref()), Algorithm: opts.Algorithm, Version: opts.Version, Valid: valid}
+			if perr := a.printer().print(res, func(w io.Writer) error {
+				verdict := "valid"
+				if !valid {
+					verdict = "invalid"
+				}
+				_, err := fmt.Fprintln(w, verdict)
+				return err
+			}); perr != nil {
+				return perr
+			}
+			if !valid {
+				return errInvalidSignature
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVarP(&sigPath, "sig", "s", "", "file holding the signature, raw or base64 ('-': stdin) (required)")
+	return cmd
+}

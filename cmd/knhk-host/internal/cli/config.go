@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hclsimple"
+)
+
+// fileConfig is the --config file. Every attribute is optional; flags on the
+// command line win over the file.
+//
+//	plugin_dirs    = ["./bin/plugins"]   # relative to the config file
+//	lock_file      = "knhk.lock.hcl"     # relative to the config file
+//	log_level      = "warn"
+//	start_timeout  = "10s"
+//	call_timeout   = "30s"
+//	public_key_ttl = "5m"
+//
+//	key "release" {
+//	  ref    = "aws:alias/release"
+//	  params = { region = "eu-west-1" }
+//	}
+type fileConfig struct {
+	PluginDirs   []string   `hcl:"plugin_dirs,optional"`
+	LockFile     string     `hcl:"lock_file,optional"`
+	LogLevel     string     `hcl:"log_level,optional"`
+	StartTimeout string     `hcl:"start_timeout,optional"`
+	CallTimeout  string     `hcl:"call_timeout,optional"`
+	PublicKeyTTL string     `hcl:"public_key_ttl,optional"`
+	Keys         []keyBlock `hcl:"key,block"`
+}
+
+// keyBlock names a key: `--key NAME` then means Ref plus Params.
+type keyBlock struct {
+	Name   string            `hcl:"name,label"`
+	Ref    string            `hcl:"ref"`
+	Params map[string]string `hcl:"params,optional"`
+}
+
+// config is the checked configuration: the file's values, paths made
+// absolute, durations parsed.
+type config struct {
+	PluginDirs   []string
+	LockFile     string
+	LogLevel     string
+	StartTimeout time.Duration
+	CallTimeout  time.Duration
+	PublicKeyTTL time.Duration
+	Keys         map[string]keyBlock
+}
+
+// errConfig marks a config file that cannot be read or is malformed.
+var errConfig = errors.New("bad config file")
+
+// loadConfig reads and checks an HCL config file. An empty path is the
+// empty config.
+func loadConfig(path string) (*config, error) {
+	cfg := &config{Keys: map[string]keyBlock{}}
+	if path == "" {
+		return cfg, nil
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errConfig, unwrapPathError(err))
+	}
+	var fc fileConfig
+	// hclsimple picks the syntax by extension; anything not .json is HCL.
+	name := path
+	if !strings.HasSuffix(name, ".json") {
+		name = strings.TrimSuffix(name, filepath.Ext(name)) + ".hcl"
+	}
+	if err := hclsimple.Decode(name, src, nil, &fc); err != nil {
+		// Diagnostics name the file we gave hclsimple; show the real one.
+		msg := strings.ReplaceAll(err.Error(), name, path)
+		return nil, fmt.Errorf("%w: %s", errConfig, msg)
+	}
+	base := filepath.Dir(path)
+	for _, d := range fc.PluginDirs {
+		if d == "" {
+			return nil, fmt.Errorf("%w: %s: plugin_dirs has an empty entry", errConfig, path)
+		}
+		cfg.PluginDirs = append(cfg.PluginDirs, relTo(base, d))
+	}
+	if fc.LockFile != "" {
+		cfg.LockFile = relTo(base, fc.LockFile)
+	}
+	cfg.LogLevel = fc.LogLevel
+	for _, d := range []struct {
+		name string
+		in   string
+		out  *time.Duration
+	}{
+		{"start_timeout", fc.StartTimeout, &cfg.StartTimeout},
+		{"call_timeout", fc.CallTimeout, &cfg.CallTimeout},
+		{"public_key_ttl", fc.PublicKeyTTL, &cfg.PublicKeyTTL},
+	} {
+		if d.in == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.in)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("%w: %s: %s = %q is not a duration (write e.g. \"30s\" or \"2m\")", errConfig, path, d.name, d.in)
+		}
+		*d.out = v
+	}
+	for _, k := range fc.Keys {
+		if _, dup := cfg.Keys[k.Name]; dup {
+			return nil, fmt.Errorf("%w: %s: key %q is defined twice", errConfig, path, k.Name)
+		}
+		if strings.TrimSpace(k.Ref) == "" {
+			return nil, fmt.Errorf("%w: %s: key %q has an empty ref", errConfig, path, k.Name)
+		}
+		cfg.Keys[k.Name] = k
+	}
+	return cfg, nil
+}
+
+// relTo resolves a path in the config file relative to the file's directory.
+func relTo(base, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
+// unwrapPathError drops the operation name from an *os.PathError so the
+// message reads "PATH: no such file or directory".
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}

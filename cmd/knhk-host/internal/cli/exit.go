@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+// Exit statuses. They are part of the command line's contract: scripts
+// branch on them.
+const (
+	// ExitOK: the command did what was asked (verify: the signature is valid).
+	ExitOK = 0
+	// ExitInvalid: verify only: the signature does not verify.
+	ExitInvalid = 1
+	// ExitUsage: the invocation is wrong and retrying it unchanged will not
+	// help: unknown command or flag, missing or malformed value, malformed
+	// key reference, unknown provider, unknown key type or algorithm,
+	// unreadable input file, malformed config or lock file.
+	ExitUsage = 2
+	// ExitRuntime: the operation failed: a plugin was refused, did not start,
+	// crashed or timed out; the key does not exist; the provider refused or
+	// was unavailable; output could not be written.
+	ExitRuntime = 3
+)
+
+// exitCodesHelp documents the exit statuses in --help.
+const exitCodesHelp = `Exit status:
+  0  success (verify: the signature is valid)
+  1  verify: the signature is invalid
+  2  usage error: unknown command or flag, missing or malformed value, bad key
+     reference, unknown provider, key type or algorithm, unreadable input,
+     malformed config file
+  3  runtime error: plugin refused, failed or timed out, key not found,
+     provider error, output not written`
+
+// usageError marks an error in the invocation itself (exit status 2).
+type usageError struct {
+	err  error
+	hint string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usagef builds a usage error with a hint saying what to do.
+func usagef(hint, format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...), hint: hint}
+}
+
+// errInvalidSignature is returned by verify for a signature that does not
+// verify: exit status 1, and the verdict is already on stdout.
+var errInvalidSignature = errors.New("signature is invalid")
+
+// classify picks the exit status of an error and the hint that says what to
+// do about it.
+func classify(err error, cmdPath string) (code int, hint string) {
+	var ue *usageError
+	switch {
+	case errors.Is(err, errInvalidSignature):
+		return ExitInvalid, ""
+	case errors.As(err, &ue):
+		if ue.hint == "" {
+			return ExitUsage, fmt.Sprintf("run '%s --help' for usage", cmdPath)
+		}
+		return ExitUsage, ue.hint
+	case errors.Is(err, errConfig):
+		return ExitUsage, "fix the config file (HCL: plugin_dirs, lock_file, log_level, timeouts, key \"NAME\" { ref = ... })"
+	case errors.Is(err, host.ErrMalformedRef):
+		return ExitUsage, "write a key reference as PROVIDER:KEYID[?name=value&...] (e.g. fake:demo?state=/tmp/keys.json) or use a key name from --config"
+	case errors.Is(err, host.ErrPluginNotFound):
+		return ExitUsage, "install the provider's knhk-plugin-<provider> binary in a plugin directory (--plugin-dir, KNHK_PLUGIN_PATH); 'knhk-host plugins' lists what is found"
+	case errors.Is(err, host.ErrLockFile):
+		return ExitUsage, "fix or delete the lock file, then run 'knhk-host plugins lock'"
+	case errors.Is(err, shared.ErrUnsupportedAlgorithm):
+		return ExitUsage, "choose an algorithm the key supports; 'knhk-host metadata --key REF' lists them"
+	case errors.Is(err, shared.ErrInvalidArgument):
+		return ExitUsage, fmt.Sprintf("check the arguments and key parameters; run '%s --help' for usage", cmdPath)
+	case errors.Is(err, host.ErrPluginRefused):
+		return ExitRuntime, "if the plugin was installed or updated on purpose, run 'knhk-host plugins lock' to pin it; otherwise reinstall it"
+	case errors.Is(err, host.ErrHandshake):
+		return ExitRuntime, "check that the file is a knhk plugin built for this host; rerun with --log-level debug to see its output"
+	case errors.Is(err, shared.ErrKeyNotFound):
+		return ExitRuntime, "check the key reference and its parameters, or create the key with 'knhk-host keys create'"
+	case errors.Is(err, shared.ErrAlreadyExists):
+		return ExitRuntime, "choose another key id, or use the existing key"
+	case errors.Is(err, shared.ErrPermissionDenied):
+		return ExitRuntime, "check the provider's credentials and their permissions on this key"
+	case errors.Is(err, shared.ErrUnimplemented):
+		return ExitRuntime, "this provider does not offer the operation; 'knhk-host plugins' lists its capabilities"
+	case errors.Is(err, shared.ErrFailedPrecondition):
+		return ExitRuntime, "check the key's state with 'knhk-host metadata --key REF'"
+	case errors.Is(err, host.ErrVerifyAfterSign):
+		return ExitRuntime, "the plugin is faulty or compromised; do not use its signatures and report it"
+	case host.IsRetryable(err), errors.Is(err, context.DeadlineExceeded):
+		return ExitRuntime, "retry later; rerun with --log-level debug to see the plugin's logs"
+	case errors.Is(err, context.Canceled):
+		return ExitRuntime, "the command was interrupted"
+	}
+	return ExitRuntime, "rerun with --log-level debug for details"
+}
+
+// oneLine folds an error message onto one line: no stack traces, no
+// multi-line dumps on stderr.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// errorReport is an error as -o json prints it on stderr.
+type errorReport struct {
+	Error    string `json:"error"`
+	Hint     string `json:"hint,omitempty"`
+	Command  string `json:"command"`
+	ExitCode int    `json:"exit_code"`
+}
+
+// renderError writes err to stderr, as one line of text or one JSON object,
+// and returns the exit status.
+func renderError(w io.Writer, err error, cmdPath string, jsonOut bool) int {
+	code, hint := classify(err, cmdPath)
+	if code == ExitInvalid {
+		return code // verify has printed its verdict
+	}
+	msg := oneLine(err.Error())
+	if jsonOut {
+		out, _ := json.Marshal(errorReport{Error: msg, Hint: hint, Command: cmdPath, ExitCode: code})
+		fmt.Fprintf(w, "%s\n", out)
+		return code
+	}
+	line := cmdPath + ": " + msg
+	if hint != "" {
+		line += " (" + hint + ")"
+	}
+	fmt.Fprintln(w, line)
+	return code
+}
