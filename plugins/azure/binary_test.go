@@ -72,7 +72,7 @@ func TestBinary(t *testing.T) {
 	defer srv.Close()
 	logs := &syncBuffer{}
 	cmd := exec.Command(pluginBin)
-	cmd.Env = append(os.Environ(), "AZURE_AUTH_TOKEN="+srv.Token, "KNHK_PLUGIN_LOG_LEVEL=trace")
+	cmd.Env = append(os.Environ(), "AZURE_AUTH_TOKEN="+srv.Token, "KNHK_LOG_LEVEL=trace")
 	cfg := shared.ClientConfig(cmd)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
 	client := plugin.NewClient(cfg)

@@ -32,3 +32,5 @@ func rsaVerifyPSSEqualsHash(pub crypto.PublicKey, h crypto.Hash, digest, sig []b
 	}
 	return rsa.VerifyPSS(rk, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 }
+
+const cryptoSHA256 = crypto.SHA256

@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	level := hclog.LevelFromString(os.Getenv("KNHK_PLUGIN_LOG_LEVEL"))
+	level := hclog.LevelFromString(os.Getenv("KNHK_LOG_LEVEL"))
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
