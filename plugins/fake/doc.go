@@ -25,7 +25,9 @@
 //	             change is a read-modify-write under an flock on PATH.lock,
 //	             written atomically (temp file, fsync, rename). A file that
 //	             does not parse is refused with ErrFailedPrecondition and
-//	             left untouched. The file holds private keys: tests only.
+//	             left untouched. A missing or empty file is an empty store;
+//	             a relative PATH is relative to the plugin's working
+//	             directory. The file holds private keys: tests only.
 //	seed=STRING  Make new keys deterministic: the same seed, key type, name
 //	             and version always give the same key (HKDF-SHA256 into a
 //	             ChaCha8 stream). ECDSA signatures then use RFC 6979 nonces.

@@ -97,6 +97,8 @@ func TestBadStateFile(t *testing.T) {
 			"unknown key type":  strings.Replace(string(goodData), `"ed25519"`, `"rsa-1024"`, 1),
 			"misnumbered":       strings.Replace(string(goodData), `"version": "1"`, `"version": "7"`, 1),
 			"array, not object": `[]`,
+			"null":              `null`,
+			"trailing data":     string(goodData) + "}",
 		}
 		for name, content := range cases {
 			t.Run(name, func(t *testing.T) {

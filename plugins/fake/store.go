@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -150,6 +151,9 @@ func (f *fileStore) load(useCache bool) (*state, fileStamp, error) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(s); err != nil {
 			return nil, fileStamp{}, f.stateError("is corrupt", err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, fileStamp{}, f.stateError("is corrupt", errors.New("data after the JSON object"))
 		}
 		if err := s.check(f.cache); err != nil {
 			return nil, fileStamp{}, f.stateError("is corrupt", err)
