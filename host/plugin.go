@@ -349,9 +349,10 @@ func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f 
 		if err != nil {
 			return zero, err
 		}
+		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err := f(cctx, inst.rpc)
-		timedOut := errors.Is(cctx.Err(), context.DeadlineExceeded)
+		timedOut := pluginTimedOut(ctx, cctx, err, start, timeout)
 		cancel()
 		switch {
 		case err == nil:
@@ -364,6 +365,9 @@ func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f 
 			return zero, fmt.Errorf("%w: plugin %s, %s, after %s; the plugin was killed and will be relaunched: %w (%w)",
 				ErrCallTimeout, m.name, op, timeout, shared.ErrUnavailable, context.DeadlineExceeded)
 		case inst.dead.Load() || (errors.Is(err, shared.ErrUnavailable) && !m.alive(inst)):
+			if m.h.closed.Load() {
+				return zero, fmt.Errorf("%w: plugin %s, %s: %v", ErrClosed, m.name, op, err)
+			}
 			m.fail(inst, true, "the plugin process died during "+op)
 			if !idempotent || attempt > 0 || m.h.cfg.Retry.DisableRetry {
 				return zero, fmt.Errorf("%w: plugin %s, %s: %v: %w", ErrPluginCrashed, m.name, op, err, shared.ErrUnavailable)
@@ -373,4 +377,19 @@ func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f 
 			return zero, err
 		}
 	}
+}
+
+// pluginTimedOut reports whether a call failed because the host's call
+// timeout (not the caller's deadline) ran out. The plugin's gRPC server
+// enforces the same deadline and may reset the stream a moment before the
+// host's timer fires, so a cancellation error near the deadline counts too.
+func pluginTimedOut(ctx, cctx context.Context, err error, start time.Time, timeout time.Duration) bool {
+	if d, ok := ctx.Deadline(); ok && d.Before(start.Add(timeout)) {
+		return false // the caller's deadline was the binding one
+	}
+	if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	nearDeadline := time.Since(start) >= timeout-timeout/10
+	return nearDeadline && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
