@@ -191,7 +191,7 @@ func TestErrorsThroughHost(t *testing.T) {
 		{name: "404", run: func(*testing.T) error { return sign(e.h, e.ref("hmissing")) },
 			want: shared.ErrKeyNotFound, says: []string{"KeyNotFound"}},
 		{name: "403", setup: func(*testing.T) { srv.Deny("sign", true) },
-			run: func(*testing.T) error { defer srv.Deny("sign", false); return sign(e.h, e.ref("herr")) },
+			run:  func(*testing.T) error { defer srv.Deny("sign", false); return sign(e.h, e.ref("herr")) },
 			want: shared.ErrPermissionDenied, says: []string{"ForbiddenByPolicy", "access policies or Azure RBAC"}},
 		{name: "429", setup: func(*testing.T) { srv.FailNext(4, http.StatusTooManyRequests, "Throttled") },
 			run: func(*testing.T) error { return sign(e.h, e.ref("herr")) }, want: shared.ErrUnavailable, says: []string{"429", "Throttled"}},
@@ -245,4 +245,3 @@ func TestErrorsThroughHost(t *testing.T) {
 		}
 	}
 }
-
