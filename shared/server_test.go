@@ -1,0 +1,179 @@
+package shared
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+)
+
+// countingProvider records calls and signs nothing real: enough to test the
+// SDK's checks and batch plumbing, which never look at signature bytes.
+type countingProvider struct {
+	UnimplementedProvider
+	calls atomic.Int32
+	fail  string // key id whose Sign fails with ErrKeyNotFound
+	block string // key id whose Sign waits for the context
+	panic string // key id whose Sign panics
+}
+
+func (p *countingProvider) Describe(context.Context) (Description, error) {
+	return Description{Name: "counting"}, nil
+}
+func (p *countingProvider) PublicKey(context.Context, PublicKeyRequest) (PublicKeyResponse, error) {
+	return PublicKeyResponse{}, ErrUnimplemented
+}
+func (p *countingProvider) KeyMetadata(context.Context, KeyMetadataRequest) (KeyMetadata, error) {
+	return KeyMetadata{}, ErrUnimplemented
+}
+func (p *countingProvider) Sign(ctx context.Context, r SignRequest) (SignResponse, error) {
+	p.calls.Add(1)
+	switch r.Key.ID {
+	case p.fail:
+		return SignResponse{}, fmt.Errorf("no key %q: %w", r.Key.ID, ErrKeyNotFound)
+	case p.block:
+		<-ctx.Done()
+		return SignResponse{}, ctx.Err()
+	case p.panic:
+		panic("boom")
+	}
+	return SignResponse{Signature: append([]byte("sig:"), r.Key.ID...), Version: "7"}, nil
+}
+
+// connect serves p through Serve in go-plugin's test mode and connects to
+// it as the host would.
+func connect(t *testing.T, p Provider) *Client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	reattach := make(chan *plugin.ReattachConfig, 1)
+	closed := make(chan struct{})
+	go func() {
+		if err := Serve(p, WithTestConfig(&plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed})); err != nil {
+			t.Error(err)
+		}
+	}()
+	cfg := ClientConfig(nil)
+	cfg.Reattach = <-reattach
+	client := plugin.NewClient(cfg)
+	t.Cleanup(func() { client.Kill(); cancel(); <-closed })
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Dispense(rpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestServeRefusesBadOptions(t *testing.T) {
+	if err := Serve(nil); err == nil {
+		t.Fatal("Serve(nil) accepted")
+	}
+	if err := Serve(&countingProvider{}, WithLogger(nil)); err == nil {
+		t.Fatal("WithLogger(nil) accepted")
+	}
+	if err := Serve(&countingProvider{}, WithTestConfig(nil)); err == nil {
+		t.Fatal("WithTestConfig(nil) accepted")
+	}
+}
+
+func TestServerChecksBeforeTheProvider(t *testing.T) {
+	p := &countingProvider{}
+	c := connect(t, p)
+	ctx := context.Background()
+	d := sha256.Sum256([]byte("x"))
+	cases := []struct {
+		name string
+		req  SignRequest
+		want error
+	}{
+		{"empty key id", SignRequest{Algorithm: ES256, Digest: d[:]}, ErrInvalidArgument},
+		{"unknown algorithm", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: "HS256", Digest: d[:]}, ErrUnsupportedAlgorithm},
+		{"short digest", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: ES384, Digest: d[:]}, ErrInvalidArgument},
+		{"EdDSA digest", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: EdDSA, Digest: d[:]}, ErrInvalidArgument},
+		{"no input", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: ES256}, ErrInvalidArgument},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.Sign(ctx, tc.req)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if n := p.calls.Load(); n != 0 {
+		t.Fatalf("provider was called %d times for bad requests", n)
+	}
+	if _, err := c.Sign(ctx, SignRequest{Key: KeyRef{ID: "k"}, Algorithm: EdDSA, Message: []byte{}}); err != nil {
+		t.Fatalf("empty message: %v", err)
+	}
+	if _, err := c.RotateKey(ctx, RotateKeyRequest{Key: KeyRef{ID: "k"}}); !errors.Is(err, ErrUnimplemented) {
+		t.Fatalf("rotate: %v", err)
+	}
+}
+
+func TestPanicBecomesAnError(t *testing.T) {
+	c := connect(t, &countingProvider{panic: "p"})
+	d := sha256.Sum256([]byte("x"))
+	_, err := c.Sign(context.Background(), SignRequest{Key: KeyRef{ID: "p"}, Algorithm: ES256, Digest: d[:]})
+	if err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("got %v", err)
+	}
+	// The server is still there.
+	if _, err := c.Describe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSignBatchFallback(t *testing.T) {
+	p := &countingProvider{fail: "bad", block: "slow"}
+	c := connect(t, p)
+	d := sha256.Sum256([]byte("x"))
+	item := func(id string) SignRequest {
+		return SignRequest{Key: KeyRef{ID: id}, Algorithm: ES256, Digest: d[:]}
+	}
+	slow := item("slow")
+	slow.Deadline = time.Now().Add(50 * time.Millisecond)
+	expired := item("a")
+	expired.Deadline = time.Now().Add(-time.Second)
+	short := item("b")
+	short.Digest = d[:5]
+	reqs := []SignRequest{item("a"), item("bad"), slow, expired, short, item("c")}
+
+	start := time.Now()
+	res := c.SignBatch(context.Background(), reqs)
+	if len(res) != len(reqs) {
+		t.Fatalf("%d results for %d items", len(res), len(reqs))
+	}
+	for i, id := range []string{"a", "", "", "", "", "c"} {
+		if id == "" {
+			if res[i].Err == nil {
+				t.Errorf("item %d: no error", i)
+			}
+			continue
+		}
+		if res[i].Err != nil || string(res[i].Response.Signature) != "sig:"+id || res[i].Response.Version != "7" {
+			t.Errorf("item %d: %+v", i, res[i])
+		}
+	}
+	if !errors.Is(res[2].Err, context.DeadlineExceeded) || !errors.Is(res[3].Err, context.DeadlineExceeded) {
+		t.Errorf("deadlines: %v / %v", res[2].Err, res[3].Err)
+	}
+	if !errors.Is(res[4].Err, ErrInvalidArgument) {
+		t.Errorf("short digest: %v", res[4].Err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("batch waited for the slow item past its deadline")
+	}
+	if n := p.calls.Load(); n != 4 {
+		t.Errorf("provider saw %d calls, want 4 (a, bad, slow, c)", n)
+	}
+}
