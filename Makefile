@@ -13,7 +13,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 PROTO_DIR := shared/proto/knhk/kms/v1
 
-.PHONY: all build test vet fmt tidy proto proto-check tools demo bench clean deps-check
+.PHONY: all build test testdeps vet fmt tidy proto proto-check tools demo bench clean deps-check
 
 all: build
 
@@ -21,12 +21,17 @@ build:
 	@mkdir -p $(BIN)/plugins
 	go build -o $(BIN)/knhk-host ./cmd/knhk-host
 	@for d in $$(find plugins -path '*/cmd/knhk-plugin-*' -type d); do \
-		mod=$$(cd $$d && go list -m); name=$$(basename $$d); \
+		name=$$(basename $$d); \
 		echo "go build $$d"; (cd $$d && go build -o $(BIN)/plugins/$$name .) || exit 1; \
 	done
 
-test: proto-check vet deps-check build
+test: proto-check vet deps-check build testdeps
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO_TEST) ./...); done
+
+# Test servers that must be built before the tests (a plugin's testdeps.sh,
+# e.g. the Vault server), once per machine.
+testdeps:
+	@set -e; for s in $(wildcard plugins/*/testdeps.sh); do echo "== $$s"; bash $$s; done
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done

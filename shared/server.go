@@ -266,7 +266,6 @@ func strs[T ~string](in []T) []string {
 	return out
 }
 
-
 // nonNil keeps an empty message distinct from "no message".
 func nonNil(b []byte) []byte {
 	if b == nil {
