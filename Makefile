@@ -28,6 +28,11 @@ build:
 test: proto-check vet deps-check build testdeps
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO_TEST) ./...); done
 
+# demo runs the main job on the fake provider: create a key in a throwaway
+# state file, sign a message, verify it, print the public key.
+demo: build
+	@bash cmd/knhk-host/demo.sh $(BIN)
+
 # Test servers that must be built before the tests (a plugin's testdeps.sh,
 # e.g. the Vault server), once per machine.
 testdeps:
