@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -40,7 +41,7 @@ func (p *Provider) mapError(op, what string, err error) error {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		if isCredentialError(err) {
-			return fmt.Errorf("%w: azure: %s %s: could not get a token: %s; %s", shared.ErrPermissionDenied, op, what, p.redact(firstLine(err.Error())), credentialHint())
+			return fmt.Errorf("%w: azure: %s %s: could not get a token: %s; %s", shared.ErrPermissionDenied, op, what, p.redact(oneLine(err.Error())), credentialHint())
 		}
 		var ce *certError
 		if errors.As(err, &ce) {
@@ -109,6 +110,19 @@ func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return strings.TrimSpace(s[:i])
+	}
+	return s
+}
+
+// rulers are the dashed separator lines of the SDK's error texts.
+var rulers = regexp.MustCompile(`-{8,}`)
+
+// oneLine joins a multi-line message (credential chains explain every
+// credential they tried) into one line of bounded length.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(rulers.ReplaceAllString(s, " ")), " ")
+	if len(s) > 1500 {
+		s = s[:1500] + "..."
 	}
 	return s
 }

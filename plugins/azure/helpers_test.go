@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"strings"
 )
 
 // caClient is an HTTP client trusting the PEM certificates in caFile.
@@ -34,3 +35,7 @@ func rsaVerifyPSSEqualsHash(pub crypto.PublicKey, h crypto.Hash, digest, sig []b
 }
 
 const cryptoSHA256 = crypto.SHA256
+
+func errorIs(err, target error) bool { return errors.Is(err, target) }
+
+func contains(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }

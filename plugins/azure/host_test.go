@@ -245,3 +245,5 @@ func TestErrorsThroughHost(t *testing.T) {
 		}
 	}
 }
+
+func hostSignOptions() host.SignOptions { return host.SignOptions{} }

@@ -26,6 +26,9 @@
 //     ForbiddenByPolicy for a denied operation, KeyDisabled or KeyExpired for
 //     a key that cannot be used), BadParameter (400), Throttled (429).
 //
+// It also answers as an App Service managed identity endpoint (see
+// IdentityPath), so tests can run the real DefaultAzureCredential chain.
+//
 // Fault switches (Deny, FailNext) produce 403, 429 and 5xx on demand, and
 // Requests records what the server saw, for the challenge-flow test.
 package kvtest

@@ -27,6 +27,8 @@ type Server struct {
 	URL    string // vault URL, https://127.0.0.1:<port>
 	CAFile string // PEM file of the server certificate, for ca_file
 	Token  string // the one bearer token accepted
+	// IdentityHeader is the secret the managed identity endpoint wants.
+	IdentityHeader string
 
 	srv *httptest.Server
 	dir string
@@ -36,6 +38,8 @@ type Server struct {
 	reqs   []Request
 	denied map[string]bool // operation → 403 ForbiddenByPolicy
 	faults []fault
+
+	tokenReqs []TokenRequest
 }
 
 // Request is what the server saw of one request.
@@ -64,7 +68,7 @@ func New(token string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Token: token, dir: dir, keys: map[string]*key{}, denied: map[string]bool{}}
+	s := &Server{Token: token, IdentityHeader: "kvtest-identity-" + token, dir: dir, keys: map[string]*key{}, denied: map[string]bool{}}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	// Clients that do not trust the CA are part of the tests; keep their
 	// handshake errors out of the output.
@@ -125,6 +129,10 @@ func (s *Server) FailNext(n, status int, code string) {
 
 // serve authenticates, applies faults and routes one request.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == IdentityPath {
+		s.identity(w, r) // recorded in TokenRequests, not Requests
+		return
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	authorized := r.Header.Get("Authorization") == "Bearer "+s.Token
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
