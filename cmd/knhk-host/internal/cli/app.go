@@ -82,7 +82,6 @@ Results go to stdout; errors go to stderr as one line (JSON with -o json).
   knhk-host pubkey --key 'fake:demo?state=/tmp/keys.json' | openssl pkey -pubin -noout -text`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
-		Args:              cobra.NoArgs,
 		PersistentPreRunE: a.setup,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}

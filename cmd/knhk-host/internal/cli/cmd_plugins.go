@@ -110,10 +110,16 @@ with "added", "updated" or "unchanged", and plugins dropped from the file.`,
 				return usagef("pass --lock-file FILE or set lock_file in --config", "no lock file given")
 			}
 			old := map[string]string{}
-			if l, err := host.ReadLockFile(a.lockFile); err == nil {
+			// A missing lock file is created; host.ReadLockFile does not
+			// keep os.ErrNotExist in its error, so look first.
+			if _, err := os.Stat(a.lockFile); err == nil {
+				l, err := host.ReadLockFile(a.lockFile)
+				if err != nil {
+					return fmt.Errorf("read lock file: %w", err)
+				}
 				old = l.Sums
 			} else if !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("read lock file: %w", err)
+				return fmt.Errorf("read lock file: %w", unwrapPathError(err))
 			}
 			infos := host.Discover(a.pluginDirs)
 			if len(infos) == 0 {

@@ -200,6 +200,16 @@ signature is valid, 1 when it is not, 2 or 3 on any error.`,
 				return fmt.Errorf("verify with %s: %w", show(k.Ref()), err)
 			}
 			res := verdictJSON{Key: show(k.Ref()), Algorithm: opts.Algorithm, Version: opts.Version, Valid: valid}
+			// Name the algorithm and version that were checked; the public
+			// key is cached, so this costs no plugin call.
+			if pk, err := k.PublicKey(ctx, opts.Version); err == nil {
+				if res.Algorithm == "" {
+					res.Algorithm = pk.Type.DefaultAlgorithm()
+				}
+				if pk.Version != "" {
+					res.Version = pk.Version
+				}
+			}
 			if perr := a.printer().print(res, func(w io.Writer) error {
 				verdict := "valid"
 				if !valid {

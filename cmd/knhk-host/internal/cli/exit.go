@@ -73,9 +73,9 @@ func classify(err error, cmdPath string) (code int, hint string) {
 	case errors.Is(err, errConfig):
 		return ExitUsage, "fix the config file (HCL: plugin_dirs, lock_file, log_level, timeouts, key \"NAME\" { ref = ... })"
 	case errors.Is(err, host.ErrMalformedRef):
-		return ExitUsage, "write a key reference as PROVIDER:KEYID[?name=value&...] (e.g. fake:demo?state=/tmp/keys.json) or use a key name from --config"
+		return ExitUsage, "fix --key, or pass a key name defined in --config"
 	case errors.Is(err, host.ErrPluginNotFound):
-		return ExitUsage, "install the provider's knhk-plugin-<provider> binary in a plugin directory (--plugin-dir, KNHK_PLUGIN_PATH); 'knhk-host plugins' lists what is found"
+		return ExitUsage, "check the provider name or --plugin-dir; 'knhk-host plugins' lists the plugins found"
 	case errors.Is(err, host.ErrLockFile):
 		return ExitUsage, "fix or delete the lock file, then run 'knhk-host plugins lock'"
 	case errors.Is(err, shared.ErrUnsupportedAlgorithm):
