@@ -314,3 +314,20 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("backoff(100) = %s, want the cap %s", got, DefaultMaxBackoff)
 	}
 }
+
+// TestStartTimeout: a plugin that never completes the handshake fails at
+// the start timeout with ErrHandshake and leaves no process.
+func TestStartTimeout(t *testing.T) {
+	dir := t.TempDir()
+	slow := filepath.Join(dir, "knhk-plugin-slow")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := newHost(t, Config{PluginDirs: []string{dir}, StartTimeout: 300 * time.Millisecond})
+	k, _ := h.Key(context.Background(), "slow:k")
+	_, err := k.PublicKey(context.Background(), "")
+	if !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), slow) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("got %v; want ErrHandshake naming the file and the timeout", err)
+	}
+	waitFor(t, "the slow plugin to be killed", 5*time.Second, func() bool { return len(children(t)) == 0 })
+}

@@ -362,3 +362,57 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Fatalf("%d goroutines left after Close:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 	}
 }
+
+// TestProviderUnavailableIsNotACrash: a plugin that itself answers
+// "unavailable" keeps running and the call is not retried.
+func TestProviderUnavailableIsNotACrash(t *testing.T) {
+	h, _ := newHost(t, Config{})
+	state := filepath.Join(t.TempDir(), "keys.json")
+	ctx := context.Background()
+	newKey(t, h, state, "flaky", shared.ECP256)
+	pid := h.pid("fake")
+	k, _ := h.Key(ctx, fakeRef(t, state, "flaky", "fault_error=unavailable&fault_ops=key_metadata"))
+	_, err := k.Metadata(ctx)
+	if !errors.Is(err, shared.ErrUnavailable) || errors.Is(err, ErrPluginCrashed) {
+		t.Fatalf("Metadata = %v; want the provider's own ErrUnavailable", err)
+	}
+	if p := h.pid("fake"); p != pid {
+		t.Fatalf("plugin replaced (pid %d -> %d) after the provider's own error", pid, p)
+	}
+}
+
+// TestCrashLoopBacksOff: a plugin that dies on every call gives
+// ErrPluginCrashed, the failure count grows with a growing relaunch delay,
+// and one good call resets it.
+func TestCrashLoopBacksOff(t *testing.T) {
+	h, _ := newHost(t, Config{Retry: RetryPolicy{InitialBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}})
+	state := filepath.Join(t.TempDir(), "keys.json")
+	ctx := context.Background()
+	newKey(t, h, state, "loop", shared.ECP256)
+	k, _ := h.Key(ctx, fakeRef(t, state, "loop", "fault_exit_after=0&fault_ops=key_metadata"))
+	m := k.m
+	for i := 1; i <= 4; i++ {
+		if _, err := k.Metadata(ctx); !errors.Is(err, ErrPluginCrashed) || !IsRetryable(err) {
+			t.Fatalf("call %d on a crashing plugin: %v; want ErrPluginCrashed", i, err)
+		}
+		m.mu.Lock()
+		failures, wait := m.failures, time.Until(m.nextStart)
+		m.mu.Unlock()
+		// Each call crashes two processes (the call and its one retry).
+		if failures != 2*i {
+			t.Fatalf("after call %d: %d consecutive failures, want %d", i, failures, 2*i)
+		}
+		if wait <= 0 || wait > 80*time.Millisecond {
+			t.Fatalf("after call %d: next relaunch in %s; want a backoff within the cap", i, wait)
+		}
+	}
+	good, _ := h.Key(ctx, fakeRef(t, state, "loop", ""))
+	if _, err := good.Metadata(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failures != 0 {
+		t.Fatalf("failure count %d after a good call; want 0", m.failures)
+	}
+}
