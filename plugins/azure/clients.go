@@ -41,7 +41,7 @@ func (p *Provider) clientFor(vault string, ps params) (*azkeys.Client, error) {
 	if cred == nil {
 		c, err := newCredential(p.token, ps, opts)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cannot set up Azure credentials: %s; %s", shared.ErrPermissionDenied, p.redact(err.Error()), credentialHint())
+			return nil, fmt.Errorf("%w: cannot set up Azure credentials: %s; %s", shared.ErrPermissionDenied, p.redact(oneLine(err.Error())), credentialHint())
 		}
 		cred = c
 	}

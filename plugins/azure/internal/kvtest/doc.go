@@ -23,8 +23,9 @@
 //     r||s (each padded to the curve size), RSA-PSS with salt = hash length.
 //   - Errors use Key Vault's shape {"error":{"code","message","innererror"}}:
 //     KeyNotFound (404), Unauthorized (401), Forbidden (403, with innererror
-//     ForbiddenByPolicy for a denied operation, KeyDisabled or KeyExpired for
-//     a key that cannot be used), BadParameter (400), Throttled (429).
+//     ForbiddenByPolicy for a denied operation, KeyDisabled or KeyExpired
+//     when signing with a key that cannot sign; verify still works, as in
+//     Key Vault), BadParameter (400), Throttled (429).
 //
 // It also answers as an App Service managed identity endpoint (see
 // IdentityPath), so tests can run the real DefaultAzureCredential chain.

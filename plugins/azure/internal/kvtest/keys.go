@@ -326,12 +326,15 @@ func (s *Server) usable(w http.ResponseWriter, v *version, op, alg string, diges
 	enabled, exp, nbf, ops := v.enabled, v.exp, v.nbf, v.ops
 	s.mu.Unlock()
 	now := time.Now().Unix()
+	// Key Vault refuses to sign with a disabled, expired or not yet valid
+	// key but still verifies with it (verifying needs only the public key).
+	private := op == "sign"
 	switch {
-	case !enabled:
+	case private && !enabled:
 		writeError(w, http.StatusForbidden, "Forbidden", "KeyDisabled", fmt.Sprintf("Operation %s is not allowed on a disabled key.", op))
-	case exp != nil && now >= *exp:
+	case private && exp != nil && now >= *exp:
 		writeError(w, http.StatusForbidden, "Forbidden", "KeyExpired", fmt.Sprintf("Operation %s is not allowed on an expired key.", op))
-	case nbf != nil && now < *nbf:
+	case private && nbf != nil && now < *nbf:
 		writeError(w, http.StatusForbidden, "Forbidden", "KeyNotYetValid", fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid.", op))
 	case !slices.Contains(ops, op):
 		writeError(w, http.StatusForbidden, "Forbidden", "OperationNotAllowed", fmt.Sprintf("Operation %s is not permitted on this key.", op))

@@ -109,7 +109,7 @@ func (s *Server) ResetRequests() {
 
 // Deny makes an operation (get, list, create, update, rotate, sign,
 // verify) fail with 403 ForbiddenByPolicy, as when the identity lacks the
-// permission; allow=false undoes it.
+// permission; deny=false undoes it.
 func (s *Server) Deny(op string, deny bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
