@@ -168,6 +168,7 @@ func TestBadPluginsLeaveOthersWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrong := testBinaryAs(t, dir, wrongProtoPlugin)
+	cookie := testBinaryAs(t, dir, wrongCookiePlugin)
 	h, _ := newHost(t, Config{PluginDirs: []string{dir}, StartTimeout: 5 * time.Second})
 	ctx := context.Background()
 	state := filepath.Join(t.TempDir(), "keys.json")
@@ -180,6 +181,7 @@ func TestBadPluginsLeaveOthersWorking(t *testing.T) {
 		{"junk", junk, "hello, I am not a plugin"},
 		{"data", data, "exec format error"},
 		{"wrongproto", wrong, "Plugin version: 2"},
+		{"wrongcookie", cookie, "These are not meant to be executed directly"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.provider, func(t *testing.T) {
@@ -188,6 +190,7 @@ func TestBadPluginsLeaveOthersWorking(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = k.PublicKey(ctx, "")
+			t.Logf("the documented error: %v", err)
 			if !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), tt.path) || !strings.Contains(err.Error(), tt.errHas) {
 				t.Fatalf("got %v; want ErrHandshake naming %s and %q", err, tt.path, tt.errHas)
 			}

@@ -26,8 +26,9 @@ import (
 // are this test binary itself, copied under a plugin name: TestMain looks
 // at its own name and behaves as that plugin.
 const (
-	markerPlugin     = "knhk-plugin-marker"     // writes <its path>.ran, then serves the fake
-	wrongProtoPlugin = "knhk-plugin-wrongproto" // serves the fake on protocol version 2
+	markerPlugin      = "knhk-plugin-marker"      // writes <its path>.ran, then serves the fake
+	wrongProtoPlugin  = "knhk-plugin-wrongproto"  // serves the fake on protocol version 2
+	wrongCookiePlugin = "knhk-plugin-wrongcookie" // expects another magic cookie
 )
 
 var (
@@ -43,9 +44,13 @@ func TestMain(m *testing.M) {
 		}
 		_ = shared.Serve(fake.New())
 		os.Exit(0)
-	case wrongProtoPlugin:
+	case wrongProtoPlugin, wrongCookiePlugin:
 		hs := shared.Handshake
-		hs.ProtocolVersion = shared.ProtocolVersion + 1
+		if filepath.Base(os.Args[0]) == wrongProtoPlugin {
+			hs.ProtocolVersion = shared.ProtocolVersion + 1
+		} else {
+			hs.MagicCookieValue = "some other application's cookie"
+		}
 		goplugin.Serve(&goplugin.ServeConfig{
 			HandshakeConfig: hs,
 			Plugins:         map[string]goplugin.Plugin{shared.PluginName: &shared.GRPCPlugin{Impl: fake.New()}},

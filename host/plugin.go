@@ -9,6 +9,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,6 +239,8 @@ func (m *managed) exec() (*instance, string, error) {
 	cfg.SecureConfig = &goplugin.SecureConfig{Checksum: checksum, Hash: sha256.New()}
 	cfg.StartTimeout = h.cfg.StartTimeout
 	cfg.Logger = m.log
+	tail := &stderrTail{}
+	cfg.Stderr = tail
 	client := goplugin.NewClient(cfg)
 	proto, err := client.Client()
 	if err != nil {
@@ -245,7 +248,8 @@ func (m *managed) exec() (*instance, string, error) {
 		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
 			return nil, path, fmt.Errorf("%w: %s changed after it was checked (expected sha256:%s)", ErrPluginRefused, path, sum)
 		}
-		return nil, path, fmt.Errorf("%w: %s: %v (is it a knhk provider plugin for protocol %d?)", ErrHandshake, path, err, shared.ProtocolVersion)
+		return nil, path, fmt.Errorf("%w: %s: %v (is it a knhk provider plugin for protocol %d?)%s",
+			ErrHandshake, path, firstLine(err.Error()), shared.ProtocolVersion, tail.hint())
 	}
 	inst, err := newInstance(client, proto, cmd, nil)
 	if err != nil {
@@ -392,4 +396,10 @@ func pluginTimedOut(ctx, cctx context.Context, err error, start time.Time, timeo
 	}
 	nearDeadline := time.Since(start) >= timeout-timeout/10
 	return nearDeadline && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// firstLine keeps go-plugin's diagnosis and drops its multi-line advice.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(line)
 }
