@@ -115,3 +115,5 @@ func isLoopback(vault string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+var _ policy.Transporter = certFailFast{}

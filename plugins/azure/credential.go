@@ -80,6 +80,8 @@ func (e *tokenError) Unwrap() error { return e.err }
 // markedCredential tags its credential's errors as tokenErrors.
 type markedCredential struct{ azcore.TokenCredential }
 
+var _ azcore.TokenCredential = markedCredential{}
+
 // GetToken gets a token from the wrapped credential.
 func (c markedCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tk, err := c.TokenCredential.GetToken(ctx, o)
