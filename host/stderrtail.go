@@ -23,7 +23,8 @@ func (s *stderrTail) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, line := range strings.Split(string(p), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
+		// JSON lines are the plugin's log, which the host logger shows.
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "{") {
 			if len(line) > maxTail {
 				line = line[:maxTail] + "..."
 			}
