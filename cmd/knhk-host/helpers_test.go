@@ -175,3 +175,9 @@ func decodeJSONAny(t *testing.T, s string, v any) {
 		t.Fatalf("trailing data after JSON: %q", s)
 	}
 }
+
+// sameKey reports whether two public keys are equal.
+func sameKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}

@@ -50,8 +50,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ExitOK
 	}
 	if !a.started {
-		// cobra refused the command line before any command ran.
+		// cobra refused the command line before any command ran, maybe
+		// before parsing -o: look for it so the error has the asked format.
 		err = &usageError{err: err}
+		if a.output != formatJSON && scanOutputFlag(args) == formatJSON {
+			a.output = formatJSON
+		}
 	}
 	path := "knhk-host"
 	if cmd != nil {
@@ -275,4 +279,23 @@ func needsSubcommand(cmd *cobra.Command, args []string) error {
 		return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %q for %q (want one of %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
 	}
 	return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "missing subcommand (want one of %s)", strings.Join(names, ", "))
+}
+
+// scanOutputFlag finds -o/--output in a command line cobra could not parse.
+func scanOutputFlag(args []string) string {
+	out := ""
+	for i, arg := range args {
+		if arg == "--" {
+			break
+		}
+		switch {
+		case (arg == "-o" || arg == "--output") && i+1 < len(args):
+			out = args[i+1]
+		case strings.HasPrefix(arg, "--output="):
+			out = strings.TrimPrefix(arg, "--output=")
+		case strings.HasPrefix(arg, "-o") && !strings.HasPrefix(arg, "--"):
+			out = strings.TrimPrefix(strings.TrimPrefix(arg, "-o"), "=")
+		}
+	}
+	return out
 }
