@@ -2,6 +2,8 @@ package azure_test
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"net/url"
 	"testing"
 
@@ -20,12 +22,25 @@ func useManagedIdentity(t *testing.T, srv *kvtest.Server) {
 	t.Setenv(azure.EnvAuthToken, "")
 }
 
+// randomID is a client id not used before in this process: MSAL caches
+// managed identity tokens process-wide, by identity.
+func randomID(t *testing.T) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
 // TestDefaultCredential signs with a token DefaultAzureCredential gets
-// from a managed identity endpoint: fetched once for the vault's resource,
-// then reused; client_id selects a user-assigned identity.
+// from a managed identity endpoint (the identity AZURE_CLIENT_ID names):
+// fetched once for the vault's resource, then reused; the client_id
+// parameter selects another user-assigned identity.
 func TestDefaultCredential(t *testing.T) {
 	srv := newVault(t)
 	useManagedIdentity(t, srv)
+	envID, paramID, badID := randomID(t), randomID(t), randomID(t)
+	t.Setenv("AZURE_CLIENT_ID", envID)
 	ctx := context.Background()
 	p := azure.New(azure.Config{})
 	ref := shared.KeyRef{ID: srv.KeyID("mi"), Params: map[string]string{"ca_file": srv.CAFile}}
@@ -39,29 +54,26 @@ func TestDefaultCredential(t *testing.T) {
 		}
 	}
 	reqs := srv.TokenRequests()
-	if len(reqs) != 1 || reqs[0].Resource != "https://vault.azure.net" || reqs[0].ClientID != "" {
-		t.Fatalf("token requests = %+v, want one system-assigned request for https://vault.azure.net", reqs)
+	if len(reqs) != 1 || reqs[0].Resource != "https://vault.azure.net" || reqs[0].ClientID != envID {
+		t.Fatalf("token requests = %+v, want one for https://vault.azure.net as %s", reqs, envID)
 	}
 
-	uref := shared.KeyRef{ID: ref.ID, Params: map[string]string{"ca_file": srv.CAFile, "client_id": "00000000-1111-2222-3333-444444444444"}}
+	uref := shared.KeyRef{ID: ref.ID, Params: map[string]string{"ca_file": srv.CAFile, "client_id": paramID}}
 	if _, err := p.Sign(ctx, shared.SignRequest{Key: uref, Algorithm: shared.ES256, Digest: digest}); err != nil {
 		t.Fatal(err)
 	}
 	reqs = srv.TokenRequests()
-	if len(reqs) != 2 || reqs[1].ClientID != "00000000-1111-2222-3333-444444444444" {
+	if len(reqs) != 2 || reqs[1].ClientID != paramID {
 		t.Fatalf("token requests = %+v, want a second one for the client_id", reqs)
 	}
 
 	// A refused identity header is a permission error naming the cause.
-	// (MSAL caches managed identity tokens process-wide, so ask for an
-	// identity not asked for before.)
 	t.Setenv("IDENTITY_HEADER", "wrong")
-	bad := shared.KeyRef{ID: ref.ID, Params: map[string]string{"ca_file": srv.CAFile, "client_id": "99999999-1111-2222-3333-444444444444"}}
+	bad := shared.KeyRef{ID: ref.ID, Params: map[string]string{"ca_file": srv.CAFile, "client_id": badID}}
 	_, err := azure.New(azure.Config{}).PublicKey(ctx, shared.PublicKeyRequest{Key: bad})
 	if !errorIs(err, shared.ErrPermissionDenied) || !contains(err, "could not get a token") {
 		t.Errorf("PublicKey with a refused identity = %v, want ErrPermissionDenied about the token", err)
 	}
-	t.Logf("refused identity: %v", err)
 	if contains(err, srv.Token) || contains(err, srv.IdentityHeader) {
 		t.Errorf("error %q carries a secret", err)
 	}
