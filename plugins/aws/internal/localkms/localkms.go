@@ -6,9 +6,11 @@ package localkms
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,6 +35,9 @@ const (
 	SecretAccessKey = "knhk-local-kms-test-secret-not-a-real-one"
 )
 
+// RequestIDPrefix starts every request id the test server sends.
+const RequestIDPrefix = "localkms-req-"
+
 var configOnce sync.Once
 
 // Server is a running emulator.
@@ -53,7 +58,11 @@ func Start(t testing.TB) *Server {
 	})
 	lconfig.DatabasePath = dir
 	db := data.NewDatabase(dir)
+	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Real KMS names every response with a request id; the emulator
+		// does not, so add one the way KMS sends it.
+		w.Header().Set("X-Amzn-Requestid", fmt.Sprintf("%s%08d", RequestIDPrefix, n.Add(1)))
 		lkms.HandleRequest(w, r, db)
 	}))
 	s := &Server{URL: srv.URL, srv: srv, db: db}
