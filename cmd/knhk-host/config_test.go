@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -105,5 +106,37 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Fatalf("root --help lacks %q", want)
 		}
+	}
+}
+
+// TestDemoScript runs demo.sh (what `make demo` runs) against a bin
+// directory laid out as `make build` lays it out.
+func TestDemoScript(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.Mkdir(filepath.Join(bin, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for src, dst := range map[string]string{knhkHost: "knhk-host", fakePlugin: "plugins/knhk-plugin-fake"} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, dst), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("bash", "demo.sh", bin)
+	cmd.Env = append(os.Environ(), "KNHK_PLUGIN_PATH=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo.sh: %v\n%s", err, out)
+	}
+	for _, want := range []string{"key:     fake:demo", "\nvalid\n", "\ninvalid\n", "-----BEGIN PUBLIC KEY-----"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("demo.sh output lacks %q:\n%s", want, out)
+		}
+	}
+	if r := exec.Command("bash", "demo.sh", t.TempDir()); r.Run() == nil {
+		t.Fatal("demo.sh succeeded without binaries")
 	}
 }

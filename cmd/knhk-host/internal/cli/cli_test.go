@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.hcl", `
+plugin_dirs    = ["plugins", "/abs/plugins"]
+lock_file      = "knhk.lock"
+log_level      = "debug"
+start_timeout  = "5s"
+call_timeout   = "1m"
+public_key_ttl = "0s"
+key "release" {
+  ref    = "aws:alias/release"
+  params = { region = "eu-west-1" }
+}
+key "dev" { ref = "fake:dev" }
+`)
+	cfg, err := loadConfig(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.PluginDirs; len(got) != 2 || got[0] != filepath.Join(dir, "plugins") || got[1] != "/abs/plugins" {
+		t.Errorf("plugin_dirs %v", got)
+	}
+	if cfg.LockFile != filepath.Join(dir, "knhk.lock") || cfg.LogLevel != "debug" {
+		t.Errorf("lock_file %q, log_level %q", cfg.LockFile, cfg.LogLevel)
+	}
+	if cfg.StartTimeout != 5*time.Second || cfg.CallTimeout != time.Minute || cfg.PublicKeyTTL != 0 {
+		t.Errorf("timeouts %v %v %v", cfg.StartTimeout, cfg.CallTimeout, cfg.PublicKeyTTL)
+	}
+	if k := cfg.Keys["release"]; k.Ref != "aws:alias/release" || k.Params["region"] != "eu-west-1" || cfg.Keys["dev"].Ref != "fake:dev" {
+		t.Errorf("keys %+v", cfg.Keys)
+	}
+
+	empty, err := loadConfig("")
+	if err != nil || len(empty.Keys) != 0 || empty.PluginDirs != nil {
+		t.Errorf("empty path: %+v, %v", empty, err)
+	}
+
+	for _, tc := range []struct{ name, src, want string }{
+		{"syntax", "key \"x\" {\n ref = \n}\n", "bad.hcl:2"},
+		{"unknown attribute", "plugin_dir = \"x\"\n", `"plugin_dir" is not expected`},
+		{"bad duration", "call_timeout = \"soon\"\n", "call_timeout"},
+		{"negative duration", "start_timeout = \"-1s\"\n", "start_timeout"},
+		{"duplicate key", "key \"a\" { ref = \"fake:a\" }\nkey \"a\" { ref = \"fake:b\" }\n", "defined twice"},
+		{"empty ref", "key \"a\" { ref = \"\" }\n", "empty ref"},
+		{"missing ref", "key \"a\" {}\n", "ref"},
+		{"empty plugin dir", "plugin_dirs = [\"\"]\n", "empty entry"},
+		{"wrong type", "plugin_dirs = \"x\"\n", "list of string required"},
+	} {
+		p := write("bad.hcl", tc.src)
+		_, err := loadConfig(p)
+		if !errors.Is(err, errConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want errConfig mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := loadConfig(filepath.Join(dir, "absent.hcl")); !errors.Is(err, errConfig) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("absent file: %v", err)
+	}
+}
+
+func TestDecodeSignature(t *testing.T) {
+	raw := []byte{0x30, 0x45, 0x02, 0x21, 0x00, 0xff, 0x10, 0x80}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []byte
+	}{
+		{"raw DER", raw, raw},
+		{"std base64 with newline", []byte(base64.StdEncoding.EncodeToString(raw) + "\n"), raw},
+		{"unpadded", []byte(base64.RawStdEncoding.EncodeToString([]byte{1, 2, 3, 4})), []byte{1, 2, 3, 4}},
+		{"url alphabet", []byte(base64.RawURLEncoding.EncodeToString([]byte{0xfb, 0xff, 0xfe})), []byte{0xfb, 0xff, 0xfe}},
+		{"empty", []byte{}, []byte{}},
+	} {
+		if got := decodeSignature(tc.in); !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: %x, want %x", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestScanOutputFlag(t *testing.T) {
+	for args, want := range map[string]string{
+		"-o json bogus":          "json",
+		"--output=json bogus":    "json",
+		"--output json x":        "json",
+		"-ojson x":               "json",
+		"-o=json x":              "json",
+		"bogus":                  "",
+		"sign -- -o json":        "",
+		"-o text --output=json":  "json",
+		"--output=json -o text":  "text",
+		"sign --key fake:x -o":   "",
+		"sign --key fake:x --in": "",
+	} {
+		if got := scanOutputFlag(strings.Fields(args)); got != want {
+			t.Errorf("%q: %q, want %q", args, got, want)
+		}
+	}
+}
+
+// TestClassify pins the exit status of each kind of error.
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{errInvalidSignature, ExitInvalid},
+		{usagef("", "x"), ExitUsage},
+		{fmt.Errorf("load: %w", errConfig), ExitUsage},
+		{fmt.Errorf("x: %w", host.ErrMalformedRef), ExitUsage},
+		{fmt.Errorf("x: %w", host.ErrPluginNotFound), ExitUsage},
+		{fmt.Errorf("x: %w", host.ErrLockFile), ExitUsage},
+		{fmt.Errorf("x: %w", shared.ErrUnsupportedAlgorithm), ExitUsage},
+		{fmt.Errorf("x: %w", shared.ErrInvalidArgument), ExitUsage},
+		{fmt.Errorf("x: %w", host.ErrPluginRefused), ExitRuntime},
+		{fmt.Errorf("x: %w", host.ErrHandshake), ExitRuntime},
+		{fmt.Errorf("x: %w", shared.ErrKeyNotFound), ExitRuntime},
+		{fmt.Errorf("x: %w", shared.ErrPermissionDenied), ExitRuntime},
+		{fmt.Errorf("x: %w", shared.ErrUnavailable), ExitRuntime},
+		{fmt.Errorf("x: %w", host.ErrCallTimeout), ExitRuntime},
+		{fmt.Errorf("x: %w", host.ErrVerifyAfterSign), ExitRuntime},
+		{fmt.Errorf("x: %w", context.Canceled), ExitRuntime},
+		{errors.New("anything else"), ExitRuntime},
+	} {
+		code, hint := classify(tc.err, "knhk-host sign")
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d", tc.err, code, tc.code)
+		}
+		if code != ExitInvalid && hint == "" {
+			t.Errorf("%v: no hint", tc.err)
+		}
+	}
+}
+
+func TestRenderErrorIsOneLine(t *testing.T) {
+	var b bytes.Buffer
+	code := renderError(&b, errors.New("first\nsecond\n\tthird"), "knhk-host sign", false)
+	if code != ExitRuntime || b.String() != "knhk-host sign: first second third (rerun with --log-level debug for details)\n" {
+		t.Fatalf("exit %d, %q", code, b.String())
+	}
+}
+
+// TestRunWithoutPlugins runs commands that need no plugin in process.
+func TestRunWithoutPlugins(t *testing.T) {
+	var out, errb bytes.Buffer
+	dir := t.TempDir()
+	code := Run(context.Background(), []string{"--plugin-dir", dir, "plugins", "-o", "json"}, nil, &out, &errb)
+	if code != ExitOK || strings.TrimSpace(out.String()) != "[]" || errb.Len() != 0 {
+		t.Fatalf("plugins in an empty directory: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	code = Run(context.Background(), []string{"--plugin-dir", dir, "sign", "--key", "fake:k"}, strings.NewReader("m"), &out, &errb)
+	if code != ExitUsage || out.Len() != 0 || !strings.Contains(errb.String(), "plugin not found") {
+		t.Fatalf("sign without the plugin: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
