@@ -216,7 +216,7 @@ func children(t testing.TB) []int {
 	return out
 }
 
-// goroutineIDs returns the stacks of the running goroutines, keyed by id.
+// goroutines returns the stacks of the running goroutines, keyed by id.
 func goroutines() map[string]string {
 	buf := make([]byte, 1<<20)
 	for {

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func TestWithProviderAndLocalHashing(t *testing.T) {
 
 // TestStartStopLeavesNoGoroutines: Start then stop leaves nothing behind.
 func TestStartStopLeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
+	before := goroutines()
 	h, stop, err := hosttest.Start(hosttest.WithConfig(host.Config{CallTimeout: 5 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
@@ -95,16 +96,43 @@ func TestStartStopLeavesNoGoroutines(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	var leaked []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		leaked = leaked[:0]
+		for id, g := range goroutines() {
+			if _, ok := before[id]; !ok {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			break
+		}
 	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		t.Fatalf("%d goroutines after stop, %d before:\n%s", n, before, buf)
+	if len(leaked) > 0 {
+		t.Fatalf("%d goroutines left after stop:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 	}
 	if _, err := k.SignMessage(ctx, []byte("m"), host.SignOptions{}); !errors.Is(err, host.ErrClosed) {
 		t.Fatalf("sign after stop: %v", err)
 	}
+}
+
+// goroutines returns the stacks of the running goroutines, keyed by id.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		head, _, _ := strings.Cut(g, "\n")
+		if f := strings.Fields(head); len(f) >= 2 { // "goroutine 7 [running]:"
+			out[f[1]] = g
+		}
+	}
+	return out
 }
