@@ -125,18 +125,20 @@ func (m *managed) acquire(ctx context.Context) (*instance, error) {
 	inst, err := m.start()
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
 		m.failures++
 		m.nextStart = time.Now().Add(m.h.cfg.Retry.backoff(m.failures + 1))
 		m.lastErr = err
+		m.mu.Unlock()
 		return nil, err
 	}
-	if m.h.closed.Load() {
+	if m.h.closed.Load() { // Close ran during the launch and did not see it
+		m.mu.Unlock()
 		inst.kill(false)
 		return nil, ErrClosed
 	}
 	m.cur, m.lastErr = inst, nil
+	m.mu.Unlock()
 	return inst, nil
 }
 
@@ -368,7 +370,7 @@ func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f 
 			m.fail(inst, true, op+" timed out")
 			return zero, fmt.Errorf("%w: plugin %s, %s, after %s; the plugin was killed and will be relaunched: %w (%w)",
 				ErrCallTimeout, m.name, op, timeout, shared.ErrUnavailable, context.DeadlineExceeded)
-		case inst.dead.Load() || (errors.Is(err, shared.ErrUnavailable) && !m.alive(inst)):
+		case transportError(err) && !m.alive(inst):
 			if m.h.closed.Load() {
 				return zero, fmt.Errorf("%w: plugin %s, %s: %v", ErrClosed, m.name, op, err)
 			}
@@ -402,4 +404,12 @@ func pluginTimedOut(ctx, cctx context.Context, err error, start time.Time, timeo
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(line)
+}
+
+// transportError reports whether err may come from a broken connection
+// rather than from the provider: gRPC says Unavailable when the process is
+// gone and Canceled when the host closed the connection under the call.
+// Either may also be the provider's own answer, so call asks alive too.
+func transportError(err error) bool {
+	return errors.Is(err, shared.ErrUnavailable) || errors.Is(err, context.Canceled)
 }
