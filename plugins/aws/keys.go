@@ -171,6 +171,11 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 		return shared.RotateKeyResponse{}, err
 	}
 	if !t.key.isAlias() {
+		// Say "not found" for a key that does not exist; explain the refusal
+		// for one that does.
+		if _, err := describe(ctx, t.cl, t.key.raw); err != nil {
+			return shared.RotateKeyResponse{}, err
+		}
 		return shared.RotateKeyResponse{}, fmt.Errorf("%w: cannot rotate %s: AWS KMS cannot rotate asymmetric keys in place, so knhk rotates an alias by creating a new key and moving the alias to it; name the key by its alias (alias/NAME) to rotate it", shared.ErrInvalidArgument, t.key.raw)
 	}
 	cur, err := describe(ctx, t.cl, t.key.raw)
