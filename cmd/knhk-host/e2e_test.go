@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"math/big"
 	"os"
 	"os/exec"
@@ -329,8 +328,22 @@ func TestPipe(t *testing.T) {
 	} else {
 		t.Log("openssl not found: the openssl pipe is left out")
 	}
-	block, _ := pem.Decode([]byte(out))
-	if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
-		t.Fatal(err)
+
+	// sign --out - writes the raw signature to stdout; verify --sig - reads
+	// it from stdin while the message comes from --in.
+	dir := t.TempDir()
+	msg := []byte("piped message\n")
+	msgFile := writeFile(t, dir, "msg", msg)
+	raw := ok(t, msg, withPlugins("sign", "--key", ref, "--out", "-")...)
+	if err := shared.VerifyMessage(pub, shared.ES256, msg, []byte(raw)); err != nil {
+		t.Fatalf("sign --out -: %v", err)
+	}
+	if out := ok(t, []byte(raw), withPlugins("verify", "--key", ref, "--in", msgFile, "--sig", "-")...); out != "valid\n" {
+		t.Fatalf("verify --sig -: %q", out)
+	}
+	// A signature that is not even well-formed is invalid (exit 1), not an error.
+	garbage := writeFile(t, dir, "garbage.sig", []byte("AAAA\n"))
+	if r := knhk(t, nil, withPlugins("verify", "--key", ref, "--in", msgFile, "--sig", garbage)...); r.code != 1 || r.stdout != "invalid\n" || r.stderr != "" {
+		t.Fatalf("verify with a garbage signature: %v, want exit 1", r)
 	}
 }
