@@ -77,7 +77,20 @@ A key reference names the provider, the provider's key id and parameters:
 Parameters may also be given with --param name=value, and a --config file may
 name keys, so that --key NAME works anywhere a reference does.
 
-Results go to stdout; errors go to stderr as one line (JSON with -o json).
+A config file (--config FILE, HCL) sets defaults and names keys; flags win:
+  plugin_dirs    = ["./bin/plugins"]   # paths are relative to the file
+  lock_file      = "knhk.lock"
+  log_level      = "warn"
+  start_timeout  = "10s"
+  call_timeout   = "30s"
+  public_key_ttl = "5m"
+  key "release" {
+    ref    = "aws:alias/release"
+    params = { region = "eu-west-1" }
+  }
+
+Results go to stdout, nothing else does; errors go to stderr as one line
+(one JSON object with -o json); logs go to stderr when --log-level asks.
 
 ` + exitCodesHelp,
 		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ec-p256

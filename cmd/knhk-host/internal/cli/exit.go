@@ -36,7 +36,7 @@ const exitCodesHelp = `Exit status:
   1  verify: the signature is invalid
   2  usage error: unknown command or flag, missing or malformed value, bad key
      reference, unknown provider, key type or algorithm, unreadable input,
-     malformed config file
+     malformed config or lock file
   3  runtime error: plugin refused, failed or timed out, key not found,
      provider error, output not written`
 
@@ -77,7 +77,7 @@ func classify(err error, cmdPath string) (code int, hint string) {
 	case errors.Is(err, host.ErrPluginNotFound):
 		return ExitUsage, "check the provider name or --plugin-dir; 'knhk-host plugins' lists the plugins found"
 	case errors.Is(err, host.ErrLockFile):
-		return ExitUsage, "fix or delete the lock file, then run 'knhk-host plugins lock'"
+		return ExitUsage, "check the --lock-file path, or write the file with 'knhk-host plugins lock'"
 	case errors.Is(err, shared.ErrUnsupportedAlgorithm):
 		return ExitUsage, "choose an algorithm the key supports; 'knhk-host metadata --key REF' lists them"
 	case errors.Is(err, shared.ErrInvalidArgument):
