@@ -48,10 +48,18 @@ type Server struct {
 	db  *data.Database
 }
 
-// Start runs an emulator until the test ends.
+// Start runs an emulator, with its database in a temporary directory,
+// until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	dir := t.TempDir()
+	s := New(t.TempDir())
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New runs an emulator with its database in dir (which should be empty)
+// until Close.
+func New(dir string) *Server {
 	configOnce.Do(func() {
 		lconfig.AWSRegion = Region
 		lconfig.AWSAccountId = AccountID
@@ -65,9 +73,7 @@ func Start(t testing.TB) *Server {
 		w.Header().Set("X-Amzn-Requestid", fmt.Sprintf("%s%08d", RequestIDPrefix, n.Add(1)))
 		lkms.HandleRequest(w, r, db)
 	}))
-	s := &Server{URL: srv.URL, srv: srv, db: db}
-	t.Cleanup(s.Close)
-	return s
+	return &Server{URL: srv.URL, srv: srv, db: db}
 }
 
 // Close stops the server and closes its database.
