@@ -76,7 +76,9 @@ func TestBadInvocations(t *testing.T) {
 		{"provider error", withPlugins("sign", "--key", ec+"&fault_error=unavailable"), []byte("m"), 3, "unavailable"},
 		{"plugin returns a bad signature", withPlugins("sign", "--key", ec+"&fault_corrupt=true"), []byte("m"), 3, "does not verify"},
 		{"plugin crashes", withPlugins("sign", "--key", ec+"&fault_exit_after=0&fault_ops=sign"), []byte("m"), 3, "sign"},
-		{"garbage signature", withPlugins("verify", "--key", "fake:absent?state="+state, "--sig", badSig), []byte("m"), 3, "key not found"},
+		{"secret parameter", withPlugins("sign", "--key", "fake:absent?seed=s3cr3t-seed&state="+state), []byte("m"), 3, "key not found"},
+		{"secret parameter, malformed", withPlugins("sign", "--key", "fake:absent?seed=s3cr3t-seed&seed=s3cr3t-seed"), []byte("m"), 2, "malformed key reference"},
+		{"verify with a missing key", withPlugins("verify", "--key", "fake:absent?state="+state, "--sig", badSig), []byte("m"), 3, "key not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := knhk(t, tc.stdin, tc.args...)
@@ -86,6 +88,9 @@ func TestBadInvocations(t *testing.T) {
 			oneLine(t, r.stderr)
 			if !strings.Contains(r.stderr, tc.want) || !strings.HasPrefix(r.stderr, "knhk-host") {
 				t.Fatalf("stderr %q does not start with knhk-host or lacks %q", r.stderr, tc.want)
+			}
+			if strings.Contains(r.stderr, "s3cr3t") {
+				t.Fatalf("stderr shows a parameter value: %q", r.stderr)
 			}
 			if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
 				t.Fatalf("stderr has a stack trace: %q", r.stderr)
@@ -106,6 +111,9 @@ func TestBadInvocations(t *testing.T) {
 				t.Fatalf("-o json: %v, want exit %d and no stdout", j, tc.code)
 			}
 			oneLine(t, j.stderr)
+			if strings.Contains(j.stderr, "s3cr3t") {
+				t.Fatalf("-o json stderr shows a parameter value: %q", j.stderr)
+			}
 			decodeJSON(t, j.stderr, &e)
 			if e.ExitCode != tc.code || !strings.Contains(e.Error, tc.want) || e.Hint == "" || !strings.HasPrefix(e.Command, "knhk-host") {
 				t.Fatalf("-o json error: %+v", e)
