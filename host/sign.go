@@ -15,8 +15,17 @@ func (h *Host) sign(ctx context.Context, m *managed, r Ref, req shared.SignReque
 	resp, err := call(ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) (shared.SignResponse, error) {
 		return c.Sign(ctx, req)
 	})
-	if err != nil || h.cfg.DisableVerifyAfterSign {
+	if err != nil {
 		return resp, err
+	}
+	if req.Version != "" && resp.Version != "" && resp.Version != req.Version {
+		h.log.Error("plugin signed with another key version than asked; discarded the signature",
+			"provider", m.name, "key", r.KeyID, "asked", req.Version, "signed", resp.Version)
+		return shared.SignResponse{}, fmt.Errorf("%w: plugin %s signed key %q with version %q, not the version %q asked for; the signature was discarded: %w",
+			ErrVerifyAfterSign, m.name, r.KeyID, resp.Version, req.Version, shared.ErrBadSignature)
+	}
+	if h.cfg.DisableVerifyAfterSign {
+		return resp, nil
 	}
 	if err := h.verifyAfterSign(ctx, m, r, req, resp); err != nil {
 		return shared.SignResponse{}, err

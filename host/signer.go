@@ -50,12 +50,13 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		return nil, err
 	}
 	if alg == shared.EdDSA {
-		return s.result(s.key.signMessage(s.ctx, alg, s.pk.Version, digest))
+		return s.signMessage(alg, digest)
 	}
 	if err := shared.CheckDigest(alg, digest); err != nil {
 		return nil, err
 	}
-	return s.result(s.key.sign(s.ctx, shared.SignRequest{Algorithm: alg, Version: s.pk.Version, Digest: digest}))
+	sig, err := s.key.sign(s.ctx, shared.SignRequest{Algorithm: alg, Version: s.pk.Version, Digest: digest})
+	return s.result(sig, err, digest, nil)
 }
 
 // SignMessage signs a whole message (crypto.MessageSigner): Ed25519
@@ -66,12 +67,30 @@ func (s *Signer) SignMessage(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([
 	if err != nil {
 		return nil, err
 	}
-	return s.result(s.key.signMessage(s.ctx, alg, s.pk.Version, msg))
+	return s.signMessage(alg, msg)
 }
 
-func (s *Signer) result(sig Signature, err error) ([]byte, error) {
+func (s *Signer) signMessage(alg shared.Algorithm, msg []byte) ([]byte, error) {
+	if msg == nil {
+		msg = []byte{}
+	}
+	sig, err := s.key.signMessage(s.ctx, alg, s.pk.Version, msg)
+	return s.result(sig, err, nil, msg)
+}
+
+// result checks, for a provider without key versions, that the signature
+// matches Public: the key behind the reference may have changed since the
+// Signer was made. Versioned keys are pinned, and verify-after-sign has
+// checked the version asked for.
+func (s *Signer) result(sig Signature, err error, digest, message []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
+	}
+	if s.pk.Version == "" && !s.key.h.cfg.DisableVerifyAfterSign {
+		if err := checkSignature(s.pk, sig.Algorithm, digest, message, sig.Signature); err != nil {
+			return nil, fmt.Errorf("%w: the key behind %s:%s no longer matches this Signer's public key; make a new Signer: %w",
+				ErrVerifyAfterSign, s.key.ref.Provider, s.key.ref.KeyID, shared.ErrBadSignature)
+		}
 	}
 	return sig.Signature, nil
 }

@@ -1,0 +1,107 @@
+package hosttest_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/host/hosttest"
+	"github.com/knhk/knhk/plugins/fake"
+	"github.com/knhk/knhk/shared"
+)
+
+// unversioned fronts the fake like a provider without key versions whose
+// reference can be repointed (an alias): every request for any key goes
+// to the fake key named in target, and versions are hidden.
+type unversioned struct {
+	*fake.Provider
+	target atomic.Value // string
+}
+
+func (u *unversioned) ref(k shared.KeyRef) shared.KeyRef {
+	return shared.KeyRef{ID: u.target.Load().(string), Params: k.Params}
+}
+
+func (u *unversioned) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
+	req.Key = u.ref(req.Key)
+	resp, err := u.Provider.PublicKey(ctx, req)
+	resp.Version = ""
+	return resp, err
+}
+
+func (u *unversioned) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
+	req.Key = u.ref(req.Key)
+	resp, err := u.Provider.Sign(ctx, req)
+	resp.Version = ""
+	return resp, err
+}
+
+// TestSignerStaysConsistentWithPublic: when the key behind an unversioned
+// reference changes, the Signer refuses to return signatures that do not
+// match its Public key.
+func TestSignerStaysConsistentWithPublic(t *testing.T) {
+	fp := fake.New()
+	u := &unversioned{Provider: fp}
+	u.target.Store("a")
+	h := hosttest.New(t, hosttest.WithProvider("alias", u), hosttest.WithProvider(hosttest.FakeProvider, fp))
+	ctx := context.Background()
+	for _, id := range []string{"fake:a", "fake:b"} {
+		if _, err := h.CreateKey(ctx, id, shared.ECP256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := h.Signer(ctx, "alias:release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("m"))
+	sig, err := s.Sign(nil, d[:], crypto.SHA256)
+	if err != nil || shared.VerifyDigest(s.Public(), shared.ES256, d[:], sig) != nil {
+		t.Fatalf("before the repoint: %x, %v", sig, err)
+	}
+	u.target.Store("b")
+	sig, err = s.Sign(nil, d[:], crypto.SHA256)
+	if !errors.Is(err, host.ErrVerifyAfterSign) || sig != nil {
+		t.Fatalf("after the repoint: %x, %v; want ErrVerifyAfterSign", sig, err)
+	}
+	// A new Signer follows the repoint.
+	s2, err := h.Signer(ctx, "alias:release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig, err := s2.Sign(nil, d[:], crypto.SHA256); err != nil || shared.VerifyDigest(s2.Public(), shared.ES256, d[:], sig) != nil {
+		t.Fatalf("new signer: %v", err)
+	}
+}
+
+// wrongVersion signs with the current version whatever version is asked.
+type wrongVersion struct{ *fake.Provider }
+
+func (w wrongVersion) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
+	req.Version = ""
+	return w.Provider.Sign(ctx, req)
+}
+
+func TestSignedWithAnotherVersionIsRefused(t *testing.T) {
+	h := hosttest.New(t, hosttest.WithProvider("liar", wrongVersion{fake.New()}))
+	ctx := context.Background()
+	k, err := h.CreateKey(ctx, "liar:k", shared.ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("m"))
+	sig, err := k.SignDigest(ctx, d[:], host.SignOptions{Version: "1"})
+	if !errors.Is(err, host.ErrVerifyAfterSign) || sig.Signature != nil {
+		t.Fatalf("signature from another version: %+v, %v", sig, err)
+	}
+	if _, err := k.SignDigest(ctx, d[:], host.SignOptions{}); err != nil {
+		t.Fatalf("current version: %v", err)
+	}
+}
