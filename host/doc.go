@@ -3,23 +3,65 @@
 // gRPC transport with AutoMTLS, and turns key references such as
 // "aws:alias/release?region=eu-west-1" into crypto.Signer values.
 //
-// What it does for the caller:
+//	h, err := host.New(ctx, host.Config{})      // zero Config: sane defaults
+//	defer h.Close()                              // stops every plugin
+//	signer, err := h.Signer(ctx, "fake:demo")    // crypto.Signer + crypto.MessageSigner
 //
-//   - Discovery and integrity: plugin directories from Config, then
-//     KNHK_PLUGIN_PATH, then plugins/ next to the executable. Symlinks and
-//     group/world-writable files are refused; with a lock file (see
-//     WriteLockFile) a plugin whose SHA-256 is not pinned is never run.
-//   - Lifecycle: one process per provider, shared by all its keys, started
-//     on first use; per-call timeouts; a plugin that dies or hangs is killed
-//     and relaunched with capped exponential backoff; sign, verify, public
-//     key, metadata and list calls are retried once on a fresh process when
-//     the process died, create and rotate never. Close leaves no process.
-//   - Safety: every signature is verified against the key's public key
-//     before it is returned (verify-after-sign), so a faulty plugin cannot
-//     hand out a bad signature. Public keys are cached with a TTL.
+// # Key references
 //
-// Errors wrap the sentinels of this package (ErrPluginRefused,
-// ErrHandshake, ErrPluginCrashed, ErrVerifyAfterSign, ...) or of package
-// shared, for errors.Is. Package host/hosttest gives tests a Host backed by
-// the fake provider with no plugin binary.
+// One string form, PROVIDER:KEYID[?name=value&...] (see ParseRef): the
+// provider ends at the first ':', the key id at the first '?', so ARNs and
+// URLs need no escaping; parameters are query-escaped and go to the plugin
+// with every request.
+//
+// # Discovery and integrity
+//
+// Plugin directories come from Config.PluginDirs, then KNHK_PLUGIN_PATH
+// (colon-separated), then plugins/ next to the executable (SearchDirs).
+// Symlinks, non-regular, non-executable and group- or world-writable files
+// are refused (ErrPluginRefused). A lock file pins each plugin's SHA-256,
+// one line per plugin:
+//
+//	knhk-plugin-fake sha256:4f0c...e1
+//
+// Discover lists plugins without running them and WriteLockFile writes the
+// lock file. With Config.LockFile set, a plugin missing from the lock file
+// or whose hash differs is never executed: the host checks the hash itself
+// and go-plugin's SecureConfig checks it again right before exec.
+//
+// # Lifecycle
+//
+// One process per provider, shared by all its keys, started on first use
+// (Config.StartTimeout bounds the launch). Every call has
+// Config.CallTimeout. A plugin that dies or does not answer in time is
+// killed and relaunched, with capped exponential backoff after repeated
+// failures (Config.Retry). Sign, verify, public-key, metadata, list and
+// describe calls are retried once on a fresh process when the process
+// died; create and rotate never are. Plugin log lines reach Config.Logger
+// under the provider's name. Close kills every plugin and leaves no process
+// or goroutine behind.
+//
+// # Safety
+//
+// Every signature is verified with the standard library against the
+// public key of the key version that made it before it is returned
+// (verify-after-sign; Config.DisableVerifyAfterSign turns it off). On a
+// mismatch the host refetches the public key once; if the signature still
+// fails, the call returns ErrVerifyAfterSign (also shared.ErrBadSignature),
+// logs the event, and the signature is discarded. Public keys are cached
+// per (provider, key, parameters, version) for Config.PublicKeyTTL;
+// rotation through the host drops a key's entries.
+//
+// # Errors
+//
+// Errors wrap this package's sentinels (ErrMalformedRef, ErrPluginNotFound,
+// ErrPluginRefused, ErrHandshake, ErrPluginCrashed, ErrCallTimeout,
+// ErrVerifyAfterSign, ErrClosed, ErrLockFile) or the shared sentinels a
+// plugin returned (shared.ErrKeyNotFound, ...); use errors.Is, and
+// IsRetryable for "try again later". The host's own messages name the
+// file, key or plugin involved and never carry reference parameter values
+// or key material.
+//
+// Package host/hosttest gives tests a Host backed by the fake provider
+// served in the test process, with no plugin binary.
 package host
