@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Binaries built once by TestMain. The CLI lives in its own directory with
@@ -55,7 +56,33 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	if left := pluginsRunning(tmp); len(left) > 0 && code == 0 {
+		fmt.Fprintf(os.Stderr, "plugin processes left behind after knhk-host exited: %v\n", left)
+		return 1
+	}
+	return code
+}
+
+// pluginsRunning lists processes running a binary under dir, waiting a
+// little for any that are still exiting. Linux only (it reads /proc);
+// elsewhere it finds nothing.
+func pluginsRunning(dir string) []string {
+	var left []string
+	for range 50 {
+		left = left[:0]
+		procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+		for _, p := range procs {
+			if exe, err := os.Readlink(p); err == nil && strings.HasPrefix(exe, dir) {
+				left = append(left, filepath.Dir(p)+" "+exe)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return left
 }
 
 // result is one run of the built CLI.
