@@ -334,3 +334,29 @@ func TestStartTimeout(t *testing.T) {
 	}
 	waitFor(t, "the slow plugin to be killed", 5*time.Second, func() bool { return len(children(t)) == 0 })
 }
+
+// TestSearchOrder: Config dirs, then KNHK_PLUGIN_PATH, then plugins/ next
+// to the executable; the first directory holding a plugin wins.
+func TestSearchOrder(t *testing.T) {
+	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
+	t.Setenv(PluginPathEnv, b+string(os.PathListSeparator)+c)
+	dirs := SearchDirs([]string{a, b})
+	exe, _ := os.Executable()
+	want := []string{a, b, c, filepath.Join(filepath.Dir(exe), "plugins")}
+	if strings.Join(dirs, "|") != strings.Join(want, "|") {
+		t.Fatalf("SearchDirs = %v, want %v", dirs, want)
+	}
+	for _, d := range []string{b, c} {
+		if err := os.WriteFile(filepath.Join(d, "knhk-plugin-x"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := findPlugin(dirs, "x")
+	if err != nil || p != filepath.Join(b, "knhk-plugin-x") {
+		t.Fatalf("findPlugin = %q, %v; want the one in %s", p, err, b)
+	}
+	infos := Discover([]string{a})
+	if len(infos) != 1 || infos[0].Path != filepath.Join(b, "knhk-plugin-x") || infos[0].SHA256 == "" {
+		t.Fatalf("Discover = %+v", infos)
+	}
+}

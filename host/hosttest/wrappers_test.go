@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
@@ -103,5 +104,65 @@ func TestSignedWithAnotherVersionIsRefused(t *testing.T) {
 	}
 	if _, err := k.SignDigest(ctx, d[:], host.SignOptions{}); err != nil {
 		t.Fatalf("current version: %v", err)
+	}
+}
+
+// counting counts the public-key requests that reach the provider.
+type counting struct {
+	*fake.Provider
+	n atomic.Int64
+}
+
+func (c *counting) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
+	c.n.Add(1)
+	return c.Provider.PublicKey(ctx, req)
+}
+
+func TestPublicKeyCache(t *testing.T) {
+	ctx := context.Background()
+	d := sha256.Sum256([]byte("m"))
+	for _, tt := range []struct {
+		name      string
+		ttl       time.Duration
+		wantCalls int64 // for one Signer, ten signatures, then PublicKey twice
+	}{
+		{"default TTL", 0, 1},
+		{"caching off", -1, 1 + 10 + 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &counting{Provider: fake.New()}
+			h := hosttest.New(t, hosttest.WithProvider("count", c), hosttest.WithConfig(host.Config{PublicKeyTTL: tt.ttl}))
+			k, err := h.CreateKey(ctx, "count:k", shared.ECP256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := k.Signer(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 10; i++ {
+				if _, err := s.Sign(nil, d[:], crypto.SHA256); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < 2; i++ {
+				if _, err := k.PublicKey(ctx, "1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.n.Load(); got != tt.wantCalls {
+				t.Fatalf("%d public-key requests reached the provider; want %d", got, tt.wantCalls)
+			}
+			// Rotation drops the key's entries: the current key is fetched again.
+			before := c.n.Load()
+			v, err := k.Rotate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk, err := k.PublicKey(ctx, "")
+			if err != nil || pk.Version != v || c.n.Load() != before+1 {
+				t.Fatalf("after rotation: version %q (want %q), %d new requests, %v", pk.Version, v, c.n.Load()-before, err)
+			}
+		})
 	}
 }
