@@ -67,8 +67,9 @@ type Config struct {
 	// Reattach attaches to already-running plugins instead of launching
 	// binaries, keyed by provider name: go-plugin's reattach mode, used by
 	// host/hosttest to serve a provider inside the test process. Reattached
-	// plugins get no file checks, no lock-file check and no AutoMTLS, and
-	// are never relaunched. Leave nil in production.
+	// plugins get no file checks, no lock-file check and no AutoMTLS; the
+	// host never signals their process (dropping one closes the
+	// connection, and the next call reattaches). Leave nil in production.
 	Reattach map[string]*plugin.ReattachConfig
 }
 

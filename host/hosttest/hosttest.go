@@ -121,7 +121,9 @@ func serve(p shared.Provider) (*plugin.ReattachConfig, func(), error) {
 	closed := make(chan struct{})
 	served := make(chan error, 1)
 	go func() {
-		err := shared.Serve(p, shared.WithTestConfig(&plugin.ServeTestConfig{
+		// go-plugin's server-side log is noise here (it reports its own
+		// listener closing at shutdown); the provider logs on its own.
+		err := shared.Serve(p, shared.WithLogger(hclog.NewNullLogger()), shared.WithTestConfig(&plugin.ServeTestConfig{
 			Context: ctx, ReattachConfigCh: reattach, CloseCh: closed,
 		}))
 		if err != nil { // go-plugin never ran, so it will not close closed
