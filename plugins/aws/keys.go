@@ -36,7 +36,7 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 		if err != nil {
 			return shared.CreateKeyResponse{}, err
 		}
-		md, err := createKey(ctx, cl, spec, nil)
+		md, err := createKey(ctx, cl, spec, false, nil)
 		if err != nil {
 			return shared.CreateKeyResponse{}, err
 		}
@@ -55,7 +55,7 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 	} else if !errors.Is(err, shared.ErrKeyNotFound) {
 		return shared.CreateKeyResponse{}, err
 	}
-	md, err := createKey(ctx, t.cl, spec, []types.Tag{{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)}})
+	md, err := createKey(ctx, t.cl, spec, false, []types.Tag{{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)}})
 	if err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
@@ -66,12 +66,17 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 	return shared.CreateKeyResponse{KeyID: t.key.raw, Version: id}, nil
 }
 
-// createKey creates a SIGN_VERIFY key.
-func createKey(ctx context.Context, cl *kms.Client, spec types.KeySpec, tags []types.Tag) (*types.KeyMetadata, error) {
-	out, err := cl.CreateKey(ctx, &kms.CreateKeyInput{
+// createKey creates a SIGN_VERIFY key; a multi-region one (a primary
+// without replicas) when multiRegion.
+func createKey(ctx context.Context, cl *kms.Client, spec types.KeySpec, multiRegion bool, tags []types.Tag) (*types.KeyMetadata, error) {
+	in := &kms.CreateKeyInput{
 		KeySpec: spec, KeyUsage: types.KeyUsageTypeSignVerify,
 		Description: aws.String(createDescription), Tags: tags,
-	})
+	}
+	if multiRegion {
+		in.MultiRegion = aws.Bool(true)
+	}
+	out, err := cl.CreateKey(ctx, in)
 	if err != nil {
 		return nil, mapError("CreateKey", string(spec), err)
 	}
@@ -199,7 +204,7 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 			return shared.RotateKeyResponse{}, mapError("TagResource", curID, err)
 		}
 	}
-	md, err := createKey(ctx, t.cl, cur.KeySpec, []types.Tag{
+	md, err := createKey(ctx, t.cl, cur.KeySpec, aws.ToBool(cur.MultiRegion), []types.Tag{
 		{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)},
 		{TagKey: aws.String(TagPrevious), TagValue: aws.String(curID)},
 	})

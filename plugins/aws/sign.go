@@ -23,6 +23,11 @@ const MaxRawMessage = 4096
 // DIGEST (KMS refuses empty and longer RAW messages).
 func kmsInput(alg shared.Algorithm, digest, message []byte) ([]byte, types.MessageType, error) {
 	if message == nil {
+		// The SDK's server checks this for plugin calls; in-process
+		// callers get the same answer without a round trip.
+		if err := shared.CheckDigest(alg, digest); err != nil {
+			return nil, "", err
+		}
 		return digest, types.MessageTypeDigest, nil
 	}
 	if len(message) >= 1 && len(message) <= MaxRawMessage {
@@ -50,15 +55,15 @@ func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.Sig
 	if err != nil {
 		return shared.SignResponse{}, err
 	}
+	in, mt, err := kmsInput(req.Algorithm, req.Digest, req.Message)
+	if err != nil {
+		return shared.SignResponse{}, err
+	}
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.SignResponse{}, err
 	}
 	id, err := p.keyFor(ctx, t, req.Version)
-	if err != nil {
-		return shared.SignResponse{}, err
-	}
-	in, mt, err := kmsInput(req.Algorithm, req.Digest, req.Message)
 	if err != nil {
 		return shared.SignResponse{}, err
 	}
@@ -76,6 +81,10 @@ func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.Sig
 // named one). An invalid signature is Valid: false, not an error.
 func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {
 	alg, err := kmsAlgorithm(req.Algorithm)
+	if err != nil {
+		return shared.VerifyResponse{}, err
+	}
+	in, mt, err := kmsInput(req.Algorithm, req.Digest, req.Message)
 	if err != nil {
 		return shared.VerifyResponse{}, err
 	}
@@ -106,10 +115,6 @@ func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared
 	}
 	if len(req.Signature) == 0 {
 		return shared.VerifyResponse{Valid: false, Version: version}, nil
-	}
-	in, mt, err := kmsInput(req.Algorithm, req.Digest, req.Message)
-	if err != nil {
-		return shared.VerifyResponse{}, err
 	}
 	arn := aws.ToString(md.Arn)
 	if arn == "" {
