@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/knhk/knhk/shared"
@@ -87,8 +88,15 @@ func (k *Key) signMessage(ctx context.Context, alg shared.Algorithm, version str
 	if message == nil {
 		message = []byte{} // nil would mean "no message" on the wire
 	}
-	if alg == shared.EdDSA || k.signsMessages() {
+	if alg == shared.EdDSA {
 		return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Message: message})
+	}
+	if k.signsMessages() {
+		sig, err := k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Message: message})
+		if !errors.Is(err, shared.ErrUnimplemented) {
+			return sig, err
+		}
+		// Unimplemented means "capability absent": hash here instead.
 	}
 	digest, err := shared.Digest(alg, message)
 	if err != nil {

@@ -166,3 +166,31 @@ func TestPublicKeyCache(t *testing.T) {
 		})
 	}
 }
+
+// noMessages claims whole-message signing (the fake's Describe) but
+// answers Unimplemented for it.
+type noMessages struct{ *fake.Provider }
+
+func (n noMessages) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
+	if req.Message != nil && req.Algorithm != shared.EdDSA {
+		return shared.SignResponse{}, shared.ErrUnimplemented
+	}
+	return n.Provider.Sign(ctx, req)
+}
+
+func TestUnimplementedMessageSigningFallsBackToDigest(t *testing.T) {
+	h := hosttest.New(t, hosttest.WithProvider("nomsg", noMessages{fake.New()}))
+	ctx := context.Background()
+	k, err := h.CreateKey(ctx, "nomsg:k", shared.ECP384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("hashed by the host")
+	sig, err := k.SignMessage(ctx, msg, host.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.VerifyMessage(ctx, msg, sig.Signature, host.SignOptions{}); err != nil || sig.Algorithm != shared.ES384 {
+		t.Fatalf("%s: %v", sig.Algorithm, err)
+	}
+}
