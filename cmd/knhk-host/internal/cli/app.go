@@ -26,7 +26,7 @@ type app struct {
 
 	cfg     *config
 	host    *host.Host
-	started bool // flags parsed and config loaded: a command is running
+	started bool // cobra parsed the command line and a command started
 }
 
 // Run runs the command line with args (without the program name) and
@@ -52,7 +52,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if !a.started {
 		// cobra refused the command line before any command ran, maybe
 		// before parsing -o: look for it so the error has the asked format.
-		err = &usageError{err: err}
+		err = &usageError{err: tidySuggestion(err)}
 		if a.output != formatJSON && scanOutputFlag(args) == formatJSON {
 			a.output = formatJSON
 		}
@@ -289,6 +289,9 @@ func needsSubcommand(cmd *cobra.Command, args []string) error {
 		}
 	}
 	if len(args) > 0 {
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %q for %q; did you mean %s?", args[0], cmd.CommandPath(), strings.Join(s, " or "))
+		}
 		return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %q for %q (want one of %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
 	}
 	return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "missing subcommand (want one of %s)", strings.Join(names, ", "))
@@ -311,4 +314,14 @@ func scanOutputFlag(args []string) string {
 		}
 	}
 	return out
+}
+
+// tidySuggestion turns cobra's multi-line "Did you mean this?" list into
+// the end of a one-line message.
+func tidySuggestion(err error) error {
+	msg, list, ok := strings.Cut(err.Error(), "\n\nDid you mean this?\n")
+	if !ok {
+		return err
+	}
+	return fmt.Errorf("%s; did you mean %s?", msg, strings.Join(strings.Fields(list), " or "))
 }

@@ -18,7 +18,8 @@ func (a *app) keysCmd() *cobra.Command {
 		Short: "Create and list keys",
 		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ec-p256
   knhk-host keys list --provider fake --param state=/tmp/keys.json`,
-		RunE: needsSubcommand,
+		RunE:                       needsSubcommand,
+		SuggestionsMinimumDistance: 2,
 	}
 	cmd.AddCommand(a.keysCreateCmd(), a.keysListCmd())
 	return cmd
