@@ -34,6 +34,8 @@ func TestBadInvocations(t *testing.T) {
 		want  string // in the message
 	}{
 		{"unknown command", []string{"frobnicate"}, nil, 2, `unknown command "frobnicate"`},
+		{"mistyped command", []string{"sgin"}, nil, 2, "did you mean sign?"},
+		{"mistyped subcommand", []string{"keys", "craete"}, nil, 2, "did you mean create?"},
 		{"unknown subcommand", []string{"keys", "frobnicate"}, nil, 2, `unknown command "frobnicate"`},
 		{"missing subcommand", []string{"keys"}, nil, 2, "missing subcommand"},
 		{"extra argument", []string{"rotate", "--key", ec, "now"}, nil, 2, `unknown command "now"`},
