@@ -55,6 +55,16 @@ the reason; the command still succeeds.`,
 				if p.Err != nil {
 					j.Error = oneLine(p.Err.Error())
 				}
+				// Empty lists, not null, for a plugin that could not say.
+				if j.Capabilities == nil {
+					j.Capabilities = []shared.Capability{}
+				}
+				if j.KeyTypes == nil {
+					j.KeyTypes = []shared.KeyType{}
+				}
+				if j.Algorithms == nil {
+					j.Algorithms = []shared.Algorithm{}
+				}
 				out = append(out, j)
 			}
 			return a.printer().print(out, func(w io.Writer) error {
