@@ -28,6 +28,7 @@ func TestClientCache(t *testing.T) {
 		{"alias/b", map[string]string{"region": "eu-west-1", "endpoint": ep}, 1, "eu-west-1", aws.RetryModeStandard},
 		{"arn:aws:kms:eu-west-1:111122223333:key/k", map[string]string{"endpoint": ep}, 1, "eu-west-1", aws.RetryModeStandard},
 		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep}, 2, "us-east-1", aws.RetryModeStandard},
+		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep, "retry_mode": "standard"}, 2, "us-east-1", aws.RetryModeStandard},
 		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep, "retry_mode": "adaptive"}, 3, "us-east-1", aws.RetryModeAdaptive},
 		{"alias/a", map[string]string{"region": "us-east-1"}, 4, "us-east-1", aws.RetryModeStandard},
 		{"arn:aws:kms:ap-south-1:111122223333:alias/x", nil, 5, "ap-south-1", aws.RetryModeStandard},

@@ -47,7 +47,9 @@ func checkParams(params map[string]string) (clientKey, error) {
 		}
 	}
 	switch ck.retryMode {
-	case "", "standard", "adaptive":
+	case "":
+		ck.retryMode = "standard" // one cached client for both spellings
+	case "standard", "adaptive":
 	default:
 		return clientKey{}, fmt.Errorf("%w: retry_mode %q is not \"standard\" or \"adaptive\"", shared.ErrInvalidArgument, ck.retryMode)
 	}

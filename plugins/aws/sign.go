@@ -40,7 +40,8 @@ func kmsInput(alg shared.Algorithm, digest, message []byte) ([]byte, types.Messa
 	return d, types.MessageTypeDigest, nil
 }
 
-// target plus version: what KMS should be sent as KeyId.
+// keyFor returns what to send KMS as KeyId: the reference itself for the
+// current version, the checked key id of a named version.
 func (p *Provider) keyFor(ctx context.Context, t target, version string) (string, error) {
 	if version == "" {
 		return t.key.raw, nil
@@ -136,8 +137,8 @@ func isECDSA(a shared.Algorithm) bool {
 }
 
 // isDERSignature reports whether sig is an ASN.1 DER ECDSA signature. KMS
-// says such a signature is invalid; its emulator answers with an error, so
-// the plugin answers for both.
+// calls any other signature invalid, but its emulator answers with an
+// error, so the plugin answers "invalid" itself.
 func isDERSignature(sig []byte) bool {
 	var rs struct{ R, S *big.Int }
 	rest, err := asn1.Unmarshal(sig, &rs)

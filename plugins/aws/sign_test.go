@@ -2,9 +2,13 @@ package awskms_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	awskms "github.com/knhk/knhk/plugins/aws"
+	"github.com/knhk/knhk/plugins/aws/internal/localkms"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -157,4 +161,40 @@ func TestParams(t *testing.T) {
 	}
 	_, err := e.p.ListKeys(ctxT(t), shared.ListKeysRequest{Params: map[string]string{"endpoint": e.srv.URL, "token": "x"}})
 	wantErr(t, "ListKeys unknown param", err, shared.ErrInvalidArgument)
+}
+
+// TestProfile: the profile parameter picks credentials and region from the
+// shared config and credentials files (the standard chain), and without it
+// the default profile, which has none here, is used.
+func TestProfile(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.create(t, "", shared.ECP256)
+	dir := t.TempDir()
+	cfgFile, credFile := filepath.Join(dir, "config"), filepath.Join(dir, "credentials")
+	if err := os.WriteFile(cfgFile, []byte("[profile knhk-test]\nregion = "+localkms.Region+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := "[knhk-test]\naws_access_key_id = " + localkms.AccessKeyID + "\naws_secret_access_key = " + localkms.SecretAccessKey + "\n"
+	if err := os.WriteFile(credFile, []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfgFile)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", credFile)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_REGION", "")
+
+	p := awskms.New(awskms.Config{})
+	d := digestOf(t, shared.ES256, []byte("m"))
+	withProfile := shared.KeyRef{ID: id, Params: map[string]string{"endpoint": e.srv.URL, "profile": "knhk-test"}}
+	if _, err := p.Sign(ctxT(t), shared.SignRequest{Key: withProfile, Algorithm: shared.ES256, Digest: d}); err != nil {
+		t.Fatalf("with the profile: %v", err)
+	}
+	noProfile := shared.KeyRef{ID: id, Params: map[string]string{"endpoint": e.srv.URL, "region": localkms.Region}}
+	_, err := p.Sign(ctxT(t), shared.SignRequest{Key: noProfile, Algorithm: shared.ES256, Digest: d})
+	wantErr(t, "default profile without credentials", err, shared.ErrPermissionDenied)
+	noSecrets(t, err)
+	noRegion := shared.KeyRef{ID: id, Params: map[string]string{"endpoint": e.srv.URL}}
+	_, err = p.Sign(ctxT(t), shared.SignRequest{Key: noRegion, Algorithm: shared.ES256, Digest: d})
+	wantErr(t, "no region anywhere", err, shared.ErrInvalidArgument)
 }
