@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/knhk/knhk/plugins/fake"
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/shared/providertest"
 )
 
 // Test plugins. The fake is the real plugin binary, built once. The others
@@ -70,10 +70,8 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	fakeDir = filepath.Join(dir, "plugins")
 	fakeBin = filepath.Join(fakeDir, "knhk-plugin-fake")
-	cmd := exec.Command("go", "build", "-o", fakeBin, "github.com/knhk/knhk/plugins/fake/cmd/knhk-plugin-fake")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the fake plugin:", err)
+	if err := providertest.Build("github.com/knhk/knhk/plugins/fake/cmd/knhk-plugin-fake", fakeBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	// The examples use the zero Config, which finds plugins here.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/knhk/knhk/plugins/azure/internal/kvtest"
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/shared/providertest"
 )
 
 // pluginBin is the knhk-plugin-azure binary TestMain builds.
@@ -34,10 +35,8 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pluginBin = filepath.Join(dir, "knhk-plugin-azure")
-	build := exec.Command("go", "build", "-o", pluginBin, "./cmd/knhk-plugin-azure")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building knhk-plugin-azure:", err)
+	if err := providertest.Build("./cmd/knhk-plugin-azure", pluginBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()

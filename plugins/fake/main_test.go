@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/shared/providertest"
 )
 
 // pluginBin is the knhk-plugin-fake binary built for this test run.
@@ -30,10 +31,8 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pluginBin = filepath.Join(dir, "knhk-plugin-fake")
-	build := exec.Command("go", "build", "-o", pluginBin, "github.com/knhk/knhk/plugins/fake/cmd/knhk-plugin-fake")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building knhk-plugin-fake:", err)
+	if err := providertest.Build("github.com/knhk/knhk/plugins/fake/cmd/knhk-plugin-fake", pluginBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
