@@ -64,6 +64,17 @@ type Config struct {
 	// it off only when the provider is trusted and the cost matters.
 	DisableVerifyAfterSign bool
 
+	// DisableBatching sends every signature as its own Sign call. By
+	// default the host coalesces concurrent signatures for one plugin
+	// into SignBatch calls: a signature that finds no call in flight is
+	// sent at once (no added latency when idle), and those that arrive
+	// while one is in flight leave together when it returns. The plugin
+	// signs a batch's items in parallel, each within its caller's
+	// deadline, and every item has its own result, error and
+	// verify-after-sign. Under load this removes most of the per-call
+	// cost of the plugin boundary.
+	DisableBatching bool
+
 	// Reattach attaches to already-running plugins instead of launching
 	// binaries, keyed by provider name: go-plugin's reattach mode, used by
 	// host/hosttest to serve a provider inside the test process. Reattached

@@ -26,6 +26,23 @@ type Host struct {
 	plugins map[string]*managed
 	closed  atomic.Bool
 	wg      sync.WaitGroup // launches and kills in flight
+
+	calls, batches, batched atomic.Uint64 // see Stats
+}
+
+// Stats counts a Host's traffic to its plugins since New.
+type Stats struct {
+	// Calls is the number of plugin calls made (each attempt of a
+	// retried call counts; a launch's handshake does not).
+	Calls uint64
+	// SignBatches is how many of those calls were SignBatch calls, and
+	// BatchedSignatures how many sign requests they carried.
+	SignBatches, BatchedSignatures uint64
+}
+
+// Stats returns the host's plugin traffic counters.
+func (h *Host) Stats() Stats {
+	return Stats{Calls: h.calls.Load(), SignBatches: h.batches.Load(), BatchedSignatures: h.batched.Load()}
 }
 
 // New makes a Host. It reads the lock file (when configured) but launches

@@ -32,6 +32,7 @@ type managed struct {
 	log  hclog.Logger
 
 	launch chan struct{} // one-slot lock held while launching
+	batch  batcher       // coalesces concurrent signatures
 
 	mu        sync.Mutex // guards the fields below
 	cur       *instance
@@ -57,7 +58,9 @@ type instance struct {
 }
 
 func newManaged(h *Host, name string) *managed {
-	return &managed{h: h, name: name, log: h.log.Named(name), launch: make(chan struct{}, 1)}
+	m := &managed{h: h, name: name, log: h.log.Named(name), launch: make(chan struct{}, 1)}
+	m.batch.m = m
+	return m
 }
 
 // description is what the plugin said about itself at its last launch.
@@ -355,6 +358,7 @@ func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f 
 		if err != nil {
 			return zero, err
 		}
+		m.h.calls.Add(1)
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err := f(cctx, inst.rpc)

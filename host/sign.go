@@ -8,13 +8,22 @@ import (
 )
 
 // sign is the one path every signature takes (Signer, Key and the managed
-// Provider): the plugin call, then verify-after-sign. Request coalescing
-// into SignBatch calls belongs here.
+// Provider): the plugin call (through the batcher unless
+// Config.DisableBatching), then verify-after-sign in the caller's
+// goroutine, so verification runs in parallel across callers.
 func (h *Host) sign(ctx context.Context, m *managed, r Ref, req shared.SignRequest) (shared.SignResponse, error) {
 	req.Key = r.keyRef()
-	resp, err := call(ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) (shared.SignResponse, error) {
-		return c.Sign(ctx, req)
-	})
+	var (
+		resp shared.SignResponse
+		err  error
+	)
+	if h.cfg.DisableBatching {
+		resp, err = call(ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) (shared.SignResponse, error) {
+			return c.Sign(ctx, req)
+		})
+	} else {
+		resp, err = m.batch.sign(ctx, req)
+	}
 	if err != nil {
 		return resp, err
 	}

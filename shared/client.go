@@ -101,6 +101,30 @@ func (c *Client) Sign(ctx context.Context, req SignRequest) (SignResponse, error
 // already passed fail with context.DeadlineExceeded without being sent; a
 // failure of the call itself fails every item.
 func (c *Client) SignBatch(ctx context.Context, reqs []SignRequest) []SignResult {
+	results, sent, err := c.signBatch(ctx, reqs)
+	if err != nil {
+		for _, i := range sent {
+			results[i].Err = err
+		}
+	}
+	return results
+}
+
+// SignItems is SignBatch for callers that must tell a failed call (a dead
+// plugin, a broken connection) from failed items: a failure of the call
+// itself is returned as the error, with nil results, instead of being
+// copied into every item.
+func (c *Client) SignItems(ctx context.Context, reqs []SignRequest) ([]SignResult, error) {
+	results, _, err := c.signBatch(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// signBatch sends the items that have not expired and returns every
+// item's result, the indexes sent, and the error of the call itself.
+func (c *Client) signBatch(ctx context.Context, reqs []SignRequest) ([]SignResult, []int, error) {
 	results := make([]SignResult, len(reqs))
 	wire := &kmsv1.SignBatchRequest{Items: make([]*kmsv1.SignBatchItem, 0, len(reqs))}
 	sent := make([]int, 0, len(reqs))
@@ -119,18 +143,14 @@ func (c *Client) SignBatch(ctx context.Context, reqs []SignRequest) []SignResult
 		sent = append(sent, i)
 	}
 	if len(sent) == 0 {
-		return results
+		return results, sent, nil
 	}
 	r, err := c.rpc.SignBatch(ctx, wire)
-	if err == nil && len(r.GetResults()) != len(sent) {
-		err = fmt.Errorf("%w: plugin returned %d batch results for %d items", ErrUnavailable, len(r.GetResults()), len(sent))
-	}
 	if err != nil {
-		err = fromStatus(err)
-		for _, i := range sent {
-			results[i].Err = err
-		}
-		return results
+		return results, sent, fromStatus(err)
+	}
+	if len(r.GetResults()) != len(sent) {
+		return results, sent, fmt.Errorf("%w: plugin returned %d batch results for %d items", ErrUnavailable, len(r.GetResults()), len(sent))
 	}
 	for j, i := range sent {
 		res := r.GetResults()[j]
@@ -140,7 +160,7 @@ func (c *Client) SignBatch(ctx context.Context, reqs []SignRequest) []SignResult
 		}
 		results[i].Response = SignResponse{Signature: res.GetResponse().GetSignature(), Version: res.GetResponse().GetVersion()}
 	}
-	return results
+	return results, sent, nil
 }
 
 // Verify asks the plugin to check a signature.

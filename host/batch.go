@@ -1,0 +1,180 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// maxBatch bounds the sign requests carried by one SignBatch call.
+const maxBatch = 256
+
+// batcher coalesces one plugin's concurrent sign requests into SignBatch
+// calls. A request that finds no call in flight is sent at once (no added
+// latency when idle); requests that arrive while one is in flight queue and
+// leave together, up to maxBatch, as soon as it returns. One call is in
+// flight at a time: the plugin signs a batch's items in parallel on all
+// its cores, and the callers verify the previous batch's signatures on the
+// host's cores meanwhile.
+type batcher struct {
+	m *managed
+
+	mu       sync.Mutex // guards the fields below
+	queue    []*pending
+	inFlight bool
+}
+
+// pending is one queued sign request and, once done is closed, its result.
+type pending struct {
+	ctx       context.Context
+	req       shared.SignRequest
+	res       shared.SignResult
+	done      chan struct{}
+	abandoned atomic.Bool // the caller stopped waiting
+}
+
+// sign queues req and waits for its result or for ctx to end, whichever
+// comes first: a caller that gives up gets its error at once, and its
+// request is dropped if it has not been sent yet.
+func (b *batcher) sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return shared.SignResponse{}, err
+	}
+	p := &pending{ctx: ctx, req: req, done: make(chan struct{})}
+	if d, ok := ctx.Deadline(); ok {
+		p.req.Deadline = d
+	}
+	b.mu.Lock()
+	b.queue = append(b.queue, p)
+	var batch []*pending
+	if !b.inFlight {
+		b.inFlight = true
+		batch = b.takeLocked()
+	}
+	b.mu.Unlock()
+	if batch != nil {
+		if ctx.Done() == nil {
+			// Nobody can cancel this caller: send from its goroutine
+			// and save a hand-off.
+			b.run(batch, true)
+		} else {
+			go b.run(batch, false)
+		}
+	}
+	select {
+	case <-p.done:
+		return p.res.Response, p.res.Err
+	case <-ctx.Done():
+		p.abandoned.Store(true)
+		return shared.SignResponse{}, ctx.Err()
+	}
+}
+
+// takeLocked removes up to maxBatch live requests from the queue.
+func (b *batcher) takeLocked() []*pending {
+	n := min(len(b.queue), maxBatch)
+	batch := b.queue[:n:n]
+	if n == len(b.queue) {
+		b.queue = nil
+	} else {
+		b.queue = b.queue[n:]
+	}
+	return batch
+}
+
+// run sends batch, then keeps sending what queued meanwhile until the
+// queue is empty. Inline (in a caller's goroutine) it sends one batch
+// and hands the rest to a new goroutine, so the caller is not held up.
+func (b *batcher) run(batch []*pending, inline bool) {
+	for {
+		b.send(batch)
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.inFlight = false
+			b.mu.Unlock()
+			return
+		}
+		batch = b.takeLocked()
+		b.mu.Unlock()
+		if inline {
+			go b.run(batch, false)
+			return
+		}
+	}
+}
+
+// send makes one plugin call for the requests still wanted: Sign for a
+// lone request (under its caller's context, as without batching),
+// SignBatch for several. Each request gets its own result; a failed call
+// fails every request it carried.
+func (b *batcher) send(batch []*pending) {
+	live := batch[:0:0]
+	for _, p := range batch {
+		switch {
+		case p.abandoned.Load():
+		case p.ctx.Err() != nil:
+			p.finish(shared.SignResult{Err: p.ctx.Err()})
+		default:
+			live = append(live, p)
+		}
+	}
+	m := b.m
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		p := live[0]
+		req := p.req
+		req.Deadline = time.Time{} // the context carries it
+		resp, err := call(p.ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) (shared.SignResponse, error) {
+			return c.Sign(ctx, req)
+		})
+		p.finish(shared.SignResult{Response: resp, Err: err})
+		return
+	}
+	reqs := make([]shared.SignRequest, len(live))
+	var latest time.Time
+	forever := false
+	for i, p := range live {
+		reqs[i] = p.req
+		if d := p.req.Deadline; d.IsZero() {
+			forever = true
+		} else if d.After(latest) {
+			latest = d
+		}
+	}
+	// The call serves many callers: no single caller's cancellation ends
+	// it. It ends at the call timeout, or once every item has expired.
+	ctx := context.Background()
+	if !forever {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, latest)
+		defer cancel()
+	}
+	m.h.batches.Add(1)
+	m.h.batched.Add(uint64(len(reqs)))
+	results, err := call(ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) ([]shared.SignResult, error) {
+		return c.SignItems(ctx, reqs)
+	})
+	for i, p := range live {
+		if err != nil {
+			p.finish(shared.SignResult{Err: err})
+			continue
+		}
+		p.finish(results[i])
+	}
+}
+
+// finish hands a result to the waiting caller. A response without a
+// signature is the plugin's fault, never a success.
+func (p *pending) finish(r shared.SignResult) {
+	if r.Err == nil && r.Response.Signature == nil {
+		r.Err = fmt.Errorf("%w: plugin returned an empty signature", shared.ErrUnavailable)
+	}
+	p.res = r
+	close(p.done)
+}
