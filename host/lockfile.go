@@ -26,11 +26,12 @@ type Lock struct {
 
 // ReadLockFile parses a lock file. Blank lines and lines starting with '#'
 // are ignored; every other line is "<file name> sha256:<64 hex digits>".
-// Errors wrap ErrLockFile and name the file and line.
+// Errors wrap ErrLockFile (and the os error, so errors.Is(err,
+// os.ErrNotExist) tells a missing file) and name the file and line.
 func ReadLockFile(path string) (*Lock, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrLockFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrLockFile, err) // keeps os.ErrNotExist visible
 	}
 	l := &Lock{Path: path, Sums: map[string]string{}}
 	sc := bufio.NewScanner(bytes.NewReader(data))
