@@ -88,7 +88,10 @@ func TestCrashWhileSigning(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d verified signatures, %d typed retryable errors", ok.Load(), retryable.Load())
+	t.Logf("%d verified signatures, %d typed retryable errors, %+v", ok.Load(), retryable.Load(), h.Stats())
+	if h.Stats().SignBatches == 0 {
+		t.Fatal("no SignBatch call: the crash test did not exercise batching")
+	}
 	if len(bad) > 0 {
 		t.Fatalf("%d calls returned neither a good signature nor a retryable error; first: %s", len(bad), bad[0])
 	}

@@ -1,0 +1,284 @@
+package host
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// queued is how many sign requests wait in the fake's batcher.
+func (h *Host) queued() int {
+	h.mu.Lock()
+	m := h.plugins["fake"]
+	h.mu.Unlock()
+	m.batch.mu.Lock()
+	defer m.batch.mu.Unlock()
+	return len(m.batch.queue)
+}
+
+// idle reports whether no sign call is in flight for the fake.
+func (h *Host) idle() bool {
+	h.mu.Lock()
+	m := h.plugins["fake"]
+	h.mu.Unlock()
+	m.batch.mu.Lock()
+	defer m.batch.mu.Unlock()
+	return !m.batch.inFlight && len(m.batch.queue) == 0
+}
+
+// slowSign starts a signature that holds the plugin call for latency, so
+// the next requests queue behind it. done is closed when it returns.
+func slowSign(t *testing.T, h *Host, state, latency string) (done chan struct{}) {
+	t.Helper()
+	ctx := context.Background()
+	newKey(t, h, state, "slow", shared.ECP256)
+	p, err := h.Provider(ctx, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cache its public key, so verify-after-sign makes no call.
+	k, err := h.Key(ctx, fakeRef(t, state, "slow", "fault_latency="+latency+"&fault_ops=sign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.PublicKey(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	calls := h.Stats().Calls
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		d := sha256.Sum256([]byte("slow"))
+		_, err := p.Sign(ctx, shared.SignRequest{
+			Key:       shared.KeyRef{ID: "slow", Params: map[string]string{"state": state, "fault_latency": latency, "fault_ops": "sign"}},
+			Algorithm: shared.ES256, Digest: d[:],
+		})
+		if err != nil {
+			t.Errorf("slow sign: %v", err)
+		}
+	}()
+	waitFor(t, "the slow sign to be in flight", 10*time.Second, func() bool { return h.Stats().Calls > calls })
+	return done
+}
+
+// TestBatchMixedResults: requests queued behind a call in flight leave in
+// one SignBatch call, and each gets its own result: good signatures that
+// verify, and typed errors for the items that fail (missing key, provider
+// error, corrupted signature caught by verify-after-sign).
+func TestBatchMixedResults(t *testing.T) {
+	h, _ := newHost(t, Config{})
+	state := filepath.Join(t.TempDir(), "keys.json")
+	ctx := context.Background()
+	newKey(t, h, state, "ec", shared.ECP256)
+	newKey(t, h, state, "ed", shared.Ed25519)
+	p, err := h.Provider(ctx, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("batch"))
+	at := func(id string, extra ...string) shared.KeyRef {
+		params := map[string]string{"state": state}
+		for i := 0; i+1 < len(extra); i += 2 {
+			params[extra[i]] = extra[i+1]
+		}
+		return shared.KeyRef{ID: id, Params: params}
+	}
+	items := []struct {
+		name    string
+		req     shared.SignRequest
+		timeout time.Duration
+		want    error // nil: a signature that verifies
+	}{
+		{"es256", shared.SignRequest{Key: at("ec"), Algorithm: shared.ES256, Digest: digest[:]}, 0, nil},
+		{"es256 with deadline", shared.SignRequest{Key: at("ec"), Algorithm: shared.ES256, Digest: digest[:]}, time.Minute, nil},
+		{"eddsa", shared.SignRequest{Key: at("ed"), Algorithm: shared.EdDSA, Message: []byte("batch")}, 0, nil},
+		{"missing key", shared.SignRequest{Key: at("nope"), Algorithm: shared.ES256, Digest: digest[:]}, 0, shared.ErrKeyNotFound},
+		{"provider error", shared.SignRequest{Key: at("ec", "fault_error", "permission_denied", "fault_ops", "sign"), Algorithm: shared.ES256, Digest: digest[:]}, 0, shared.ErrPermissionDenied},
+		{"corrupted", shared.SignRequest{Key: at("ec", "fault_corrupt", "true", "fault_ops", "sign"), Algorithm: shared.ES256, Digest: digest[:]}, 0, ErrVerifyAfterSign},
+		{"wrong algorithm", shared.SignRequest{Key: at("ed"), Algorithm: shared.ES256, Digest: digest[:]}, 0, shared.ErrUnsupportedAlgorithm},
+	}
+	done := slowSign(t, h, state, "1s")
+	before := h.Stats()
+	type result struct {
+		resp shared.SignResponse
+		err  error
+	}
+	results := make([]result, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			if it.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, it.timeout)
+				defer cancel()
+			}
+			resp, err := p.Sign(ctx, it.req)
+			results[i] = result{resp, err}
+		}()
+	}
+	waitFor(t, "every item to queue", 10*time.Second, func() bool { return h.queued() == len(items) })
+	wg.Wait()
+	<-done
+	after := h.Stats()
+	if n := after.SignBatches - before.SignBatches; n != 1 {
+		t.Errorf("%d SignBatch calls; want the queued items in one", n)
+	}
+	if n := after.BatchedSignatures - before.BatchedSignatures; n != uint64(len(items)) {
+		t.Errorf("SignBatch carried %d items; want %d", n, len(items))
+	}
+	for i, it := range items {
+		r := results[i]
+		if it.want != nil {
+			if !errors.Is(r.err, it.want) || r.resp.Signature != nil {
+				t.Errorf("%s: got %x, %v; want %v", it.name, r.resp.Signature, r.err, it.want)
+			}
+			continue
+		}
+		if r.err != nil {
+			t.Errorf("%s: %v", it.name, r.err)
+			continue
+		}
+		k, err := h.Key(ctx, "fake:"+it.req.Key.ID+"?state="+state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, err := k.PublicKey(ctx, r.resp.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkSignature(pk, it.req.Algorithm, it.req.Digest, it.req.Message, r.resp.Signature); err != nil {
+			t.Errorf("%s: the signature does not verify: %v", it.name, err)
+		}
+	}
+}
+
+// TestBatchCallerLeavesWhileQueued: a queued caller whose context is
+// cancelled, or whose deadline passes, gets its error while the call ahead
+// of it is still in flight, and its request is never sent; the others
+// queued with it still get their signatures.
+func TestBatchCallerLeavesWhileQueued(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ctx    func() (context.Context, context.CancelFunc)
+		cancel bool // cancel once queued; else wait for the deadline
+		want   error
+	}{
+		{"cancelled", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, true, context.Canceled},
+		{"deadline passes", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		}, false, context.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := newHost(t, Config{})
+			state := filepath.Join(t.TempDir(), "keys.json")
+			ctx := context.Background()
+			newKey(t, h, state, "ec", shared.ECP256)
+			k, err := h.Key(ctx, fakeRef(t, state, "ec", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.PublicKey(ctx, ""); err != nil { // cached: SignDigest makes no other call
+				t.Fatal(err)
+			}
+			done := slowSign(t, h, state, "3s")
+			before := h.Stats()
+
+			var stays atomic.Value // the error of the caller that waits
+			stayed := make(chan struct{})
+			go func() {
+				defer close(stayed)
+				d := sha256.Sum256([]byte("stays"))
+				sig, err := k.SignDigest(ctx, d[:], SignOptions{})
+				if err == nil {
+					err = k.VerifyDigest(ctx, d[:], sig.Signature, SignOptions{})
+				}
+				stays.Store(fmt.Sprint(err))
+			}()
+			lctx, cancel := tc.ctx()
+			defer cancel()
+			left := make(chan error, 1)
+			go func() {
+				d := sha256.Sum256([]byte("leaves"))
+				sig, err := k.SignDigest(lctx, d[:], SignOptions{})
+				if sig.Signature != nil {
+					err = fmt.Errorf("got a signature: %w", err)
+				}
+				left <- err
+			}()
+			waitFor(t, "both requests to queue", 10*time.Second, func() bool { return h.queued() == 2 })
+			if tc.cancel {
+				cancel()
+			}
+			err = <-left
+			select {
+			case <-done:
+				t.Fatal("the call in flight ended first; the test proves nothing")
+			default:
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("the caller that left got %v; want %v", err, tc.want)
+			}
+			<-done
+			<-stayed
+			if s := stays.Load(); s != "<nil>" {
+				t.Fatalf("the caller that stayed: %v", s)
+			}
+			waitFor(t, "the batcher to go idle", 10*time.Second, h.idle)
+			after := h.Stats()
+			// One call for the request that stayed; none for the other.
+			if n := after.Calls - before.Calls; n != 1 || after.BatchedSignatures != before.BatchedSignatures {
+				t.Fatalf("%d plugin calls, %d batched items after the slow one; want 1 plain Sign", n, after.BatchedSignatures-before.BatchedSignatures)
+			}
+		})
+	}
+}
+
+// TestBatchingOff: with DisableBatching every signature is its own Sign
+// call, however many callers there are.
+func TestBatchingOff(t *testing.T) {
+	h, _ := newHost(t, Config{DisableBatching: true})
+	state := filepath.Join(t.TempDir(), "keys.json")
+	ctx := context.Background()
+	signer, err := h.Signer(ctx, newKey(t, h, state, "ed", shared.Ed25519))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := h.Stats()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := fmt.Appendf(nil, "m%d", g)
+			sig, err := signer.Sign(nil, msg, crypto.Hash(0))
+			if err == nil {
+				err = shared.VerifyMessage(signer.Public(), shared.EdDSA, msg, sig)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := h.Stats()
+	if after.SignBatches != before.SignBatches || after.Calls-before.Calls != 16 {
+		t.Fatalf("%d calls, %d batches for 16 signatures; want 16 plain calls", after.Calls-before.Calls, after.SignBatches-before.SignBatches)
+	}
+}
