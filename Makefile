@@ -33,6 +33,13 @@ test: proto-check vet deps-check build testdeps
 demo: build
 	@bash cmd/knhk-host/demo.sh $(BIN)
 
+# bench builds the CLI, the plugins and the benchmark, then measures every
+# row of BENCHMARKS.md side by side in one run: one table on stdout, the
+# same results in bench/results.json.
+bench: build
+	cd bench && go build -o $(BIN)/knhk-bench . && go build -o $(BIN)/knhk-coldstart ./cmd/knhk-coldstart
+	$(BIN)/knhk-bench -bin $(BIN) -json bench/results.json
+
 # Test servers that must be built before the tests (a plugin's testdeps.sh,
 # e.g. the Vault server), once per machine.
 testdeps:

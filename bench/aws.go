@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	lkms "github.com/nsmithuk/local-kms/src"
+	lconfig "github.com/nsmithuk/local-kms/src/config"
+	"github.com/nsmithuk/local-kms/src/data"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+// The emulator's region and account, and static credentials it does not
+// check (the SDK needs some to sign requests).
+const (
+	awsRegion  = "eu-west-2"
+	awsAccount = "111122223333"
+	awsKeyID   = "AKIDKNHKBENCH"
+	awsSecret  = "knhk-bench-not-a-secret"
+)
+
+// awsCallers is row 5's concurrency.
+const awsCallers = 16
+
+type awsResult struct {
+	direct, host measure
+}
+
+// row5 signs with an ECC_NIST_P256 key in local-kms, served in this
+// process on 127.0.0.1: through the host and the AWS plugin binary, and
+// with aws-sdk-go-v2 calling the emulator directly, alternating twice.
+func (b *bench) row5(ctx context.Context) error {
+	if b.inproc {
+		return nil // the AWS plugin only runs as a binary
+	}
+	if _, err := os.Stat(filepath.Join(b.bin, "plugins", "knhk-plugin-aws")); err != nil {
+		return fmt.Errorf("the AWS plugin is not built (make build): %w", err)
+	}
+	dir := filepath.Join(b.tmp, "local-kms")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	lconfig.AWSRegion, lconfig.AWSAccountId, lconfig.DatabasePath = awsRegion, awsAccount, dir
+	db := data.NewDatabase(dir)
+	defer db.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { lkms.HandleRequest(w, r, db) }))
+	defer srv.Close()
+
+	// The plugin process inherits these through the standard chain.
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": awsKeyID, "AWS_SECRET_ACCESS_KEY": awsSecret, "AWS_REGION": awsRegion,
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+	} {
+		os.Setenv(k, v)
+	}
+	client := kms.New(kms.Options{Region: awsRegion, BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider(awsKeyID, awsSecret, "")})
+	created, err := client.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistP256, KeyUsage: types.KeyUsageTypeSignVerify})
+	if err != nil {
+		return fmt.Errorf("local-kms CreateKey: %w", err)
+	}
+	id := aws.ToString(created.KeyMetadata.KeyId)
+
+	h, stop, err := b.newHost(host.Config{})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	signer, err := h.Signer(ctx, "aws:"+id+"?region="+awsRegion+"&endpoint="+srv.URL)
+	if err != nil {
+		return err
+	}
+	direct := func(int) error {
+		out, err := client.Sign(ctx, &kms.SignInput{KeyId: aws.String(id), Message: digest[:],
+			MessageType: types.MessageTypeDigest, SigningAlgorithm: types.SigningAlgorithmSpecEcdsaSha256})
+		if err == nil && len(out.Signature) == 0 {
+			err = fmt.Errorf("empty signature")
+		}
+		return err
+	}
+	viaHost := func(int) error {
+		_, err := signer.Sign(nil, digest[:], crypto.SHA256)
+		return err
+	}
+	sig, err := signer.Sign(nil, digest[:], crypto.SHA256)
+	if err != nil {
+		return err
+	}
+	if err := shared.VerifyDigest(signer.Public(), shared.ES256, digest[:], sig); err != nil {
+		return err
+	}
+	var d, hst []measure
+	for range 2 {
+		m, err := drive(awsCallers, b.dur, direct)
+		if err != nil {
+			return fmt.Errorf("direct: %w", err)
+		}
+		d = append(d, m)
+		m, err = drive(awsCallers, b.dur, viaHost)
+		if err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+		hst = append(hst, m)
+	}
+	if pid := pluginPID("knhk-plugin-aws"); pid != 0 {
+		b.peak("knhk-plugin-aws", pid)
+	}
+	b.aws = awsResult{direct: merge(d), host: merge(hst)}
+	ops, p50, p99 := fromMeasure(b.aws.direct)
+	b.res.add(Row{Row: 5, Name: "aws-sdk-go-v2 → local-kms directly", Alg: "ES256", Callers: awsCallers, OpsPerSec: ops, P50us: p50, P99us: p99})
+	ops, p50, p99 = fromMeasure(b.aws.host)
+	b.res.add(Row{Row: 5, Name: "host → aws plugin → local-kms", Alg: "ES256", Callers: awsCallers, Verify: "on", OpsPerSec: ops, P50us: p50, P99us: p99,
+		Ratio: b.aws.host.OpsPerSec / b.aws.direct.OpsPerSec, RatioTo: "direct",
+		Note: "two alternating runs of each, summed; the emulator runs in the benchmark process"})
+	return nil
+}
+
+// merge sums runs: total operations over total time, and the worse
+// percentiles.
+func merge(ms []measure) measure {
+	var out measure
+	for _, m := range ms {
+		out.Ops += m.Ops
+		out.Seconds += m.Seconds
+		out.P50 = max(out.P50, m.P50)
+		out.P99 = max(out.P99, m.P99)
+	}
+	out.OpsPerSec = float64(out.Ops) / out.Seconds
+	return out
+}

@@ -1,0 +1,15 @@
+// Command knhk-bench measures what the plugin boundary costs on top of the
+// cryptography itself, every row side by side in one run, and prints one
+// table (absolute numbers, ratios, targets met or not) and the same
+// results as JSON. `make bench` builds the CLI, the plugins and this
+// command and runs it; BENCHMARKS.md describes the rows and holds the
+// latest table.
+//
+//	knhk-bench -bin ../bin -json results.json [-dur 2s] [-cpuprofile f] [-memprofile f] [-inproc]
+//
+// -bin is the directory holding knhk-host, knhk-coldstart and plugins/.
+// -inproc serves the fake provider inside this process (go-plugin
+// reattach, no AutoMTLS) for rows 2 and 4, so one CPU profile covers both
+// sides of the boundary; use it with -cpuprofile and -memprofile for
+// profiling, not for the published table.
+package main

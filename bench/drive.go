@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// measure is one measured run: throughput and latency percentiles.
+type measure struct {
+	Ops       int64
+	Seconds   float64
+	OpsPerSec float64
+	P50, P99  time.Duration
+}
+
+// warmup runs before every measurement and is not counted.
+const warmup = 200 * time.Millisecond
+
+// drive calls op from n goroutines for d (after a warm-up) and measures
+// every call's latency. op gets its goroutine index; the first error
+// stops the run.
+func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
+	var (
+		stop, counting atomic.Bool
+		firstErr       atomic.Value
+		wg             sync.WaitGroup
+		lat            = make([][]time.Duration, n)
+	)
+	for g := 0; g < n; g++ {
+		lat[g] = make([]time.Duration, 0, 4096)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				t0 := time.Now()
+				if err := op(g); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					stop.Store(true)
+					return
+				}
+				if counting.Load() {
+					lat[g] = append(lat[g], time.Since(t0))
+				}
+			}
+		}()
+	}
+	time.Sleep(warmup)
+	counting.Store(true)
+	start := time.Now()
+	time.Sleep(d)
+	counting.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return measure{}, err
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return measure{}, fmt.Errorf("no call completed in %s", d)
+	}
+	slices.Sort(all)
+	return measure{
+		Ops:       int64(len(all)),
+		Seconds:   elapsed.Seconds(),
+		OpsPerSec: float64(len(all)) / elapsed.Seconds(),
+		P50:       all[len(all)/2],
+		P99:       all[len(all)*99/100],
+	}, nil
+}
+
+// spin counts calls of op from n goroutines for d, without timing each
+// call (for operations too cheap to time one by one).
+func spin(n int, d time.Duration, op func() error) (measure, error) {
+	var (
+		stop     atomic.Bool
+		total    atomic.Int64
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	run := func(counted bool) {
+		stop.Store(false)
+		for g := 0; g < n; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var k int64
+				for !stop.Load() {
+					for range 1024 {
+						if err := op(); err != nil {
+							firstErr.CompareAndSwap(nil, err)
+							stop.Store(true)
+							return
+						}
+					}
+					k += 1024
+				}
+				if counted {
+					total.Add(k)
+				}
+			}()
+		}
+	}
+	run(false)
+	time.Sleep(warmup)
+	stop.Store(true)
+	wg.Wait()
+	start := time.Now()
+	run(true)
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, ok := firstErr.Load().(error); ok {
+		return measure{}, err
+	}
+	return measure{Ops: total.Load(), Seconds: elapsed.Seconds(), OpsPerSec: float64(total.Load()) / elapsed.Seconds()}, nil
+}
+
+// percentiles makes a measure from sequential latencies.
+func percentiles(lat []time.Duration, elapsed time.Duration) measure {
+	all := slices.Clone(lat)
+	slices.Sort(all)
+	return measure{Ops: int64(len(all)), Seconds: elapsed.Seconds(), OpsPerSec: float64(len(all)) / elapsed.Seconds(),
+		P50: all[len(all)/2], P99: all[len(all)*99/100]}
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/knhk/knhk/shared"
+)
+
+// targets checks the targets against this run's numbers.
+func (b *bench) targets() {
+	r := &b.res
+	for _, alg := range algs {
+		for _, v := range []string{"on", "off"} {
+			h, lim := b.host[key(alg, 64, v)], b.limit[key(alg, 64, v)]
+			if h.OpsPerSec > 0 && lim.OpsPerSec > 0 {
+				ratio := h.OpsPerSec / lim.OpsPerSec
+				r.target(fmt.Sprintf("row 2, 64 callers, %s, verify %s", alg, v), "≥ 0.80× row 1", fmt.Sprintf("%.2f×", ratio), ratio >= 0.8)
+			}
+		}
+	}
+	for _, alg := range algs {
+		for _, v := range []string{"on", "off"} {
+			h, lim := b.host[key(alg, 1, v)], b.limit[key(alg, 1, v)]
+			if h.Ops > 0 && lim.Ops > 0 {
+				added := us(h.P50 - lim.P50)
+				r.target(fmt.Sprintf("row 2, 1 caller, %s, verify %s: added p50", alg, v), "≤ 50 µs", fmt.Sprintf("%.1f µs", added), added <= 50)
+			}
+		}
+	}
+	if h := b.host[key(shared.ES256, 1, "on")]; h.OpsPerSec > 0 && b.exec.OpsPerSec > 0 {
+		ratio := h.OpsPerSec / b.exec.OpsPerSec
+		r.target("row 2 (ES256, 1 caller) vs row 3", "≥ 100×", fmt.Sprintf("%.0f×", ratio), ratio >= 100)
+	}
+	if b.looks.Ops > 0 {
+		r.target("row 4 lookups/s, zero plugin calls", "≥ 1,000,000/s, 0 calls",
+			fmt.Sprintf("%.2fM/s, %d calls", b.looks.OpsPerSec/1e6, b.calls), b.looks.OpsPerSec >= 1e6 && b.calls == 0)
+	}
+	if b.aws.direct.OpsPerSec > 0 {
+		overhead := 1 - b.aws.host.OpsPerSec/b.aws.direct.OpsPerSec
+		r.target("row 5 host overhead (throughput)", "≤ 5%", fmt.Sprintf("%.1f%%", overhead*100), overhead <= 0.05)
+	}
+	if b.cold.FirstSignatureMs > 0 {
+		r.target("row 6 host.New → first verified signature", "≤ 150 ms", fmt.Sprintf("%.1f ms", b.cold.FirstSignatureMs), b.cold.FirstSignatureMs <= 150)
+		r.target("row 6 host RSS with the fake loaded", "≤ 40 MiB", fmt.Sprintf("%.1f MiB", mib(b.cold.HostHWMKiB)), mib(b.cold.HostHWMKiB) <= 40)
+	}
+}
