@@ -63,6 +63,7 @@ func TestPermissionDenied(t *testing.T) {
 	if !errors.Is(err, shared.ErrPermissionDenied) {
 		t.Fatalf("RotateKey with the signer token: %v, want ErrPermissionDenied", err)
 	}
+	t.Logf("rotate: %v", err)
 	if !strings.Contains(err.Error(), "transit/keys/"+name+"/rotate") {
 		t.Errorf("error %q does not name the denied path", err)
 	}
@@ -208,6 +209,7 @@ func TestSealed(t *testing.T) {
 	if !errors.Is(err, shared.ErrUnavailable) {
 		t.Fatalf("Sign on a sealed Vault: %v, want ErrUnavailable", err)
 	}
+	t.Logf("sealed: %v", err)
 	if !strings.Contains(err.Error(), "sealed") {
 		t.Errorf("error %q does not say the Vault is sealed", err)
 	}
@@ -220,5 +222,45 @@ func assertNoSecrets(t *testing.T, text string, secrets ...string) {
 		if s != "" && strings.Contains(text, s) {
 			t.Errorf("a secret (%d chars) appears in:\n%s", len(s), strings.ReplaceAll(text, s, "<SECRET>"))
 		}
+	}
+}
+
+// TestKubernetesLogin: auth=kubernetes reads the service-account token file
+// and logs in at auth/<mount>/login. The test Vault has no Kubernetes API
+// to review the token, so the login is refused; the error is typed and
+// does not contain the service-account token.
+func TestKubernetesLogin(t *testing.T) {
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().EnableAuthWithOptions("k8s-test", &api.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/k8s-test/config", map[string]any{"kubernetes_host": "https://127.0.0.1:1", "disable_local_ca_jwt": true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/k8s-test/role/signer", map[string]any{
+		"bound_service_account_names": "knhk", "bound_service_account_namespaces": "default", "token_policies": "knhk-signer",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	jwt := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDprbmhrIn0.c2lnbmF0dXJl"
+	p, logs := capture(t)
+	_, err = p.PublicKey(ctx(t), shared.PublicKeyRequest{Key: shared.KeyRef{ID: "transit/x",
+		Params: params("auth", "kubernetes", "role", "signer", "auth_mount", "k8s-test", "jwt_file", writeFile(t, jwt))}})
+	if !errors.Is(err, shared.ErrPermissionDenied) && !errors.Is(err, shared.ErrUnavailable) {
+		t.Fatalf("kubernetes login without a Kubernetes API: %v, want ErrPermissionDenied or ErrUnavailable", err)
+	}
+	t.Logf("kubernetes login: %v", err)
+	if !strings.Contains(err.Error(), "auth/k8s-test/login") {
+		t.Errorf("error %q does not name the login path", err)
+	}
+	assertNoSecrets(t, err.Error()+logs.String(), jwt, srv.RootToken)
+
+	_, err = p.PublicKey(ctx(t), shared.PublicKeyRequest{Key: shared.KeyRef{ID: "transit/x",
+		Params: params("auth", "kubernetes", "role", "signer", "jwt_file", "/nonexistent/jwt")}})
+	if !errors.Is(err, shared.ErrInvalidArgument) {
+		t.Errorf("missing service-account token file: %v, want ErrInvalidArgument", err)
 	}
 }

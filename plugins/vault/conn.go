@@ -197,8 +197,8 @@ func (c *conn) loginWith(ctx context.Context, method string, build func() (api.A
 	path := "auth/" + c.s.authMount + "/login"
 	secret, err := c.client.Auth().Login(ctx, m)
 	var re *api.ResponseError
-	if errors.As(err, &re) && (re.StatusCode == 400 || re.StatusCode == 401) {
-		// Vault answers a wrong role or secret with 400.
+	if errors.As(err, &re) && (re.StatusCode == 400 || re.StatusCode == 401 || re.StatusCode == 403) {
+		// Vault answers a wrong role or secret with 400, a refused JWT with 403.
 		return nil, c.scrub(fmt.Errorf("vault: %s login at %s on %s was refused (%s): check the role and its credentials: %w",
 			method, path, c.addr, strings.Join(re.Errors, "; "), shared.ErrPermissionDenied))
 	}

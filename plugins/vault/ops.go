@@ -28,6 +28,14 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 	if err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
+	// Transit's create is an upsert that answers an existing key like a new
+	// one, so look first. Two racing creates of one name both succeed.
+	switch _, err := c.readKey(ctx, k); {
+	case err == nil, errors.Is(err, shared.ErrFailedPrecondition):
+		return shared.CreateKeyResponse{}, fmt.Errorf("vault: key %s already exists: %w", k, shared.ErrAlreadyExists)
+	case !errors.Is(err, shared.ErrKeyNotFound):
+		return shared.CreateKeyResponse{}, err
+	}
 	path := keyPath(k)
 	secret, err := c.client.Logical().WriteWithContext(ctx, path, map[string]any{
 		"type": ttype, "exportable": false, "allow_plaintext_backup": false,
@@ -42,14 +50,19 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 			}
 		}
 	}
-	c.rememberType(k, req.Type)
 	version := 1
 	if secret != nil {
 		var tk transitKey
-		if decode(secret.Data, &tk) == nil && tk.LatestVersion > 0 {
-			version = tk.LatestVersion
+		if decode(secret.Data, &tk) == nil {
+			if tk.Type != "" && tk.Type != ttype {
+				return shared.CreateKeyResponse{}, fmt.Errorf("vault: key %s already exists as %s: %w", k, tk.Type, shared.ErrAlreadyExists)
+			}
+			if tk.LatestVersion > 0 {
+				version = tk.LatestVersion
+			}
 		}
 	}
+	c.rememberType(k, req.Type)
 	return shared.CreateKeyResponse{KeyID: k.String(), Version: strconv.Itoa(version)}, nil
 }
 
