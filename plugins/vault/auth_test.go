@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +264,67 @@ func TestKubernetesLogin(t *testing.T) {
 	if !errors.Is(err, shared.ErrInvalidArgument) {
 		t.Errorf("missing service-account token file: %v, want ErrInvalidArgument", err)
 	}
+}
+
+// TestReloginAfterRevocation: when Vault revokes the plugin's token between
+// renewals, the next request finds it dead, logs in again (AppRole) or
+// reads the refreshed token file (token auth), and succeeds.
+func TestReloginAfterRevocation(t *testing.T) {
+	if err := srv.Policy("knhk-signer", signerPolicy); err != nil {
+		t.Fatal(err)
+	}
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := keyName("revoked")
+	create(t, newProvider(t), name, shared.ECP256, params())
+	d := sha256.Sum256([]byte("revoked"))
+	sign := func(p shared.Provider, prm map[string]string) error {
+		_, err := p.Sign(ctx(t), shared.SignRequest{Key: shared.KeyRef{ID: name, Params: prm}, Algorithm: shared.ES256, Digest: d[:]})
+		return err
+	}
+
+	t.Run("approle", func(t *testing.T) {
+		roleID, secretID, err := srv.AppRole("knhk-revoked", []string{"knhk-signer"}, "1h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, logs := capture(t)
+		prm := params("auth", "approle", "role_id", roleID, "secret_id_file", writeFile(t, secretID))
+		if err := sign(p, prm); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Sys().RevokePrefix("auth/approle/login"); err != nil {
+			t.Fatal(err)
+		}
+		if err := sign(p, prm); err != nil {
+			t.Fatalf("Sign after the token was revoked: %v", err)
+		}
+		if n := strings.Count(logs.String(), "logged in to Vault"); n != 2 {
+			t.Errorf("%d logins, want 2:\n%s", n, logs)
+		}
+	})
+
+	t.Run("token file", func(t *testing.T) {
+		first, second := signerToken(t, "1h"), signerToken(t, "1h")
+		file := writeFile(t, first)
+		p, _ := capture(t)
+		prm := params("token_file", file)
+		if err := sign(p, prm); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Auth().Token().RevokeTree(first); err != nil {
+			t.Fatal(err)
+		}
+		if err := sign(p, prm); !errors.Is(err, shared.ErrPermissionDenied) {
+			t.Fatalf("Sign with a revoked token and no other: %v, want ErrPermissionDenied", err)
+		}
+		if err := os.WriteFile(file, []byte(second), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := sign(p, prm); err != nil {
+			t.Fatalf("Sign after the token file was refreshed: %v", err)
+		}
+	})
 }

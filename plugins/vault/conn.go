@@ -252,6 +252,53 @@ func (c *conn) kubernetes() (api.AuthMethod, error) {
 	return m, nil
 }
 
+// read, write and list are the Logical calls, through retryDead.
+func (c *conn) read(ctx context.Context, path string) (*api.Secret, error) {
+	return c.retryDead(ctx, func() (*api.Secret, error) { return c.client.Logical().ReadWithContext(ctx, path) })
+}
+
+func (c *conn) write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
+	return c.retryDead(ctx, func() (*api.Secret, error) { return c.client.Logical().WriteWithContext(ctx, path, data) })
+}
+
+func (c *conn) list(ctx context.Context, path string) (*api.Secret, error) {
+	return c.retryDead(ctx, func() (*api.Secret, error) { return c.client.Logical().ListWithContext(ctx, path) })
+}
+
+// retryDead runs op. When Vault answers 403, it asks whether the token is
+// still alive: a live token means the policy denies op, and that error is
+// returned; a dead one (expired or revoked between renewals, or replaced by
+// a relogin in the meantime) means log in again, or read the token source
+// again, and retry once.
+func (c *conn) retryDead(ctx context.Context, op func() (*api.Secret, error)) (*api.Secret, error) {
+	tok := c.client.Token()
+	s, err := op()
+	if !forbidden(err) {
+		return s, err
+	}
+	if c.client.Token() == tok {
+		if _, lerr := c.client.Auth().Token().LookupSelfWithContext(ctx); !forbidden(lerr) {
+			return s, err
+		}
+		c.mu.Lock()
+		if c.client.Token() == tok {
+			c.authed = false
+		}
+		c.mu.Unlock()
+		c.log.Info("Vault token is no longer valid; logging in again", "addr", c.addr)
+	}
+	if lerr := c.ensure(ctx); lerr != nil {
+		return nil, lerr
+	}
+	return op()
+}
+
+// forbidden reports whether err is Vault's 403.
+func forbidden(err error) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == 403
+}
+
 // keyType returns a key's type, from the cache or by reading the key.
 func (c *conn) keyType(ctx context.Context, k keyID) (shared.KeyType, error) {
 	c.typesMu.Lock()

@@ -24,6 +24,11 @@ func (c *conn) apiError(op, path string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("vault: %s: %w", op, contextErr(err))
 	}
+	for _, sentinel := range sentinels {
+		if errors.Is(err, sentinel) {
+			return err // already typed (a failed relogin)
+		}
+	}
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
 		// Transport failures: connection refused, TLS, DNS.

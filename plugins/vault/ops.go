@@ -37,7 +37,7 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 		return shared.CreateKeyResponse{}, err
 	}
 	path := keyPath(k)
-	secret, err := c.client.Logical().WriteWithContext(ctx, path, map[string]any{
+	secret, err := c.write(ctx, path, map[string]any{
 		"type": ttype, "exportable": false, "allow_plaintext_backup": false,
 	})
 	if err != nil {
@@ -79,7 +79,7 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 		return nil, err
 	}
 	path := mount + "/keys"
-	secret, err := c.client.Logical().ListWithContext(ctx, path)
+	secret, err := c.list(ctx, path)
 	if err != nil {
 		return nil, c.apiError("list keys", path, err)
 	}
@@ -193,7 +193,7 @@ func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.Sig
 		body["key_version"] = version
 	}
 	path := k.mount + "/sign/" + k.name
-	secret, err := c.client.Logical().WriteWithContext(ctx, path, body)
+	secret, err := c.write(ctx, path, body)
 	if err != nil {
 		return shared.SignResponse{}, c.apiError("sign with "+k.String(), path, err)
 	}
@@ -271,7 +271,7 @@ func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared
 	body["input"] = base64.StdEncoding.EncodeToString(input)
 	body["signature"] = fmt.Sprintf("vault:v%d:%s", version, base64.StdEncoding.EncodeToString(req.Signature))
 	path := k.mount + "/verify/" + k.name
-	secret, err := c.client.Logical().WriteWithContext(ctx, path, body)
+	secret, err := c.write(ctx, path, body)
 	if err != nil {
 		if malformedSignature(err) {
 			return shared.VerifyResponse{Valid: false, Version: strconv.Itoa(version)}, nil
@@ -305,7 +305,7 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 		return shared.RotateKeyResponse{}, err
 	}
 	path := keyPath(k) + "/rotate"
-	secret, err := c.client.Logical().WriteWithContext(ctx, path, nil)
+	secret, err := c.write(ctx, path, nil)
 	if err != nil {
 		return shared.RotateKeyResponse{}, c.apiError("rotate key "+k.String(), path, err)
 	}

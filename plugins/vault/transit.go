@@ -48,7 +48,7 @@ func keyPath(k keyID) string { return k.mount + "/keys/" + k.name }
 // ErrFailedPrecondition when it is not a signing key knhk knows.
 func (c *conn) readKey(ctx context.Context, k keyID) (keyInfo, error) {
 	path := keyPath(k)
-	secret, err := c.client.Logical().ReadWithContext(ctx, path)
+	secret, err := c.read(ctx, path)
 	if err != nil {
 		return keyInfo{}, c.apiError("read key "+k.String(), path, err)
 	}
