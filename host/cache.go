@@ -36,7 +36,7 @@ type cacheEntry struct {
 // pubCache caches public keys with a TTL.
 type pubCache struct {
 	ttl time.Duration // <= 0: off
-	mu  sync.Mutex
+	mu  sync.RWMutex
 	m   map[cacheKey]cacheEntry
 }
 
@@ -47,28 +47,53 @@ func newPubCache(ttl time.Duration) *pubCache {
 	return &pubCache{ttl: ttl, m: map[cacheKey]cacheEntry{}}
 }
 
-// keyName is a canonical string for (provider, key id, parameters).
+// keyName is a canonical string for (provider, key id, parameters). It is
+// on every signature's path (verify-after-sign looks the key up), so it
+// avoids fmt and sorts only when there are several parameters.
 func keyName(r Ref) string {
-	names := make([]string, 0, len(r.Params))
-	for n := range r.Params {
-		names = append(names, n)
+	n := len(r.Provider) + 1 + len(r.KeyID)
+	for k, v := range r.Params {
+		n += len(k) + len(v) + 2
 	}
-	sort.Strings(names)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\x00%s", r.Provider, r.KeyID)
-	for _, n := range names {
-		fmt.Fprintf(&b, "\x00%s=%s", n, r.Params[n])
+	b.Grow(n)
+	b.WriteString(r.Provider)
+	b.WriteByte(0)
+	b.WriteString(r.KeyID)
+	switch len(r.Params) {
+	case 0:
+	case 1:
+		for k, v := range r.Params {
+			writeParam(&b, k, v)
+		}
+	default:
+		names := make([]string, 0, len(r.Params))
+		for k := range r.Params {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			writeParam(&b, k, r.Params[k])
+		}
 	}
 	return b.String()
+}
+
+func writeParam(b *strings.Builder, k, v string) {
+	b.WriteByte(0)
+	b.WriteString(k)
+	b.WriteByte('=')
+	b.WriteString(v)
 }
 
 func (c *pubCache) get(r Ref, version string) (PublicKey, bool) {
 	if c.ttl <= 0 {
 		return PublicKey{}, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[cacheKey{keyName(r), version}]
+	name := keyName(r)
+	c.mu.RLock()
+	e, ok := c.m[cacheKey{name, version}]
+	c.mu.RUnlock()
 	if !ok || time.Now().After(e.expires) {
 		return PublicKey{}, false
 	}
@@ -120,9 +145,16 @@ func (c *pubCache) invalidate(r Ref) {
 // publicKey returns a key version's public key from the cache or the
 // plugin; refresh skips the cache. The result's DER is the caller's to keep.
 func (h *Host) publicKey(ctx context.Context, m *managed, r Ref, version string, refresh bool) (PublicKey, error) {
+	pk, err := h.sharedPublicKey(ctx, m, r, version, refresh)
+	pk.DER = bytes.Clone(pk.DER)
+	return pk, err
+}
+
+// sharedPublicKey is publicKey for the host's own use (verify-after-sign):
+// the result's DER is shared with the cache and must not be changed.
+func (h *Host) sharedPublicKey(ctx context.Context, m *managed, r Ref, version string, refresh bool) (PublicKey, error) {
 	if !refresh {
 		if pk, ok := h.cache.get(r, version); ok {
-			pk.DER = bytes.Clone(pk.DER)
 			return pk, nil
 		}
 	}
@@ -148,6 +180,5 @@ func (h *Host) publicKey(ctx context.Context, m *managed, r Ref, version string,
 		versions = append(versions, resp.Version)
 	}
 	h.cache.put(r, versions, pk)
-	pk.DER = bytes.Clone(pk.DER)
 	return pk, nil
 }

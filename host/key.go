@@ -43,7 +43,7 @@ func (k *Key) PublicKey(ctx context.Context, version string) (PublicKey, error) 
 
 // algorithm resolves the options against the key version's type.
 func (k *Key) algorithm(ctx context.Context, opts SignOptions) (shared.Algorithm, PublicKey, error) {
-	pk, err := k.PublicKey(ctx, opts.Version)
+	pk, err := k.h.sharedPublicKey(ctx, k.m, k.ref, opts.Version, false)
 	if err != nil {
 		return "", PublicKey{}, err
 	}

@@ -227,21 +227,25 @@ func (m *managed) exec() (*instance, string, error) {
 	if err := checkFile(path); err != nil {
 		return nil, path, err
 	}
-	sum, err := fileSHA256(path)
-	if err != nil {
-		return nil, path, err
-	}
+	cmd := exec.Command(path)
+	cfg := shared.ClientConfig(cmd)
+	var sum string
 	if h.lock != nil {
+		// Pinned: the file must hash to the lock file's sum, and
+		// go-plugin hashes it again right before exec, so a file swapped
+		// in between is refused too. Unpinned, there is nothing to
+		// compare a hash with: hashing (20ms per 20 MB binary, twice)
+		// would only slow every launch.
+		var err error
+		if sum, err = fileSHA256(path); err != nil {
+			return nil, path, err
+		}
 		if err := h.lock.check(filepath.Base(path), sum); err != nil {
 			return nil, path, err
 		}
+		checksum, _ := hex.DecodeString(sum)
+		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: checksum, Hash: sha256.New()}
 	}
-	checksum, _ := hex.DecodeString(sum)
-	cmd := exec.Command(path)
-	cfg := shared.ClientConfig(cmd)
-	// go-plugin hashes the file again right before exec: with the lock
-	// check above, both must pass.
-	cfg.SecureConfig = &goplugin.SecureConfig{Checksum: checksum, Hash: sha256.New()}
 	cfg.StartTimeout = h.cfg.StartTimeout
 	cfg.Logger = m.log
 	tail := &stderrTail{}

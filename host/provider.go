@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"sync"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -13,7 +14,10 @@ type managedProvider struct {
 	m *managed
 }
 
-var _ shared.Provider = (*managedProvider)(nil)
+var (
+	_ shared.Provider    = (*managedProvider)(nil)
+	_ shared.BatchSigner = (*managedProvider)(nil)
+)
 
 func (p *managedProvider) ref(k shared.KeyRef) Ref {
 	return Ref{Provider: p.m.name, KeyID: k.ID, Params: k.Params}
@@ -57,6 +61,30 @@ func (p *managedProvider) PublicKey(ctx context.Context, req shared.PublicKeyReq
 // Sign takes the host's sign path, verify-after-sign included.
 func (p *managedProvider) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
 	return p.h.sign(ctx, p.m, p.ref(req.Key), req)
+}
+
+// SignBatch signs every item through the host's sign path at once, each
+// within its own deadline: the host coalesces them into SignBatch calls
+// (unless Config.DisableBatching) and verifies every signature.
+func (p *managedProvider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
+	out := make([]shared.SignResult, len(reqs))
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := ctx
+			if !req.Deadline.IsZero() {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+				defer cancel()
+			}
+			resp, err := p.Sign(ctx, req)
+			out[i] = shared.SignResult{Response: resp, Err: err}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // Verify asks the plugin to verify (provider-side).

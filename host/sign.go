@@ -52,7 +52,7 @@ func (h *Host) verifyAfterSign(ctx context.Context, m *managed, r Ref, req share
 	}
 	var verr error
 	for _, refresh := range []bool{false, true} {
-		pk, err := h.publicKey(ctx, m, r, version, refresh)
+		pk, err := h.sharedPublicKey(ctx, m, r, version, refresh)
 		if err != nil {
 			return fmt.Errorf("checking the signature from plugin %s: %w", m.name, err)
 		}

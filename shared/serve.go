@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,6 +71,8 @@ func Serve(p Provider, opts ...ServeOption) error {
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
 			o = append(o,
 				grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
+				// Reuse goroutines (and their grown stacks) across calls.
+				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 				grpc.ChainUnaryInterceptor(recoverPanics(cfg.logger)))
 			return grpc.NewServer(o...)
 		},

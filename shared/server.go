@@ -16,10 +16,44 @@ import (
 // every provider gets the same clear errors.
 type server struct {
 	kmsv1.UnimplementedKeyProviderServer
-	p Provider
+	p       Provider
+	workers workers // run the items of a batch without a native batch
 }
 
-func newServer(p Provider) *server { return &server{p: p} }
+// workers runs functions on goroutines that outlive one batch: a
+// goroutine's stack, grown by its first signature, is reused instead of
+// grown (copied) again for every item. Any number run at once (providers
+// that wait on the network need as many as there are items); one left
+// idle for workerIdle exits.
+type workers struct {
+	idle chan func() // unbuffered: a send succeeds only if one is waiting
+}
+
+const workerIdle = 10 * time.Second
+
+func (w *workers) do(f func()) {
+	select {
+	case w.idle <- f:
+	default:
+		go w.loop(f)
+	}
+}
+
+func (w *workers) loop(f func()) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		f()
+		t.Reset(workerIdle)
+		select {
+		case f = <-w.idle:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+func newServer(p Provider) *server { return &server{p: p, workers: workers{idle: make(chan func())}} }
 
 func keyRef(k *kmsv1.KeyRef) (KeyRef, error) {
 	if k.GetKeyId() == "" {
@@ -165,20 +199,27 @@ func (s *server) SignBatch(ctx context.Context, r *kmsv1.SignBatchRequest) (*kms
 		}
 	} else {
 		var wg sync.WaitGroup
+		wg.Add(len(valid))
 		for _, i := range valid {
-			wg.Add(1)
-			go func(i int) {
+			s.workers.do(func() {
 				defer wg.Done()
 				results[i] = signOne(ctx, s.p, reqs[i])
-			}(i)
+			})
 		}
 		wg.Wait()
 	}
 	return &kmsv1.SignBatchResponse{Results: batchResults(results)}, nil
 }
 
-// signOne signs one batch item within its own deadline.
-func signOne(ctx context.Context, p Provider, req SignRequest) SignResult {
+// signOne signs one batch item within its own deadline. A provider that
+// panics fails the item, not the plugin (the unary interceptor that
+// recovers other calls' panics does not see this goroutine).
+func signOne(ctx context.Context, p Provider, req SignRequest) (res SignResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = SignResult{Err: fmt.Errorf("provider panicked in Sign (batch item): %v", r)}
+		}
+	}()
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)

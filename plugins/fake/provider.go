@@ -43,13 +43,14 @@ func New() *Provider {
 }
 
 // Describe claims every key type, every algorithm and every optional
-// operation except a native batch sign.
+// operation, a native batch sign included.
 func (p *Provider) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:    Name,
 		Version: Version,
 		Capabilities: []shared.Capability{
 			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage,
+			shared.CapSignBatch,
 		},
 		KeyTypes:   append([]shared.KeyType(nil), shared.KeyTypes...),
 		Algorithms: append([]shared.Algorithm(nil), shared.Algorithms...),
