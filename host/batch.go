@@ -14,19 +14,24 @@ import (
 const maxBatch = 256
 
 // batcher coalesces one plugin's concurrent sign requests into SignBatch
-// calls. A request that finds no call in flight is sent at once (no added
-// latency when idle); requests that arrive while one is in flight queue and
-// leave together, up to maxBatch, as soon as it returns. One call is in
-// flight at a time: the plugin signs a batch's items in parallel on all
-// its cores, and the callers verify the previous batch's signatures on the
-// host's cores meanwhile.
+// calls. A request that finds fewer than maxInFlight calls in flight is
+// sent at once (no added latency when idle); requests that arrive while
+// the calls are in flight queue and leave together, up to maxBatch, as
+// soon as one returns. The plugin signs a batch's items in parallel on
+// all its cores, and the callers verify the previous batch's signatures
+// on the host's cores meanwhile.
 type batcher struct {
 	m *managed
 
 	mu       sync.Mutex // guards the fields below
 	queue    []*pending
-	inFlight bool
+	inFlight int
 }
+
+// maxInFlight bounds the sign calls in flight per plugin. With one, the
+// plugin idles for every round trip between batches; with two, it has the
+// next batch while the host reads and verifies the last one.
+const maxInFlight = 2
 
 // pending is one queued sign request and, once done is closed, its result.
 type pending struct {
@@ -51,8 +56,8 @@ func (b *batcher) sign(ctx context.Context, req shared.SignRequest) (shared.Sign
 	b.mu.Lock()
 	b.queue = append(b.queue, p)
 	var batch []*pending
-	if !b.inFlight {
-		b.inFlight = true
+	if b.inFlight < maxInFlight {
+		b.inFlight++
 		batch = b.takeLocked()
 	}
 	b.mu.Unlock()
@@ -94,7 +99,7 @@ func (b *batcher) run(batch []*pending, inline bool) {
 		b.send(batch)
 		b.mu.Lock()
 		if len(b.queue) == 0 {
-			b.inFlight = false
+			b.inFlight--
 			b.mu.Unlock()
 			return
 		}

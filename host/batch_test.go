@@ -32,11 +32,12 @@ func (h *Host) idle() bool {
 	h.mu.Unlock()
 	m.batch.mu.Lock()
 	defer m.batch.mu.Unlock()
-	return !m.batch.inFlight && len(m.batch.queue) == 0
+	return m.batch.inFlight == 0 && len(m.batch.queue) == 0
 }
 
-// slowSign starts a signature that holds the plugin call for latency, so
-// the next requests queue behind it. done is closed when it returns.
+// slowSign starts maxInFlight signatures that hold the plugin calls for
+// latency, so the next requests queue behind them. done is closed when
+// they have all returned.
 func slowSign(t *testing.T, h *Host, state, latency string) (done chan struct{}) {
 	t.Helper()
 	ctx := context.Background()
@@ -53,20 +54,25 @@ func slowSign(t *testing.T, h *Host, state, latency string) (done chan struct{})
 	if _, err := k.PublicKey(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	calls := h.Stats().Calls
 	done = make(chan struct{})
-	go func() {
-		defer close(done)
-		d := sha256.Sum256([]byte("slow"))
-		_, err := p.Sign(ctx, shared.SignRequest{
-			Key:       shared.KeyRef{ID: "slow", Params: map[string]string{"state": state, "fault_latency": latency, "fault_ops": "sign"}},
-			Algorithm: shared.ES256, Digest: d[:],
-		})
-		if err != nil {
-			t.Errorf("slow sign: %v", err)
-		}
-	}()
-	waitFor(t, "the slow sign to be in flight", 10*time.Second, func() bool { return h.Stats().Calls > calls })
+	var wg sync.WaitGroup
+	for range maxInFlight {
+		calls := h.Stats().Calls
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := sha256.Sum256([]byte("slow"))
+			_, err := p.Sign(ctx, shared.SignRequest{
+				Key:       shared.KeyRef{ID: "slow", Params: map[string]string{"state": state, "fault_latency": latency, "fault_ops": "sign"}},
+				Algorithm: shared.ES256, Digest: d[:],
+			})
+			if err != nil {
+				t.Errorf("slow sign: %v", err)
+			}
+		}()
+		waitFor(t, "a slow sign to be in flight", 10*time.Second, func() bool { return h.Stats().Calls > calls })
+	}
+	go func() { wg.Wait(); close(done) }()
 	return done
 }
 
