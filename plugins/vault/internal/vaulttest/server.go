@@ -71,7 +71,7 @@ func Start() (*Server, error) {
 	go func() { s.exit <- s.cmd.Wait() }()
 	if err := s.setup(); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("%w\nVault output:\n%s", err, s.out.String())
+		return nil, fmt.Errorf("%w\nVault output:\n%s", err, s.Output())
 	}
 	return s, nil
 }
@@ -120,8 +120,17 @@ func (s *Server) Client() (*api.Client, error) {
 	return c, nil
 }
 
-// Output is everything the server printed so far.
-func (s *Server) Output() string { return s.out.String() }
+// Output is everything the server printed so far, with the root token and
+// the unseal key that dev mode prints blanked out.
+func (s *Server) Output() string {
+	lines := strings.Split(s.out.String(), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "Unseal Key:") {
+			lines[i] = "Unseal Key: <redacted>"
+		}
+	}
+	return strings.ReplaceAll(strings.Join(lines, "\n"), s.RootToken, "<root token>")
+}
 
 // Stop stops the server (SIGTERM, then SIGKILL after ten seconds) and
 // removes its private home directory. Safe to call twice.
