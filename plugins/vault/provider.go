@@ -86,7 +86,7 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 		Name:    "vault",
 		Version: Version,
 		Capabilities: []shared.Capability{
-			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage,
+			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage, shared.CapSignBatch,
 		},
 		KeyTypes:   append([]shared.KeyType(nil), shared.KeyTypes...),
 		Algorithms: append([]shared.Algorithm(nil), shared.Algorithms...),

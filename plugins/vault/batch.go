@@ -1,0 +1,162 @@
+package vault
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/knhk/knhk/shared"
+)
+
+var _ shared.BatchSigner = (*Provider)(nil)
+
+// batchGroup is the items of one batch that Transit can sign in one call:
+// same client, key, algorithm, version and kind of input.
+type batchGroup struct {
+	items    []int
+	inputs   []map[string]any
+	deadline time.Time // the latest item deadline; zero if any item has none
+}
+
+// SignBatch signs many requests with one Transit batch_input call per
+// group of items that share parameters, key, algorithm, version and kind
+// of input. Results are per item, in order.
+func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
+	results := make([]shared.SignResult, len(reqs))
+	groups := map[string]*batchGroup{}
+	var order []string
+	now := time.Now()
+	for i, req := range reqs {
+		key, input, err := batchKey(req)
+		if err == nil && !req.Deadline.IsZero() && !req.Deadline.After(now) {
+			err = fmt.Errorf("batch item expired before it was sent: %w", context.DeadlineExceeded)
+		}
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		g, ok := groups[key]
+		if !ok {
+			g = &batchGroup{deadline: req.Deadline}
+			groups[key] = g
+			order = append(order, key)
+		}
+		if req.Deadline.IsZero() || g.deadline.IsZero() {
+			g.deadline = time.Time{}
+		} else if req.Deadline.After(g.deadline) {
+			g.deadline = req.Deadline
+		}
+		g.items = append(g.items, i)
+		g.inputs = append(g.inputs, map[string]any{"input": base64.StdEncoding.EncodeToString(input)})
+	}
+	var wg sync.WaitGroup
+	for _, key := range order {
+		wg.Add(1)
+		go func(g *batchGroup) {
+			defer wg.Done()
+			p.signGroup(ctx, reqs, g, results)
+		}(groups[key])
+	}
+	wg.Wait()
+	return results
+}
+
+// batchKey checks one item and names its group.
+func batchKey(req shared.SignRequest) (string, []byte, error) {
+	alg, prehashed, input, err := signInput(req.Algorithm, req.Digest, req.Message)
+	if err != nil {
+		return "", nil, err
+	}
+	version, err := parseVersion(req.Version)
+	if err != nil {
+		return "", nil, err
+	}
+	k, err := parseKeyID(req.Key.ID)
+	if err != nil {
+		return "", nil, err
+	}
+	s, err := parseParams(req.Key.Params)
+	if err != nil {
+		return "", nil, err
+	}
+	return strings.Join([]string{s.cacheKey(), req.Key.Params[ParamMount], k.String(), string(alg),
+		strconv.Itoa(version), strconv.FormatBool(prehashed)}, "\x01"), input, nil
+}
+
+// signGroup makes one Transit call for a group and fills in its results.
+func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *batchGroup, results []shared.SignResult) {
+	fail := func(err error) {
+		for _, i := range g.items {
+			results[i].Err = err
+		}
+	}
+	if !g.deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, g.deadline)
+		defer cancel()
+	}
+	first := reqs[g.items[0]]
+	alg, prehashed, _, _ := signInput(first.Algorithm, first.Digest, first.Message)
+	version, _ := parseVersion(first.Version)
+	k, c, err := p.key(ctx, first.Key)
+	if err != nil {
+		fail(err)
+		return
+	}
+	kt, err := c.keyType(ctx, k)
+	if err != nil {
+		fail(err)
+		return
+	}
+	body, err := signParams(kt, alg, prehashed)
+	if err != nil {
+		fail(err)
+		return
+	}
+	body["batch_input"] = g.inputs
+	if version > 0 {
+		body["key_version"] = version
+	}
+	path := k.mount + "/sign/" + k.name
+	secret, err := c.write(ctx, path, body)
+	if err != nil {
+		fail(c.apiError("batch sign with "+k.String(), path, err))
+		return
+	}
+	var out struct {
+		Results []struct {
+			Signature string `json:"signature"`
+			Error     string `json:"error"`
+		} `json:"batch_results"`
+	}
+	if secret == nil || decode(secret.Data, &out) != nil || len(out.Results) != len(g.items) {
+		fail(fmt.Errorf("%w: Transit returned no or too few batch results for %s", shared.ErrUnavailable, k))
+		return
+	}
+	for j, i := range g.items {
+		r := out.Results[j]
+		if r.Error != "" {
+			sentinel := shared.ErrInvalidArgument
+			if notFound(r.Error) {
+				sentinel = shared.ErrKeyNotFound
+			}
+			results[i].Err = c.scrub(fmt.Errorf("vault: batch sign with %s: item %d: %s: %w", k, i, r.Error, sentinel))
+			continue
+		}
+		used, b64, err := splitSignature(r.Signature)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		sig, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			results[i].Err = fmt.Errorf("%w: Transit returned a signature that is not base64", shared.ErrUnavailable)
+			continue
+		}
+		results[i].Response = shared.SignResponse{Signature: sig, Version: strconv.Itoa(used)}
+	}
+}
