@@ -100,42 +100,19 @@ func (b *bench) row5(ctx context.Context) error {
 	if err := shared.VerifyDigest(signer.Public(), shared.ES256, digest[:], sig); err != nil {
 		return err
 	}
-	var d, hst []measure
-	for range 2 {
-		m, err := drive(awsCallers, b.dur, direct)
-		if err != nil {
-			return fmt.Errorf("direct: %w", err)
-		}
-		d = append(d, m)
-		m, err = drive(awsCallers, b.dur, viaHost)
-		if err != nil {
-			return fmt.Errorf("host: %w", err)
-		}
-		hst = append(hst, m)
+	ms, err := alternate(awsCallers, b.dur, 2, direct, viaHost)
+	if err != nil {
+		return err
 	}
-	if pid := pluginPID("knhk-plugin-aws"); pid != 0 {
+	for _, pid := range pluginPIDs("knhk-plugin-aws") {
 		b.peak("knhk-plugin-aws", pid)
 	}
-	b.aws = awsResult{direct: merge(d), host: merge(hst)}
+	b.aws = awsResult{direct: ms[0], host: ms[1]}
 	ops, p50, p99 := fromMeasure(b.aws.direct)
 	b.res.add(Row{Row: 5, Name: "aws-sdk-go-v2 → local-kms directly", Alg: "ES256", Callers: awsCallers, OpsPerSec: ops, P50us: p50, P99us: p99})
 	ops, p50, p99 = fromMeasure(b.aws.host)
 	b.res.add(Row{Row: 5, Name: "host → aws plugin → local-kms", Alg: "ES256", Callers: awsCallers, Verify: "on", OpsPerSec: ops, P50us: p50, P99us: p99,
 		Ratio: b.aws.host.OpsPerSec / b.aws.direct.OpsPerSec, RatioTo: "direct",
-		Note: "two alternating runs of each, summed; the emulator runs in the benchmark process"})
+		Note: "alternating with the direct runs; the emulator runs in the benchmark process"})
 	return nil
-}
-
-// merge sums runs: total operations over total time, and the worse
-// percentiles.
-func merge(ms []measure) measure {
-	var out measure
-	for _, m := range ms {
-		out.Ops += m.Ops
-		out.Seconds += m.Seconds
-		out.P50 = max(out.P50, m.P50)
-		out.P99 = max(out.P99, m.P99)
-	}
-	out.OpsPerSec = float64(out.Ops) / out.Seconds
-	return out
 }

@@ -14,10 +14,11 @@ type measure struct {
 	Seconds   float64
 	OpsPerSec float64
 	P50, P99  time.Duration
+	lat       []time.Duration // every call's latency, when timed
 }
 
 // warmup runs before every measurement and is not counted.
-const warmup = 200 * time.Millisecond
+const warmup = 100 * time.Millisecond
 
 // drive calls op from n goroutines for d (after a warm-up) and measures
 // every call's latency. op gets its goroutine index; the first error
@@ -65,14 +66,49 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 	if len(all) == 0 {
 		return measure{}, fmt.Errorf("no call completed in %s", d)
 	}
-	slices.Sort(all)
-	return measure{
-		Ops:       int64(len(all)),
-		Seconds:   elapsed.Seconds(),
-		OpsPerSec: float64(len(all)) / elapsed.Seconds(),
-		P50:       all[len(all)/2],
-		P99:       all[len(all)*99/100],
-	}, nil
+	return percentiles(all, elapsed), nil
+}
+
+// alternate measures ops side by side: rounds times, each op for d/rounds
+// in turn, so a change in the machine's background load hits every op
+// alike. Each op gets n goroutines; the results are merged per op.
+func alternate(n int, d time.Duration, rounds int, ops ...func(g int) error) ([]measure, error) {
+	runs := make([][]measure, len(ops))
+	for range rounds {
+		for i, op := range ops {
+			m, err := drive(n, d/time.Duration(rounds), op)
+			if err != nil {
+				return nil, err
+			}
+			runs[i] = append(runs[i], m)
+		}
+	}
+	out := make([]measure, len(ops))
+	for i := range ops {
+		out[i] = merge(runs[i])
+	}
+	return out, nil
+}
+
+// merge sums runs: total operations over total time, percentiles over
+// every call.
+func merge(ms []measure) measure {
+	var (
+		lat     []time.Duration
+		ops     int64
+		seconds float64
+	)
+	for _, m := range ms {
+		lat = append(lat, m.lat...)
+		ops += m.Ops
+		seconds += m.Seconds
+	}
+	out := measure{Ops: ops, Seconds: seconds, OpsPerSec: float64(ops) / seconds}
+	if len(lat) > 0 {
+		p := percentiles(lat, time.Duration(seconds*float64(time.Second)))
+		out.P50, out.P99, out.lat = p.P50, p.P99, p.lat
+	}
+	return out
 }
 
 // spin counts calls of op from n goroutines for d, without timing each
@@ -123,10 +159,9 @@ func spin(n int, d time.Duration, op func() error) (measure, error) {
 	return measure{Ops: total.Load(), Seconds: elapsed.Seconds(), OpsPerSec: float64(total.Load()) / elapsed.Seconds()}, nil
 }
 
-// percentiles makes a measure from sequential latencies.
-func percentiles(lat []time.Duration, elapsed time.Duration) measure {
-	all := slices.Clone(lat)
+// percentiles makes a measure from latencies (sorted in place).
+func percentiles(all []time.Duration, elapsed time.Duration) measure {
 	slices.Sort(all)
 	return measure{Ops: int64(len(all)), Seconds: elapsed.Seconds(), OpsPerSec: float64(len(all)) / elapsed.Seconds(),
-		P50: all[len(all)/2], P99: all[len(all)*99/100]}
+		P50: all[len(all)/2], P99: all[len(all)*99/100], lat: all}
 }

@@ -23,8 +23,11 @@ type bench struct {
 	dur    time.Duration // per measured run
 	inproc bool
 	tmp    string
-	keys   *material
-	res    Results
+
+	onlyAlg, onlyVerify string // rows 1-2 filters, for profiling
+	onlyCallers         int
+	keys                *material
+	res                 Results
 
 	limit map[string]measure // row 1 by "alg/callers/verify"
 	host  map[string]measure // row 2, same keys
@@ -32,8 +35,15 @@ type bench struct {
 	exec  measure            // row 3
 	aws   awsResult          // row 5
 	cold  coldResult         // row 6
+	rtt   measure            // bare gRPC round trip
 	looks measure            // row 4, Key.PublicKey
 	calls uint64             // row 4, plugin calls during the lookups
+}
+
+// only filters rows 1-2 (flags -alg, -verify, -callers).
+var only struct {
+	alg, verify string
+	callers     int
 }
 
 func main() {
@@ -46,6 +56,9 @@ func main() {
 		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of rows 1-2")
 		memProf = flag.String("memprofile", "", "write an allocation profile of rows 1-2")
 	)
+	flag.StringVar(&only.alg, "alg", "", "rows 1-2: only this algorithm (ES256, EdDSA)")
+	flag.StringVar(&only.verify, "verify", "", "rows 1-2: only verify on or off")
+	flag.IntVar(&only.callers, "callers", 0, "rows 1-2: only this many callers")
 	flag.Parse()
 	if err := run(*bin, *out, *dur, *rows, *inproc, *cpuProf, *memProf); err != nil {
 		fmt.Fprintln(os.Stderr, "knhk-bench:", err)
@@ -65,6 +78,7 @@ func run(bin, out string, dur time.Duration, rows string, inproc bool, cpuProf, 
 	}
 	defer os.RemoveAll(tmp)
 	b := &bench{bin: abs, dur: dur, inproc: inproc, tmp: tmp, res: Results{Machine: machine()},
+		onlyAlg: only.alg, onlyVerify: only.verify, onlyCallers: only.callers,
 		limit: map[string]measure{}, host: map[string]measure{}, rss: map[string]int64{}}
 	ctx := context.Background()
 
@@ -98,21 +112,21 @@ func run(bin, out string, dur time.Duration, rows string, inproc bool, cpuProf, 
 		row string
 		f   func(context.Context) error
 	}{
-		{"1", b.row1}, {"2", b.row2}, {"3", b.row3}, {"4", b.row4}, {"5", b.row5}, {"6", b.row6},
+		{"1,2", b.rows12}, {"2", b.roundTrip}, {"3", b.row3}, {"4", b.row4}, {"5", b.row5}, {"6", b.row6},
 	}
 	for _, s := range steps {
-		if !want[s.row] {
+		if !want[s.row] && (s.row != "1,2" || !want["1"] && !want["2"]) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "row %s...\n", s.row)
 		if err := s.f(ctx); err != nil {
 			return fmt.Errorf("row %s: %w", s.row, err)
 		}
-		if s.row == "2" && cpuProf != "" {
+		if s.row == "1,2" && cpuProf != "" {
 			pprof.StopCPUProfile()
 			cpuProf = ""
 		}
-		if s.row == "2" && memProf != "" {
+		if s.row == "1,2" && memProf != "" {
 			if err := writeHeap(memProf); err != nil {
 				return err
 			}

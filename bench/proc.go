@@ -8,13 +8,13 @@ import (
 	"strings"
 )
 
-// pluginPID finds this process's child running the named executable
-// (0: none).
-func pluginPID(name string) int {
+// pluginPIDs finds this process's children running the named executable.
+func pluginPIDs(name string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return nil
 	}
+	var out []int
 	me := strconv.Itoa(os.Getpid())
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -36,10 +36,10 @@ func pluginPID(name string) int {
 		}
 		argv0, _, _ := bytes.Cut(cmd, []byte{0})
 		if filepath.Base(string(argv0)) == name {
-			return pid
+			out = append(out, pid)
 		}
 	}
-	return 0
+	return out
 }
 
 // vmHWM is a process's peak resident set size in KiB (0: unknown).

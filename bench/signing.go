@@ -4,6 +4,11 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
@@ -18,112 +23,174 @@ func key(alg shared.Algorithm, n int, verify string) string {
 	return fmt.Sprintf("%s/%d/%s", alg, n, verify)
 }
 
-// row1 is the limit: the same keys signing in this process, alone and
-// followed by a verification (what verify-after-sign costs in process).
-func (b *bench) row1(context.Context) error {
-	for _, alg := range algs {
-		var signer crypto.Signer = b.keys.ec
-		if alg == shared.EdDSA {
-			signer = b.keys.ed
-		}
-		pub := b.keys.public(alg)
-		for _, n := range []int{1, 64} {
-			for _, verify := range []string{"off", "on"} {
-				m, err := drive(n, b.dur, func(int) error {
-					sig, err := signOnce(signer, alg)
-					if err == nil && verify == "on" {
-						err = check(pub, alg, sig)
-					}
-					return err
-				})
-				if err != nil {
-					return err
-				}
-				b.limit[key(alg, n, verify)] = m
-				name := "in-process sign"
-				if verify == "on" {
-					name = "in-process sign+verify"
-				}
-				ops, p50, p99 := fromMeasure(m)
-				b.res.add(Row{Row: 1, Name: name, Alg: string(alg), Callers: n, Verify: verify, OpsPerSec: ops, P50us: p50, P99us: p99})
-			}
-		}
-	}
-	return nil
-}
-
-// row2 signs through the host and the fake plugin binary (go-plugin gRPC,
-// AutoMTLS), verify-after-sign on and off, batching on (the default); the
-// 64-caller runs are repeated with batching off to show what it buys.
-func (b *bench) row2(ctx context.Context) error {
-	type setup struct {
+// rows12 measures row 1, the limit (the same keys signing in this
+// process, alone and followed by a verification: what verify-after-sign
+// costs in process), and row 2, signing through the host and the fake
+// plugin binary (go-plugin gRPC, AutoMTLS) with verify-after-sign off and
+// on, side by side: each host run alternates with the matching in-process
+// run. The 64-caller runs include the host with batching off.
+func (b *bench) rows12(ctx context.Context) error {
+	type hostKey struct {
 		verify   string
 		batching bool
-		callers  []int
 	}
-	for _, s := range []setup{{"on", true, callers}, {"off", true, callers}, {"on", false, []int{64}}, {"off", false, []int{64}}} {
-		h, stop, err := b.newHost(host.Config{DisableVerifyAfterSign: s.verify == "off", DisableBatching: !s.batching})
-		if err != nil {
-			return err
-		}
-		err = b.row2On(ctx, h, s.verify, s.batching, s.callers)
-		if pid := pluginPID("knhk-plugin-fake"); pid != 0 {
-			b.peak("knhk-plugin-fake", pid)
-		}
-		stop()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (b *bench) row2On(ctx context.Context, h *host.Host, verify string, batching bool, ns []int) error {
-	signers, err := b.keys.signers(ctx, h)
-	if err != nil {
-		return err
-	}
-	for _, alg := range algs {
-		s := signers[alg]
-		// With verification off, check one signature here.
-		sig, err := signOnce(s, alg)
-		if err != nil {
-			return err
-		}
-		if err := check(s.Public(), alg, sig); err != nil {
-			return fmt.Errorf("the plugin's %s signature does not verify: %w", alg, err)
-		}
-		for _, n := range ns {
-			before := h.Stats()
-			m, err := drive(n, b.dur, func(int) error {
-				_, err := signOnce(s, alg)
-				return err
-			})
+	hosts := map[hostKey]map[shared.Algorithm]crypto.Signer{}
+	stats := map[hostKey]*host.Host{}
+	for _, v := range []string{"on", "off"} {
+		for _, batching := range []bool{true, false} {
+			h, stop, err := b.newHost(host.Config{DisableVerifyAfterSign: v == "off", DisableBatching: !batching})
 			if err != nil {
 				return err
 			}
-			st := h.Stats()
-			limitKey := key(alg, n, verify)
-			if n == 16 { // row 1 has 1 and 64 goroutines; 2 cores saturate at 2
-				limitKey = key(alg, 64, verify)
+			defer stop()
+			signers, err := b.keys.signers(ctx, h)
+			if err != nil {
+				return err
 			}
-			lim := b.limit[limitKey]
-			name, note := "host → fake plugin", ""
-			if batching {
-				b.host[key(alg, n, verify)] = m
-				if batches := st.SignBatches - before.SignBatches; batches > 0 {
-					note = fmt.Sprintf("%.1f signatures per SignBatch call on average", float64(st.BatchedSignatures-before.BatchedSignatures)/float64(batches))
+			for alg, s := range signers { // with verification off, check one here
+				sig, err := signOnce(s, alg)
+				if err != nil {
+					return err
 				}
-			} else {
-				name = "host → fake, batching off"
+				if err := check(s.Public(), alg, sig); err != nil {
+					return fmt.Errorf("the plugin's %s signature does not verify: %w", alg, err)
+				}
 			}
-			ops, p50, p99 := fromMeasure(m)
-			row := Row{Row: 2, Name: name, Alg: string(alg), Callers: n, Verify: verify, OpsPerSec: ops, P50us: p50, P99us: p99, Note: note}
-			if lim.OpsPerSec > 0 {
-				row.Ratio, row.RatioTo = ops/lim.OpsPerSec, "row 1 "+limitKey
-			}
-			b.res.add(row)
+			hosts[hostKey{v, batching}], stats[hostKey{v, batching}] = signers, h
 		}
 	}
+	for _, alg := range algs {
+		if b.onlyAlg != "" && string(alg) != b.onlyAlg {
+			continue
+		}
+		var local crypto.Signer = b.keys.ec
+		if alg == shared.EdDSA {
+			local = b.keys.ed
+		}
+		pub := b.keys.public(alg)
+		for _, v := range []string{"off", "on"} {
+			if b.onlyVerify != "" && v != b.onlyVerify {
+				continue
+			}
+			limit := func(int) error {
+				sig, err := signOnce(local, alg)
+				if err == nil && v == "on" {
+					err = check(pub, alg, sig)
+				}
+				return err
+			}
+			via := func(s crypto.Signer) func(int) error {
+				return func(int) error { _, err := signOnce(s, alg); return err }
+			}
+			batched := stats[hostKey{v, true}]
+			for _, n := range callers {
+				if b.onlyCallers != 0 && n != b.onlyCallers {
+					continue
+				}
+				ops := []func(int) error{limit, via(hosts[hostKey{v, true}][alg])}
+				if n == 64 {
+					ops = append(ops, via(hosts[hostKey{v, false}][alg]))
+				}
+				cpuNote := ""
+				if n != 16 {
+					hostUs, pluginUs, err := cpuPerOp(n, b.dur/2, ops[1])
+					if err != nil {
+						return err
+					}
+					cpuNote = fmt.Sprintf("CPU per signature: host process %.0f µs, plugin process %.0f µs", hostUs, pluginUs)
+				}
+				before := batched.Stats()
+				ms, err := alternate(n, b.dur, rounds, ops...)
+				if err != nil {
+					return err
+				}
+				after := batched.Stats()
+				lim, hst := ms[0], ms[1]
+				k := key(alg, n, v)
+				b.limit[k], b.host[k] = lim, hst
+				name := "in-process sign"
+				if v == "on" {
+					name = "in-process sign+verify"
+				}
+				ops1, p50, p99 := fromMeasure(lim)
+				b.res.add(Row{Row: 1, Name: name, Alg: string(alg), Callers: n, Verify: v, OpsPerSec: ops1, P50us: p50, P99us: p99})
+				note := cpuNote
+				if nb := after.SignBatches - before.SignBatches; nb > 0 {
+					note = join(note, fmt.Sprintf("%.1f signatures per SignBatch call", float64(after.BatchedSignatures-before.BatchedSignatures)/float64(nb)))
+				}
+				b.res.add(hostRow("host → fake plugin", alg, n, v, hst, lim, note))
+				if n == 64 {
+					b.res.add(hostRow("host → fake, batching off", alg, n, v, ms[2], lim, ""))
+				}
+			}
+		}
+	}
+	for _, pid := range pluginPIDs("knhk-plugin-fake") {
+		b.peak("knhk-plugin-fake", pid)
+	}
 	return nil
+}
+
+// rounds is how many times rows12 alternates between what it compares.
+const rounds = 4
+
+func hostRow(name string, alg shared.Algorithm, n int, v string, m, lim measure, note string) Row {
+	ops, p50, p99 := fromMeasure(m)
+	row := Row{Row: 2, Name: name, Alg: string(alg), Callers: n, Verify: v, OpsPerSec: ops, P50us: p50, P99us: p99, Note: note}
+	if lim.OpsPerSec > 0 {
+		row.Ratio, row.RatioTo = ops/lim.OpsPerSec, "row 1, same run"
+	}
+	return row
+}
+
+// join joins non-empty notes.
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// procCPU is a process's CPU time so far (user + system).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // from the state field on
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100 // clock ticks (USER_HZ 100)
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuPerOp runs op through the host alone for d and splits the CPU time
+// spent per signature between this (host) process and the fake plugin
+// processes: where the cost of the boundary lands.
+func cpuPerOp(n int, d time.Duration, op func(int) error) (hostUs, pluginUs float64, err error) {
+	pids := pluginPIDs("knhk-plugin-fake")
+	plugin := func() (t time.Duration) {
+		for _, p := range pids {
+			t += procCPU(p)
+		}
+		return t
+	}
+	p0, s0, t0 := plugin(), selfCPU(), time.Now()
+	m, err := drive(n, d, op)
+	if err != nil {
+		return 0, 0, err
+	}
+	ops := float64(m.Ops) * time.Since(t0).Seconds() / m.Seconds // warm-up included
+	return float64((selfCPU() - s0).Microseconds()) / ops, float64((plugin() - p0).Microseconds()) / ops, nil
 }
