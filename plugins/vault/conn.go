@@ -31,8 +31,10 @@ type conn struct {
 	log    hclog.Logger
 	done   <-chan struct{} // closed when the provider closes
 
-	mu     sync.Mutex
-	authed bool // the client holds a token believed valid
+	mu        sync.Mutex
+	authed    bool          // the client holds a token believed valid
+	gen       int           // counts logins, so a stale watcher cannot undo a newer one
+	stopWatch chan struct{} // stops the current login's watcher
 
 	typesMu sync.Mutex
 	types   map[string]shared.KeyType // key id -> type; a Transit key's type never changes
@@ -75,12 +77,18 @@ func (c *conn) ensure(ctx context.Context) error {
 		return err
 	}
 	c.authed = true
+	c.gen++
+	if c.stopWatch != nil {
+		close(c.stopWatch)
+		c.stopWatch = nil
+	}
 	if ttl := leaseSeconds(secret); ttl > 0 {
 		w, err := c.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
 		if err != nil {
 			return fmt.Errorf("%w: cannot watch the Vault token's lifetime: %v", shared.ErrUnavailable, err)
 		}
-		go c.watch(w)
+		c.stopWatch = make(chan struct{})
+		go c.watch(w, c.gen, c.stopWatch)
 	}
 	return nil
 }
@@ -95,30 +103,38 @@ func leaseSeconds(s *api.Secret) int {
 // watch renews the token until it can no longer be renewed (max TTL, or
 // renewal failing), then logs in again (AppRole, Kubernetes) or leaves the
 // next request to read the token again (token auth).
-func (c *conn) watch(w *api.LifetimeWatcher) {
+func (c *conn) watch(w *api.LifetimeWatcher, gen int, stop <-chan struct{}) {
 	go w.Start()
 	defer w.Stop()
 	for {
 		select {
 		case <-c.done:
 			return
+		case <-stop: // a newer login replaced this token
+			return
 		case r := <-w.RenewCh():
 			c.log.Debug("renewed Vault token", "addr", c.addr, "ttl_seconds", leaseSeconds(r.Secret))
 		case err := <-w.DoneCh():
-			if err != nil {
-				c.log.Warn("Vault token renewal failed; logging in again", "addr", c.addr, "error", c.scrub(err).Error())
-			} else {
-				c.log.Info("Vault token reached the end of its lifetime; logging in again", "addr", c.addr)
-			}
 			c.mu.Lock()
-			c.authed = false
+			current := c.gen == gen
+			if current {
+				c.authed = false
+			}
 			c.mu.Unlock()
+			if !current {
+				return
+			}
+			if err != nil {
+				c.log.Warn("Vault token renewal failed", "addr", c.addr, "error", c.scrub(err).Error())
+			}
 			if c.s.auth == AuthToken {
 				// Nothing to log in with but the same sources: the next
 				// request reads them again (a token file may have been
 				// refreshed) and reports a dead token.
+				c.log.Info("Vault token can no longer be renewed; the next request reads the token again", "addr", c.addr)
 				return
 			}
+			c.log.Info("Vault token can no longer be renewed; logging in again", "addr", c.addr)
 			ctx, cancel := context.WithTimeout(context.Background(), reloginTimeout)
 			defer cancel()
 			if err := c.ensure(ctx); err != nil {
