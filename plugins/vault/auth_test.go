@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/knhk/knhk/plugins/vault"
+	"github.com/knhk/knhk/plugins/vault/internal/vaulttest"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -327,4 +328,37 @@ func TestReloginAfterRevocation(t *testing.T) {
 			t.Fatalf("Sign after the token file was refreshed: %v", err)
 		}
 	})
+}
+
+// TestTLS talks to a Vault with its own CA: with ca_file the provider
+// signs; without it the certificate is not trusted and the request fails
+// as ErrUnavailable.
+func TestTLS(t *testing.T) {
+	s, err := vaulttest.StartTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	p := newProvider(t)
+	tok := writeFile(t, s.RootToken)
+	prm := map[string]string{"addr": s.Addr, "ca_file": s.CAFile, "token_file": tok}
+	name := keyName("tls")
+	create(t, p, name, shared.Ed25519, prm)
+	pub, _ := publicKey(t, p, shared.KeyRef{ID: name, Params: prm}, "")
+	sig, err := p.Sign(ctx(t), shared.SignRequest{Key: shared.KeyRef{ID: name, Params: prm}, Algorithm: shared.EdDSA, Message: []byte("tls")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.VerifyMessage(pub, shared.EdDSA, []byte("tls"), sig.Signature); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.PublicKey(ctx(t), shared.PublicKeyRequest{Key: shared.KeyRef{ID: name, Params: map[string]string{"addr": s.Addr, "token_file": tok}}})
+	if !errors.Is(err, shared.ErrUnavailable) {
+		t.Errorf("without ca_file: %v, want ErrUnavailable (untrusted certificate)", err)
+	}
+	t.Logf("without ca_file: %v", err)
+	_, err = p.PublicKey(ctx(t), shared.PublicKeyRequest{Key: shared.KeyRef{ID: name, Params: map[string]string{"addr": s.Addr, "token_file": tok, "ca_file": "/nonexistent/ca.pem"}}})
+	if !errors.Is(err, shared.ErrInvalidArgument) {
+		t.Errorf("missing ca_file: %v, want ErrInvalidArgument", err)
+	}
 }

@@ -32,7 +32,7 @@ func (c *conn) apiError(op, path string, err error) error {
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
 		// Transport failures: connection refused, TLS, DNS.
-		return c.scrub(fmt.Errorf("vault: %s: cannot reach Vault at %s: %v: %w", op, c.addr, err, shared.ErrUnavailable))
+		return c.scrub(fmt.Errorf("vault: %s: cannot talk to Vault at %s: %v: %w", op, c.addr, err, shared.ErrUnavailable))
 	}
 	detail := strings.Join(re.Errors, "; ")
 	if detail == "" {

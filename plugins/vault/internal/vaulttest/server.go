@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ type Server struct {
 	Addr string
 	// RootToken is the dev server's root token (random per server).
 	RootToken string
+	// CAFile is the PEM CA certificate of a StartTLS server's listener;
+	// empty for plain HTTP.
+	CAFile string
 
 	cmd  *exec.Cmd
 	out  *syncBuffer
@@ -35,9 +39,16 @@ type Server struct {
 // startTimeout bounds how long Start waits for the server to be healthy.
 const startTimeout = 2 * time.Minute
 
-// Start builds (when needed) and starts a Vault dev server, waits until it
-// is healthy, and enables Transit and AppRole. Call Stop when done.
-func Start() (*Server, error) {
+// Start builds (when needed) and starts a Vault dev server over plain HTTP,
+// waits until it is healthy, and enables Transit and AppRole. Call Stop
+// when done.
+func Start() (*Server, error) { return start(false) }
+
+// StartTLS is Start with dev mode's TLS listener: a fresh CA (CAFile) and
+// a certificate for 127.0.0.1.
+func StartTLS() (*Server, error) { return start(true) }
+
+func start(tls bool) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -57,9 +68,20 @@ func Start() (*Server, error) {
 		exit:      make(chan error, 1),
 		home:      home,
 	}
-	s.cmd = exec.Command(bin, "server", "-dev", "-dev-no-store-token",
-		"-dev-root-token-id="+s.RootToken,
-		"-dev-listen-address=127.0.0.1:"+strconv.Itoa(port))
+	args := []string{"server", "-dev", "-dev-no-store-token",
+		"-dev-root-token-id=" + s.RootToken,
+		"-dev-listen-address=127.0.0.1:" + strconv.Itoa(port)}
+	if tls {
+		certs := filepath.Join(home, "certs")
+		if err := os.Mkdir(certs, 0o700); err != nil {
+			os.RemoveAll(home)
+			return nil, err
+		}
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+certs)
+		s.Addr = "https://127.0.0.1:" + strconv.Itoa(port)
+		s.CAFile = filepath.Join(certs, "vault-ca.pem")
+	}
+	s.cmd = exec.Command(bin, args...)
 	// A clean environment: no VAULT_* from the caller, a private HOME.
 	s.cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
@@ -78,12 +100,24 @@ func Start() (*Server, error) {
 
 // setup waits for health and enables the engines the tests use.
 func (s *Server) setup() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for s.CAFile != "" { // the server writes its CA on start
+		if fi, err := os.Stat(s.CAFile); err == nil && fi.Size() > 0 {
+			break
+		}
+		select {
+		case err := <-s.exit:
+			return fmt.Errorf("vaulttest: Vault exited before writing its CA: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("vaulttest: Vault wrote no CA at %s in %s", s.CAFile, startTimeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	c, err := s.Client()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
 	for {
 		h, err := c.Sys().HealthWithContext(ctx)
 		if err == nil && h.Initialized && !h.Sealed {
@@ -111,6 +145,11 @@ func (s *Server) Client() (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = s.Addr
 	cfg.MaxRetries = 0
+	if s.CAFile != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.CAFile}); err != nil {
+			return nil, fmt.Errorf("vaulttest: TLS client: %w", err)
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vaulttest: client: %w", err)
