@@ -24,7 +24,9 @@ type batchGroup struct {
 
 // SignBatch signs many requests with one Transit batch_input call per
 // group of items that share parameters, key, algorithm, version and kind
-// of input. Results are per item, in order.
+// of input. Results are per item, in order. A group's call runs until the
+// latest deadline among its items (none if any item has none); items whose
+// deadline has already passed are not sent.
 func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
 	results := make([]shared.SignResult, len(reqs))
 	groups := map[string]*batchGroup{}
