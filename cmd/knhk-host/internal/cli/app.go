@@ -197,6 +197,19 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 	return h, nil
 }
 
+// openKey starts the host and opens the key ref names.
+func (a *app) openKey(ctx context.Context, ref host.Ref) (*host.Key, error) {
+	h, err := a.openHost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k, err := h.Key(ctx, ref.String())
+	if err != nil {
+		return nil, fmt.Errorf("open key %s: %w", show(ref), err)
+	}
+	return k, nil
+}
+
 // printer is where a command writes its result.
 func (a *app) printer() printer {
 	return printer{w: a.stdout, json: a.output == formatJSON}

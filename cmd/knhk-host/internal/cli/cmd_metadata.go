@@ -42,13 +42,9 @@ func (a *app) metadataCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := a.openHost(cmd.Context())
+			k, err := a.openKey(cmd.Context(), ref)
 			if err != nil {
 				return err
-			}
-			k, err := h.Key(cmd.Context(), ref.String())
-			if err != nil {
-				return fmt.Errorf("open key %s: %w", show(ref), err)
 			}
 			md, err := k.Metadata(cmd.Context())
 			if err != nil {

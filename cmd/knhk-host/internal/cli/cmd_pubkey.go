@@ -41,13 +41,9 @@ nothing else, so it can be piped:
 					return usagef("pass --alg, one of "+joinStrings(shared.Algorithms), "%v", err)
 				}
 			}
-			h, err := a.openHost(cmd.Context())
+			k, err := a.openKey(cmd.Context(), ref)
 			if err != nil {
 				return err
-			}
-			k, err := h.Key(cmd.Context(), ref.String())
-			if err != nil {
-				return fmt.Errorf("open key %s: %w", show(ref), err)
 			}
 			pk, err := k.PublicKey(cmd.Context(), version)
 			if err != nil {

@@ -30,13 +30,9 @@ metadata' before rotating again.`,
 			if err != nil {
 				return err
 			}
-			h, err := a.openHost(cmd.Context())
+			k, err := a.openKey(cmd.Context(), ref)
 			if err != nil {
 				return err
-			}
-			k, err := h.Key(cmd.Context(), ref.String())
-			if err != nil {
-				return fmt.Errorf("open key %s: %w", show(ref), err)
 			}
 			v, err := k.Rotate(cmd.Context())
 			if err != nil {

@@ -60,13 +60,9 @@ func (a *app) prepare(ctx context.Context, f signFlags, stdinFree bool) (*host.K
 	if err != nil {
 		return nil, opts, nil, err
 	}
-	h, err := a.openHost(ctx)
+	k, err := a.openKey(ctx, ref)
 	if err != nil {
 		return nil, opts, nil, err
-	}
-	k, err := h.Key(ctx, ref.String())
-	if err != nil {
-		return nil, opts, nil, fmt.Errorf("open key %s: %w", show(ref), err)
 	}
 	if f.prehashed && opts.Algorithm == "" {
 		// The default algorithm depends on the key: find it now, so EdDSA
