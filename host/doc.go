@@ -41,6 +41,20 @@
 // under the provider's name. Close kills every plugin and leaves no process
 // or goroutine behind.
 //
+// # Batching
+//
+// Concurrent signatures for one plugin are coalesced into SignBatch calls:
+// a signature that finds fewer than two sign calls in flight is sent at
+// once (alone, as a plain Sign: nothing is added when idle), and those
+// that arrive meanwhile leave together, up to 256 per call, when one
+// returns. The plugin signs a batch's items in parallel; each item keeps
+// its caller's deadline, its own result or error and its own
+// verify-after-sign, run in the caller's goroutine. A caller whose context
+// ends gets its error at once, and its request is dropped if not yet sent.
+// A batch whose plugin dies is retried once on a fresh process, like any
+// sign. Config.DisableBatching sends every signature on its own;
+// Host.Stats counts calls and batches. See BENCHMARKS.md for what it buys.
+//
 // # Safety
 //
 // Every signature is verified with the standard library against the

@@ -9,6 +9,8 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/knhk/knhk/host"
@@ -102,4 +104,46 @@ func ExampleParseRef() {
 	// Output:
 	// aws arn:aws:kms:eu-west-1:111122223333:key/abcd eu-west-1
 	// malformed key reference: "release-key": no ':' between provider and key id; want PROVIDER:KEYID[?name=value&...], e.g. fake:demo?state=/tmp/keys.json: invalid argument
+}
+
+// Concurrent signatures for one plugin leave in shared SignBatch calls,
+// each one still verified on its own; Host.Stats shows the traffic.
+func ExampleHost_Stats() {
+	ctx := context.Background()
+	h, err := host.New(ctx, host.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer h.Close()
+	if _, err := h.CreateKey(ctx, "fake:busy", shared.Ed25519); err != nil {
+		panic(err)
+	}
+	signer, err := h.Signer(ctx, "fake:busy")
+	if err != nil {
+		panic(err)
+	}
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Int64
+	)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 4 {
+				msg := fmt.Appendf(nil, "message %d.%d", g, i)
+				sig, err := signer.Sign(nil, msg, crypto.Hash(0))
+				if err != nil || shared.VerifyMessage(signer.Public(), shared.EdDSA, msg, sig) != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := h.Stats()
+	fmt.Println("failed:", failed.Load())
+	fmt.Println("batched:", st.SignBatches > 0 && st.BatchedSignatures > st.SignBatches)
+	// Output:
+	// failed: 0
+	// batched: true
 }

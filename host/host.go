@@ -35,8 +35,9 @@ type Stats struct {
 	// Calls is the number of plugin calls made (each attempt of a
 	// retried call counts; a launch's handshake does not).
 	Calls uint64
-	// SignBatches is how many of those calls were SignBatch calls, and
-	// BatchedSignatures how many sign requests they carried.
+	// SignBatches counts the batches sent as SignBatch calls (a batch
+	// retried on a fresh process counts once), and BatchedSignatures the
+	// sign requests they carried.
 	SignBatches, BatchedSignatures uint64
 }
 
