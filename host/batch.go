@@ -10,8 +10,14 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// maxBatch bounds the sign requests carried by one SignBatch call.
-const maxBatch = 256
+// maxBatch bounds the sign requests carried by one SignBatch call, and
+// maxBatchBytes their size, well under shared.MaxMessageSize: requests
+// that each fit a call of their own must fit a batch too. A request
+// larger than that leaves alone.
+const (
+	maxBatch      = 256
+	maxBatchBytes = shared.MaxMessageSize / 2
+)
 
 // batcher coalesces one plugin's concurrent sign requests into SignBatch
 // calls. A request that finds fewer than maxInFlight calls in flight is
@@ -37,6 +43,7 @@ const maxInFlight = 2
 type pending struct {
 	ctx       context.Context
 	req       shared.SignRequest
+	size      int // about what req weighs on the wire
 	res       shared.SignResult
 	done      chan struct{}
 	abandoned atomic.Bool // the caller stopped waiting
@@ -49,7 +56,7 @@ func (b *batcher) sign(ctx context.Context, req shared.SignRequest) (shared.Sign
 	if err := ctx.Err(); err != nil {
 		return shared.SignResponse{}, err
 	}
-	p := &pending{ctx: ctx, req: req, done: make(chan struct{})}
+	p := &pending{ctx: ctx, req: req, size: wireSize(req), done: make(chan struct{})}
 	if d, ok := ctx.Deadline(); ok {
 		p.req.Deadline = d
 	}
@@ -79,9 +86,18 @@ func (b *batcher) sign(ctx context.Context, req shared.SignRequest) (shared.Sign
 	}
 }
 
-// takeLocked removes up to maxBatch live requests from the queue.
+// takeLocked removes the next batch from the queue: up to maxBatch
+// requests and maxBatchBytes, and at least one request.
 func (b *batcher) takeLocked() []*pending {
-	n := min(len(b.queue), maxBatch)
+	n, size := 0, 0
+	for n < len(b.queue) && n < maxBatch {
+		if s := b.queue[n].size; n == 0 || size+s <= maxBatchBytes {
+			size += s
+			n++
+			continue
+		}
+		break
+	}
 	batch := b.queue[:n:n]
 	if n == len(b.queue) {
 		b.queue = nil
@@ -172,6 +188,15 @@ func (b *batcher) send(batch []*pending) {
 		}
 		p.finish(results[i])
 	}
+}
+
+// wireSize estimates a sign request's size in a SignBatch call.
+func wireSize(r shared.SignRequest) int {
+	n := 64 + len(r.Key.ID) + len(r.Algorithm) + len(r.Version) + len(r.Digest) + len(r.Message)
+	for k, v := range r.Key.Params {
+		n += 8 + len(k) + len(v)
+	}
+	return n
 }
 
 // finish hands a result to the waiting caller. A response without a

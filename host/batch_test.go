@@ -288,3 +288,40 @@ func TestBatchingOff(t *testing.T) {
 		t.Fatalf("%d calls, %d batches for 16 signatures; want 16 plain calls", after.Calls-before.Calls, after.SignBatches-before.SignBatches)
 	}
 }
+
+// TestBatchSizeBounds: a batch stops at maxBatch requests or
+// maxBatchBytes, whichever comes first, and a request too big for any
+// batch leaves alone.
+func TestBatchSizeBounds(t *testing.T) {
+	req := func(n int) *pending {
+		r := shared.SignRequest{Key: shared.KeyRef{ID: "k"}, Algorithm: shared.EdDSA, Message: make([]byte, n)}
+		return &pending{req: r, size: wireSize(r)}
+	}
+	many := func(n, size int) []*pending {
+		out := make([]*pending, n)
+		for i := range out {
+			out[i] = req(size)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		queue []*pending
+		want  []int // batch sizes, in order
+	}{
+		{"small requests", many(maxBatch+10, 100), []int{maxBatch, 10}},
+		{"large requests", many(5, maxBatchBytes/3), []int{2, 2, 1}},
+		{"one too large", append([]*pending{req(maxBatchBytes + 1)}, many(3, 100)...), []int{1, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &batcher{queue: tc.queue}
+			var got []int
+			for len(b.queue) > 0 {
+				got = append(got, len(b.takeLocked()))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("batches of %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
