@@ -22,6 +22,9 @@ const PluginName = "kms"
 // signing sends the message across).
 const MaxMessageSize = 64 << 20
 
+// flowWindow is the fixed HTTP/2 flow-control window of both sides.
+const flowWindow = 4 << 20
+
 // Handshake is shared by host and plugins. The cookie only keeps people from
 // running a plugin by hand; it is not a security measure.
 var Handshake = plugin.HandshakeConfig{
@@ -70,7 +73,10 @@ func ClientConfig(cmd *exec.Cmd) *plugin.ClientConfig {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))},
+			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
+			// Fixed flow-control windows: no bandwidth-delay probing, whose
+			// pings cost a round trip's worth of wake-ups on a local socket.
+			grpc.WithInitialWindowSize(flowWindow), grpc.WithInitialConnWindowSize(flowWindow)},
 	}
 }
 

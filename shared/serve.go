@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
@@ -71,8 +70,7 @@ func Serve(p Provider, opts ...ServeOption) error {
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
 			o = append(o,
 				grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
-				// Reuse goroutines (and their grown stacks) across calls.
-				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+				grpc.InitialWindowSize(flowWindow), grpc.InitialConnWindowSize(flowWindow),
 				grpc.ChainUnaryInterceptor(recoverPanics(cfg.logger)))
 			return grpc.NewServer(o...)
 		},
