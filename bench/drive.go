@@ -18,7 +18,7 @@ type measure struct {
 }
 
 // warmup runs before every measurement and is not counted.
-const warmup = 100 * time.Millisecond
+const warmup = 50 * time.Millisecond
 
 // drive calls op from n goroutines for d (after a warm-up) and measures
 // every call's latency. op gets its goroutine index; the first error
@@ -73,12 +73,21 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 // in turn, so a change in the machine's background load hits every op
 // alike. Each op gets n goroutines; the results are merged per op.
 func alternate(n int, d time.Duration, rounds int, ops ...func(g int) error) ([]measure, error) {
+	ms, _, err := alternateRounds(n, d, rounds, ops...)
+	return ms, err
+}
+
+// alternateRounds is alternate that also returns, for each op after the
+// first, the median over the rounds of its throughput divided by the
+// first op's in the same round: a ratio that a burst of background load
+// during one round does not skew.
+func alternateRounds(n int, d time.Duration, rounds int, ops ...func(g int) error) ([]measure, []float64, error) {
 	runs := make([][]measure, len(ops))
 	for range rounds {
 		for i, op := range ops {
 			m, err := drive(n, d/time.Duration(rounds), op)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			runs[i] = append(runs[i], m)
 		}
@@ -87,7 +96,16 @@ func alternate(n int, d time.Duration, rounds int, ops ...func(g int) error) ([]
 	for i := range ops {
 		out[i] = merge(runs[i])
 	}
-	return out, nil
+	ratios := make([]float64, len(ops))
+	for i := 1; i < len(ops); i++ {
+		var r []float64
+		for k := range rounds {
+			r = append(r, runs[i][k].OpsPerSec/runs[0][k].OpsPerSec)
+		}
+		slices.Sort(r)
+		ratios[i] = (r[(len(r)-1)/2] + r[len(r)/2]) / 2
+	}
+	return out, ratios, nil
 }
 
 // merge sums runs: total operations over total time, percentiles over

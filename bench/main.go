@@ -31,6 +31,7 @@ type bench struct {
 
 	limit map[string]measure // row 1 by "alg/callers/verify"
 	host  map[string]measure // row 2, same keys
+	ratio map[string]float64 // row 2 ÷ row 1, median of the rounds
 	rss   map[string]int64   // peak RSS (KiB) by process name
 	exec  measure            // row 3
 	aws   awsResult          // row 5
@@ -79,7 +80,7 @@ func run(bin, out string, dur time.Duration, rows string, inproc bool, cpuProf, 
 	defer os.RemoveAll(tmp)
 	b := &bench{bin: abs, dur: dur, inproc: inproc, tmp: tmp, res: Results{Machine: machine()},
 		onlyAlg: only.alg, onlyVerify: only.verify, onlyCallers: only.callers,
-		limit: map[string]measure{}, host: map[string]measure{}, rss: map[string]int64{}}
+		limit: map[string]measure{}, host: map[string]measure{}, ratio: map[string]float64{}, rss: map[string]int64{}}
 	ctx := context.Background()
 
 	setup, stop, err := b.newHost(host.Config{})

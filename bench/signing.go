@@ -100,14 +100,14 @@ func (b *bench) rows12(ctx context.Context) error {
 					cpuNote = fmt.Sprintf("CPU per signature: host process %.0f µs, plugin process %.0f µs", hostUs, pluginUs)
 				}
 				before := batched.Stats()
-				ms, err := alternate(n, b.dur, rounds, ops...)
+				ms, ratios, err := alternateRounds(n, b.dur, rounds, ops...)
 				if err != nil {
 					return err
 				}
 				after := batched.Stats()
 				lim, hst := ms[0], ms[1]
 				k := key(alg, n, v)
-				b.limit[k], b.host[k] = lim, hst
+				b.limit[k], b.host[k], b.ratio[k] = lim, hst, ratios[1]
 				name := "in-process sign"
 				if v == "on" {
 					name = "in-process sign+verify"
@@ -118,9 +118,9 @@ func (b *bench) rows12(ctx context.Context) error {
 				if nb := after.SignBatches - before.SignBatches; nb > 0 {
 					note = join(note, fmt.Sprintf("%.1f signatures per SignBatch call", float64(after.BatchedSignatures-before.BatchedSignatures)/float64(nb)))
 				}
-				b.res.add(hostRow("host → fake plugin", alg, n, v, hst, lim, note))
+				b.res.add(hostRow("host → fake plugin", alg, n, v, hst, ratios[1], note))
 				if n == 64 {
-					b.res.add(hostRow("host → fake, batching off", alg, n, v, ms[2], lim, ""))
+					b.res.add(hostRow("host → fake, batching off", alg, n, v, ms[2], ratios[2], ""))
 				}
 			}
 		}
@@ -132,15 +132,12 @@ func (b *bench) rows12(ctx context.Context) error {
 }
 
 // rounds is how many times rows12 alternates between what it compares.
-const rounds = 4
+const rounds = 6
 
-func hostRow(name string, alg shared.Algorithm, n int, v string, m, lim measure, note string) Row {
+func hostRow(name string, alg shared.Algorithm, n int, v string, m measure, ratio float64, note string) Row {
 	ops, p50, p99 := fromMeasure(m)
-	row := Row{Row: 2, Name: name, Alg: string(alg), Callers: n, Verify: v, OpsPerSec: ops, P50us: p50, P99us: p99, Note: note}
-	if lim.OpsPerSec > 0 {
-		row.Ratio, row.RatioTo = ops/lim.OpsPerSec, "row 1, same run"
-	}
-	return row
+	return Row{Row: 2, Name: name, Alg: string(alg), Callers: n, Verify: v, OpsPerSec: ops, P50us: p50, P99us: p99, Note: note,
+		Ratio: ratio, RatioTo: "row 1, median of rounds"}
 }
 
 // join joins non-empty notes.
