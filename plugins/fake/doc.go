@@ -1,8 +1,9 @@
 // Package fake is knhk's fake key provider: real software keys of every key
 // type knhk knows (rsa-2048/3072/4096, ec-p256/p384/p521, ed25519), every
 // algorithm (RS256…PS512, ES256…ES512, EdDSA), digest and whole-message
-// signing, create, list, rotate with versions, metadata, and fault
-// injection for test authors. The binary knhk-plugin-fake
+// signing, create, list, rotate with versions, metadata, a native batch
+// sign (SignBatch, on one goroutine per core), and fault injection for
+// test authors. The binary knhk-plugin-fake
 // (cmd/knhk-plugin-fake) serves it over go-plugin; New serves it in-process.
 //
 // The provider needs no configuration. Everything comes from each
