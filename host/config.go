@@ -72,7 +72,10 @@ type Config struct {
 	// signs a batch's items in parallel, each within its caller's
 	// deadline, and every item has its own result, error and
 	// verify-after-sign. Under load this removes most of the per-call
-	// cost of the plugin boundary.
+	// cost of the plugin boundary. A batch answers when its slowest item
+	// does (a caller with a deadline still leaves at it): with keys of
+	// very different latency behind one plugin, say one far region, turn
+	// batching off.
 	DisableBatching bool
 
 	// Reattach attaches to already-running plugins instead of launching
