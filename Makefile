@@ -1,8 +1,9 @@
 # knhk build, test and codegen. Every target loops over all Go modules.
 SHELL := /bin/bash
 
-# The root module and the cloud plugins' own modules (DESIGN.md §2).
-MODULES := . $(patsubst %/go.mod,%,$(wildcard plugins/*/go.mod))
+# The root module, the cloud plugins' own modules (DESIGN.md §2) and the
+# benchmark module.
+MODULES := . $(patsubst %/go.mod,%,$(wildcard plugins/*/go.mod)) bench
 
 BIN        := $(CURDIR)/bin
 TOOLS      := $(CURDIR)/.tools/bin
