@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -15,11 +14,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/knhk/knhk/bench/internal/proc"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 )
@@ -66,51 +64,16 @@ func run(plugins, ref string) (Result, error) {
 	took := time.Since(start)
 	return Result{
 		FirstSignatureMs: float64(took) / float64(time.Millisecond),
-		HostHWMKiB:       vmHWM("self"),
-		PluginHWMKiB:     vmHWM(strconv.Itoa(child("knhk-plugin-fake"))),
+		HostHWMKiB:       proc.VMHWM("self"),
+		PluginHWMKiB:     pluginHWM("knhk-plugin-fake"),
 	}, nil
 }
 
-// child finds this process's child running the named executable.
-func child(name string) int {
-	entries, _ := os.ReadDir("/proc")
-	me := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(rest) < 2 || rest[1] != me {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		argv0, _, _ := bytes.Cut(cmd, []byte{0})
-		if filepath.Base(string(argv0)) == name {
-			return pid
-		}
-	}
-	return 0
-}
-
-// vmHWM is a process's peak resident set size in KiB.
-func vmHWM(pid string) int64 {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
-	if err != nil {
+// pluginHWM is the peak RSS of this process's child running name.
+func pluginHWM(name string) int64 {
+	pids := proc.Children(name)
+	if len(pids) == 0 {
 		return 0
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			if f := strings.Fields(v); len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
+	return proc.VMHWM(strconv.Itoa(pids[0]))
 }
