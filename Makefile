@@ -26,8 +26,17 @@ build:
 		echo "go build $$d"; (cd $$d && go build -o $(BIN)/plugins/$$name .) || exit 1; \
 	done
 
+# test runs every module's tests (bench has none), all of them even when
+# one fails, and ends with one line counting the packages that passed and
+# failed.
 test: proto-check vet deps-check build testdeps
-	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO_TEST) ./...); done
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; rc=0; \
+	for m in $(filter-out bench,$(MODULES)); do \
+		echo "== go test $$m"; \
+		(cd $$m && $(GO_TEST) ./...) 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	done; \
+	echo "packages: $$(grep -c '^ok' $$log) passed, $$(grep -c '^FAIL'$$'\t' $$log) failed"; \
+	exit $$rc
 
 # demo runs the main job on the fake provider: create a key in a throwaway
 # state file, sign a message, verify it, print the public key.
