@@ -17,8 +17,8 @@ import (
 	lconfig "github.com/nsmithuk/local-kms/src/config"
 	"github.com/nsmithuk/local-kms/src/data"
 
-	"github.com/knhk/knhk/bench/internal/proc"
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/procinfo"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -136,7 +136,7 @@ func (b *bench) row5(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, pid := range proc.Children("knhk-plugin-aws") {
+	for _, pid := range procinfo.Children("knhk-plugin-aws") {
 		b.peak("knhk-plugin-aws", pid)
 	}
 	b.aws = awsResult{direct: ms[0], host: ms[1], ratio: ratios[1]}

@@ -3,12 +3,12 @@ package main
 import (
 	"strconv"
 
-	"github.com/knhk/knhk/bench/internal/proc"
+	"github.com/knhk/knhk/internal/procinfo"
 )
 
 // peak records the highest peak RSS seen for a process name.
 func (b *bench) peak(name string, pid int) {
-	if kib := proc.VMHWM(strconv.Itoa(pid)); kib > b.rss[name] {
+	if kib := procinfo.VMHWM(strconv.Itoa(pid)); kib > b.rss[name] {
 		b.rss[name] = kib
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/knhk/knhk/bench/internal/proc"
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/procinfo"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -126,7 +126,7 @@ func (b *bench) rows12(ctx context.Context) error {
 			}
 		}
 	}
-	for _, pid := range proc.Children("knhk-plugin-fake") {
+	for _, pid := range procinfo.Children("knhk-plugin-fake") {
 		b.peak("knhk-plugin-fake", pid)
 	}
 	return nil
@@ -177,7 +177,7 @@ func selfCPU() time.Duration {
 // spent per signature between this (host) process and the fake plugin
 // processes: where the cost of the boundary lands.
 func cpuPerOp(n int, d time.Duration, op func(int) error) (hostUs, pluginUs float64, err error) {
-	pids := proc.Children("knhk-plugin-fake")
+	pids := procinfo.Children("knhk-plugin-fake")
 	plugin := func() (t time.Duration) {
 		for _, p := range pids {
 			t += procCPU(p)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/knhk/knhk/internal/procinfo"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -78,7 +79,7 @@ func TestTamperedBinaryNeverRuns(t *testing.T) {
 	if _, err := h2.ListKeys(ctx, "fake", nil); !errors.Is(err, ErrPluginRefused) || !strings.Contains(err.Error(), "not in lock file") {
 		t.Fatalf("unlocked plugin: %v", err)
 	}
-	if kids := children(t); len(kids) != 0 {
+	if kids := procinfo.Children(""); len(kids) != 0 {
 		t.Fatalf("refused plugins left processes: %v", kids)
 	}
 }
@@ -204,7 +205,7 @@ func TestBadPluginsLeaveOthersWorking(t *testing.T) {
 			}
 		})
 	}
-	if kids := children(t); len(kids) != 1 { // the fake only
+	if kids := procinfo.Children(""); len(kids) != 1 { // the fake only
 		t.Fatalf("processes after bad plugins: %v; want just the fake", kids)
 	}
 }
@@ -332,7 +333,7 @@ func TestStartTimeout(t *testing.T) {
 	if !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), slow) || !strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("got %v; want ErrHandshake naming the file and the timeout", err)
 	}
-	waitFor(t, "the slow plugin to be killed", 5*time.Second, func() bool { return len(children(t)) == 0 })
+	waitFor(t, "the slow plugin to be killed", 5*time.Second, func() bool { return len(procinfo.Children("")) == 0 })
 }
 
 // TestSearchOrder: Config dirs, then KNHK_PLUGIN_PATH, then plugins/ next

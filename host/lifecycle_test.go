@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/knhk/knhk/internal/procinfo"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -306,10 +307,10 @@ func TestRotationInvalidatesCache(t *testing.T) {
 // TestCloseLeavesNothing: after Close no plugin process and no goroutine
 // of the host remains, and the host refuses further work.
 func TestCloseLeavesNothing(t *testing.T) {
-	if kids := children(t); len(kids) != 0 {
+	if kids := procinfo.Children(""); len(kids) != 0 {
 		t.Fatalf("child processes before the test: %v", kids)
 	}
-	before := goroutines()
+	before := procinfo.Goroutines()
 	h, err := New(context.Background(), Config{PluginDirs: []string{fakeDir}, CallTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -332,13 +333,13 @@ func TestCloseLeavesNothing(t *testing.T) {
 	hungDone := make(chan error, 1)
 	go func() { _, err := hung.Metadata(ctx); hungDone <- err }()
 	time.Sleep(100 * time.Millisecond)
-	if kids := children(t); len(kids) != 1 {
+	if kids := procinfo.Children(""); len(kids) != 1 {
 		t.Fatalf("child processes while running: %v; want one plugin", kids)
 	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if kids := children(t); len(kids) != 0 {
+	if kids := procinfo.Children(""); len(kids) != 0 {
 		t.Fatalf("child processes after Close: %v", kids)
 	}
 	if err := <-hungDone; err == nil {
@@ -351,7 +352,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		leaked = leaked[:0]
-		for id, g := range goroutines() {
+		for id, g := range procinfo.Goroutines() {
 			if _, ok := before[id]; !ok {
 				leaked = append(leaked, g)
 			}

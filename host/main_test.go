@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -184,54 +182,4 @@ func testBinaryAs(t testing.TB, dir, name string) string {
 	p := filepath.Join(dir, name)
 	copyFile(t, exe, p, 0o755)
 	return p
-}
-
-// children lists the live processes whose parent is this process.
-func children(t testing.TB) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := os.Getpid()
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state ppid ...
-		s := string(stat)
-		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(rest) >= 2 && rest[1] == strconv.Itoa(me) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// goroutines returns the stacks of the running goroutines, keyed by id.
-func goroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := map[string]string{}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		head, _, _ := strings.Cut(g, "\n")
-		f := strings.Fields(head) // "goroutine 7 [running]:"
-		if len(f) >= 2 {
-			out[f[1]] = g
-		}
-	}
-	return out
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
+	"github.com/knhk/knhk/internal/procinfo"
 	"github.com/knhk/knhk/plugins/fake"
 	"github.com/knhk/knhk/shared"
 	"github.com/knhk/knhk/shared/providertest"
@@ -87,7 +87,7 @@ func TestWithProviderAndLocalHashing(t *testing.T) {
 
 // TestStartStopLeavesNoGoroutines: Start then stop leaves nothing behind.
 func TestStartStopLeavesNoGoroutines(t *testing.T) {
-	before := goroutines()
+	before := procinfo.Goroutines()
 	h, stop, err := hosttest.Start(hosttest.WithConfig(host.Config{CallTimeout: 5 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestStartStopLeavesNoGoroutines(t *testing.T) {
 	var leaked []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		leaked = leaked[:0]
-		for id, g := range goroutines() {
+		for id, g := range procinfo.Goroutines() {
 			if _, ok := before[id]; !ok {
 				leaked = append(leaked, g)
 			}
@@ -121,25 +121,4 @@ func TestStartStopLeavesNoGoroutines(t *testing.T) {
 	if _, err := k.SignMessage(ctx, []byte("m"), host.SignOptions{}); !errors.Is(err, host.ErrClosed) {
 		t.Fatalf("sign after stop: %v", err)
 	}
-}
-
-// goroutines returns the stacks of the running goroutines, keyed by id.
-func goroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := map[string]string{}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		head, _, _ := strings.Cut(g, "\n")
-		if f := strings.Fields(head); len(f) >= 2 { // "goroutine 7 [running]:"
-			out[f[1]] = g
-		}
-	}
-	return out
 }

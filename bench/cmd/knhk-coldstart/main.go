@@ -17,8 +17,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/knhk/knhk/bench/internal/proc"
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/procinfo"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -64,16 +64,16 @@ func run(plugins, ref string) (Result, error) {
 	took := time.Since(start)
 	return Result{
 		FirstSignatureMs: float64(took) / float64(time.Millisecond),
-		HostHWMKiB:       proc.VMHWM("self"),
+		HostHWMKiB:       procinfo.VMHWM("self"),
 		PluginHWMKiB:     pluginHWM("knhk-plugin-fake"),
 	}, nil
 }
 
 // pluginHWM is the peak RSS of this process's child running name.
 func pluginHWM(name string) int64 {
-	pids := proc.Children(name)
+	pids := procinfo.Children(name)
 	if len(pids) == 0 {
 		return 0
 	}
-	return proc.VMHWM(strconv.Itoa(pids[0]))
+	return procinfo.VMHWM(strconv.Itoa(pids[0]))
 }

@@ -1,16 +1,19 @@
-// Package proc reads what the benchmarks need from /proc: a process's
-// children by executable name and its peak resident set size.
-package proc
+// Package procinfo reads what knhk's leak tests and benchmarks need to know
+// about processes: this process's children (from /proc), a process's peak
+// resident set size, and the running goroutines. Linux only.
+package procinfo
 
 import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 )
 
-// Children finds this process's children running the named executable.
+// Children finds this process's live children running the named
+// executable; an empty name matches every child.
 func Children(name string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -37,7 +40,7 @@ func Children(name string) []int {
 			continue
 		}
 		argv0, _, _ := bytes.Cut(cmd, []byte{0})
-		if filepath.Base(string(argv0)) == name {
+		if name == "" || filepath.Base(string(argv0)) == name {
 			out = append(out, pid)
 		}
 	}
@@ -61,4 +64,25 @@ func VMHWM(pid string) int64 {
 		}
 	}
 	return 0
+}
+
+// Goroutines returns the stacks of the running goroutines, keyed by id.
+func Goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		head, _, _ := strings.Cut(g, "\n")
+		if f := strings.Fields(head); len(f) >= 2 { // "goroutine 7 [running]:"
+			out[f[1]] = g
+		}
+	}
+	return out
 }
