@@ -19,7 +19,7 @@ func (b *bench) roundTrip(ctx context.Context) error {
 	if b.inproc {
 		return nil
 	}
-	cfg := shared.ClientConfig(exec.Command(filepath.Join(b.bin, "plugins", "knhk-plugin-fake")))
+	cfg := pluginrpc.ClientConfig(exec.Command(filepath.Join(b.bin, "plugins", "knhk-plugin-fake")))
 	cfg.Logger = hclog.NewNullLogger()
 	c := goplugin.NewClient(cfg)
 	defer c.Kill()
@@ -27,7 +27,7 @@ func (b *bench) roundTrip(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rpc, err := shared.Dispense(proto)
+	rpc, err := pluginrpc.Dispense(proto)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -151,7 +152,7 @@ func (b *batcher) send(batch []*pending) {
 		p := live[0]
 		req := p.req
 		req.Deadline = time.Time{} // the context carries it
-		resp, err := call(p.ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) (shared.SignResponse, error) {
+		resp, err := call(p.ctx, m, "sign", true, func(ctx context.Context, c *pluginrpc.Client) (shared.SignResponse, error) {
 			return c.Sign(ctx, req)
 		})
 		p.finish(shared.SignResult{Response: resp, Err: err})
@@ -178,7 +179,7 @@ func (b *batcher) send(batch []*pending) {
 	}
 	m.h.batches.Add(1)
 	m.h.batched.Add(uint64(len(reqs)))
-	results, err := call(ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) ([]shared.SignResult, error) {
+	results, err := call(ctx, m, "sign", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.SignResult, error) {
 		return c.SignItems(ctx, reqs)
 	})
 	for i, p := range live {

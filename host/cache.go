@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -158,7 +159,7 @@ func (h *Host) sharedPublicKey(ctx context.Context, m *managed, r Ref, version s
 			return pk, nil
 		}
 	}
-	resp, err := call(ctx, m, "get public key", true, func(ctx context.Context, c *shared.Client) (shared.PublicKeyResponse, error) {
+	resp, err := call(ctx, m, "get public key", true, func(ctx context.Context, c *pluginrpc.Client) (shared.PublicKeyResponse, error) {
 		return c.PublicKey(ctx, shared.PublicKeyRequest{Key: r.keyRef(), Version: version})
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -203,7 +204,7 @@ func (h *Host) CreateKey(ctx context.Context, ref string, kt shared.KeyType) (*K
 	if _, err := shared.ParseKeyType(string(kt)); err != nil {
 		return nil, err
 	}
-	resp, err := call(ctx, k.m, "create key", false, func(ctx context.Context, c *shared.Client) (shared.CreateKeyResponse, error) {
+	resp, err := call(ctx, k.m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
 		return c.CreateKey(ctx, shared.CreateKeyRequest{Key: k.ref.keyRef(), Type: kt})
 	})
 	if err != nil {
@@ -223,7 +224,7 @@ func (h *Host) ListKeys(ctx context.Context, provider string, params map[string]
 	if err != nil {
 		return nil, err
 	}
-	return call(ctx, m, "list keys", true, func(ctx context.Context, c *shared.Client) ([]shared.KeySummary, error) {
+	return call(ctx, m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
 		return c.ListKeys(ctx, shared.ListKeysRequest{Params: params})
 	})
 }

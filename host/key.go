@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -144,7 +145,7 @@ func (k *Key) VerifyMessage(ctx context.Context, message, sig []byte, opts SignO
 // key's cached public keys. Never retried: after a plugin crash, look at
 // Metadata before rotating again.
 func (k *Key) Rotate(ctx context.Context) (string, error) {
-	resp, err := call(ctx, k.m, "rotate key", false, func(ctx context.Context, c *shared.Client) (shared.RotateKeyResponse, error) {
+	resp, err := call(ctx, k.m, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
 		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: k.ref.keyRef()})
 	})
 	k.h.cache.invalidate(k.ref) // even on error: the rotation may have happened
@@ -156,7 +157,7 @@ func (k *Key) Rotate(ctx context.Context) (string, error) {
 
 // Metadata describes the key and its versions.
 func (k *Key) Metadata(ctx context.Context) (shared.KeyMetadata, error) {
-	return call(ctx, k.m, "get key metadata", true, func(ctx context.Context, c *shared.Client) (shared.KeyMetadata, error) {
+	return call(ctx, k.m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
 		return c.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: k.ref.keyRef()})
 	})
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/knhk/knhk/internal/contract"
 	"github.com/knhk/knhk/plugins/fake"
 	"github.com/knhk/knhk/shared"
+	kmsv1 "github.com/knhk/knhk/shared/proto/knhk/kms/v1"
 	"github.com/knhk/knhk/shared/providertest"
 )
 
@@ -40,10 +42,10 @@ func TestMain(m *testing.M) {
 		if err := os.WriteFile(os.Args[0]+".ran", []byte("executed\n"), 0o600); err != nil {
 			os.Exit(2)
 		}
-		_ = shared.Serve(fake.New())
+		_ = shared.Serve(fake.New(fake.Config{}))
 		os.Exit(0)
 	case wrongProtoPlugin, wrongCookiePlugin:
-		hs := shared.Handshake
+		hs := contract.Handshake
 		if filepath.Base(os.Args[0]) == wrongProtoPlugin {
 			hs.ProtocolVersion = shared.ProtocolVersion + 1
 		} else {
@@ -51,7 +53,7 @@ func TestMain(m *testing.M) {
 		}
 		goplugin.Serve(&goplugin.ServeConfig{
 			HandshakeConfig: hs,
-			Plugins:         map[string]goplugin.Plugin{shared.PluginName: &shared.GRPCPlugin{Impl: fake.New()}},
+			Plugins:         contract.Plugins(kmsv1.UnimplementedKeyProviderServer{}), // refused at the handshake
 			GRPCServer:      goplugin.DefaultGRPCServer,
 		})
 		os.Exit(0)

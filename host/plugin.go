@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/knhk/knhk/internal/contract"
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -47,7 +50,7 @@ type managed struct {
 type instance struct {
 	client *goplugin.Client
 	proto  goplugin.ClientProtocol
-	rpc    *shared.Client
+	rpc    *pluginrpc.Client
 	conn   *grpc.ClientConn
 	cmd    *exec.Cmd     // nil when reattached
 	done   chan struct{} // closed when a reattached instance is dropped
@@ -228,7 +231,9 @@ func (m *managed) exec() (*instance, string, error) {
 		return nil, path, err
 	}
 	cmd := exec.Command(path)
-	cfg := shared.ClientConfig(cmd)
+	// The plugin logs at the host's level (shared.Logger reads it).
+	cmd.Env = append(os.Environ(), contract.LogLevelEnv+"="+m.log.GetLevel().String())
+	cfg := pluginrpc.ClientConfig(cmd)
 	var sum string
 	if h.lock != nil {
 		// Pinned: the file must hash to the lock file's sum, and
@@ -279,7 +284,7 @@ func (m *managed) attach(rc *goplugin.ReattachConfig) (*instance, error) {
 	r := *rc
 	r.Test = true
 	r.ReattachFunc = func() (runner.AttachedRunner, error) { return &attached{addr: rc.Addr, done: done}, nil }
-	cfg := shared.ClientConfig(nil)
+	cfg := pluginrpc.ClientConfig(nil)
 	cfg.Cmd, cfg.Reattach, cfg.AutoMTLS = nil, &r, false
 	cfg.Logger = m.log
 	client := goplugin.NewClient(cfg)
@@ -296,7 +301,7 @@ func (m *managed) attach(rc *goplugin.ReattachConfig) (*instance, error) {
 }
 
 func newInstance(client *goplugin.Client, proto goplugin.ClientProtocol, cmd *exec.Cmd, done chan struct{}) (*instance, error) {
-	rpc, err := shared.Dispense(proto)
+	rpc, err := pluginrpc.Dispense(proto)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +359,7 @@ func (a *attached) HostToPlugin(n, addr string) (string, string, error) {
 // call runs one plugin call through the host's machinery: lazy launch,
 // the call timeout, and crash detection. An idempotent call whose plugin
 // died is retried once on a fresh process.
-func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f func(context.Context, *shared.Client) (T, error)) (T, error) {
+func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f func(context.Context, *pluginrpc.Client) (T, error)) (T, error) {
 	var zero T
 	timeout := m.h.cfg.CallTimeout
 	for attempt := 0; ; attempt++ {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -25,14 +26,14 @@ func (p *managedProvider) ref(k shared.KeyRef) Ref {
 
 // Describe asks the plugin what it is.
 func (p *managedProvider) Describe(ctx context.Context) (shared.Description, error) {
-	return call(ctx, p.m, "describe", true, func(ctx context.Context, c *shared.Client) (shared.Description, error) {
+	return call(ctx, p.m, "describe", true, func(ctx context.Context, c *pluginrpc.Client) (shared.Description, error) {
 		return c.Describe(ctx)
 	})
 }
 
 // CreateKey creates a key; never retried.
 func (p *managedProvider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
-	resp, err := call(ctx, p.m, "create key", false, func(ctx context.Context, c *shared.Client) (shared.CreateKeyResponse, error) {
+	resp, err := call(ctx, p.m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
 		return c.CreateKey(ctx, req)
 	})
 	p.h.cache.invalidate(p.ref(req.Key))
@@ -44,7 +45,7 @@ func (p *managedProvider) CreateKey(ctx context.Context, req shared.CreateKeyReq
 
 // ListKeys lists keys.
 func (p *managedProvider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
-	return call(ctx, p.m, "list keys", true, func(ctx context.Context, c *shared.Client) ([]shared.KeySummary, error) {
+	return call(ctx, p.m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
 		return c.ListKeys(ctx, req)
 	})
 }
@@ -89,14 +90,14 @@ func (p *managedProvider) SignBatch(ctx context.Context, reqs []shared.SignReque
 
 // Verify asks the plugin to verify (provider-side).
 func (p *managedProvider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {
-	return call(ctx, p.m, "verify", true, func(ctx context.Context, c *shared.Client) (shared.VerifyResponse, error) {
+	return call(ctx, p.m, "verify", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VerifyResponse, error) {
 		return c.Verify(ctx, req)
 	})
 }
 
 // RotateKey rotates; never retried; drops the key's cached public keys.
 func (p *managedProvider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
-	resp, err := call(ctx, p.m, "rotate key", false, func(ctx context.Context, c *shared.Client) (shared.RotateKeyResponse, error) {
+	resp, err := call(ctx, p.m, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
 		return c.RotateKey(ctx, req)
 	})
 	p.h.cache.invalidate(p.ref(req.Key))
@@ -105,7 +106,7 @@ func (p *managedProvider) RotateKey(ctx context.Context, req shared.RotateKeyReq
 
 // KeyMetadata describes a key.
 func (p *managedProvider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
-	return call(ctx, p.m, "get key metadata", true, func(ctx context.Context, c *shared.Client) (shared.KeyMetadata, error) {
+	return call(ctx, p.m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
 		return c.KeyMetadata(ctx, req)
 	})
 }

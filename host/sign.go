@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -18,7 +19,7 @@ func (h *Host) sign(ctx context.Context, m *managed, r Ref, req shared.SignReque
 		err  error
 	)
 	if h.cfg.DisableBatching {
-		resp, err = call(ctx, m, "sign", true, func(ctx context.Context, c *shared.Client) (shared.SignResponse, error) {
+		resp, err = call(ctx, m, "sign", true, func(ctx context.Context, c *pluginrpc.Client) (shared.SignResponse, error) {
 			return c.Sign(ctx, req)
 		})
 	} else {

@@ -3,11 +3,11 @@ package shared
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/knhk/knhk/internal/contract"
 	kmsv1 "github.com/knhk/knhk/shared/proto/knhk/kms/v1"
 )
 
@@ -27,15 +27,13 @@ var (
 	ErrAlreadyExists        = errors.New("key already exists")
 )
 
-const reasonUnsupportedAlgorithm = "UNSUPPORTED_ALGORITHM"
-
 // errorCodes maps each sentinel to its gRPC code, most specific first.
 var errorCodes = []struct {
 	err    error
 	code   codes.Code
 	reason string
 }{
-	{ErrUnsupportedAlgorithm, codes.InvalidArgument, reasonUnsupportedAlgorithm},
+	{ErrUnsupportedAlgorithm, codes.InvalidArgument, contract.ReasonUnsupportedAlgorithm},
 	{ErrKeyNotFound, codes.NotFound, ""},
 	{ErrInvalidArgument, codes.InvalidArgument, ""},
 	{ErrPermissionDenied, codes.PermissionDenied, ""},
@@ -74,62 +72,4 @@ func codeOf(err error) (codes.Code, string) {
 		}
 	}
 	return codes.Unknown, ""
-}
-
-// remoteError is an error that came from a plugin: its message as the plugin
-// wrote it, and the sentinel its status code stands for.
-type remoteError struct {
-	msg      string
-	sentinel error
-}
-
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.sentinel }
-
-// sentinelFor maps a gRPC code and reason back to a sentinel.
-func sentinelFor(code codes.Code, reason string) error {
-	if reason == reasonUnsupportedAlgorithm {
-		return ErrUnsupportedAlgorithm
-	}
-	switch code {
-	case codes.Unauthenticated:
-		return ErrPermissionDenied
-	case codes.ResourceExhausted, codes.Aborted:
-		return ErrUnavailable
-	case codes.OutOfRange:
-		return ErrInvalidArgument
-	}
-	for _, e := range errorCodes {
-		if e.code == code && e.reason == "" {
-			return e.err
-		}
-	}
-	return nil
-}
-
-// fromStatus turns a gRPC error from a plugin back into a sentinel-wrapping
-// error with the plugin's message.
-func fromStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	reason := ""
-	for _, d := range st.Details() {
-		if ed, ok := d.(*kmsv1.ErrorDetail); ok {
-			reason = ed.GetReason()
-		}
-	}
-	return itemError(st.Code(), st.Message(), reason)
-}
-
-func itemError(code codes.Code, msg, reason string) error {
-	sentinel := sentinelFor(code, reason)
-	if sentinel == nil {
-		return fmt.Errorf("plugin error (%s): %s", code, msg)
-	}
-	return &remoteError{msg: msg, sentinel: sentinel}
 }

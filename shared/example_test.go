@@ -8,9 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
-	"time"
-
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -60,11 +57,8 @@ func (p *memProvider) Sign(_ context.Context, r shared.SignRequest) (shared.Sign
 	if err := shared.CheckAlgorithm(shared.ECP256, r.Algorithm); err != nil {
 		return shared.SignResponse{}, err
 	}
-	digest := r.Digest
-	if r.Message != nil {
-		digest, _ = shared.Digest(r.Algorithm, r.Message)
-	}
-	sig, err := ecdsa.SignASN1(rand.Reader, p.key, digest)
+	// Validate (which Serve applies) hands a digest of the right length.
+	sig, err := ecdsa.SignASN1(rand.Reader, p.key, r.Digest)
 	return shared.SignResponse{Signature: sig, Version: "1"}, err
 }
 
@@ -76,49 +70,12 @@ func (p *memProvider) KeyMetadata(_ context.Context, r shared.KeyMetadataRequest
 		CurrentVersion: "1", Versions: []shared.KeyVersion{{Version: "1", Enabled: true}}}, nil
 }
 
-// serveInProcess runs p the way a plugin binary would, but inside this
-// process (go-plugin test mode), and connects to it like the host does.
-func serveInProcess(ctx context.Context, p shared.Provider) (*shared.Client, func(), error) {
-	ctx, cancel := context.WithCancel(ctx)
-	reattach := make(chan *plugin.ReattachConfig, 1)
-	closed := make(chan struct{})
-	go shared.Serve(p, shared.WithTestConfig(&plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed}))
-	var rc *plugin.ReattachConfig
-	select {
-	case rc = <-reattach:
-	case <-time.After(10 * time.Second):
-		cancel()
-		return nil, nil, fmt.Errorf("plugin did not start")
-	}
-	stop := func() { cancel(); <-closed }
-	cfg := shared.ClientConfig(nil)
-	cfg.Reattach = rc
-	client := plugin.NewClient(cfg)
-	rpc, err := client.Client()
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	prov, err := shared.Dispense(rpc)
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return prov, func() { client.Kill(); stop() }, nil
-}
-
 // A complete provider plugin is one type that implements shared.Provider
-// and a main that calls shared.Serve. Here the plugin is served in-process
-// and called as the host would call it.
+// and a main that calls shared.Serve. Here the provider is called
+// in-process through shared.Validate, the same checks Serve applies.
 func Example() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	prov, stop, err := serveInProcess(ctx, newMemProvider())
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer stop()
+	ctx := context.Background()
+	prov := shared.Validate(newMemProvider())
 
 	key := shared.KeyRef{ID: "demo"}
 	digest := sha256.Sum256([]byte("hello"))
@@ -130,5 +87,32 @@ func Example() {
 	pk, _ := prov.PublicKey(ctx, shared.PublicKeyRequest{Key: key})
 	pub, _, _ := shared.ParsePublicKey(pk.DER)
 	fmt.Println("version", sig.Version, "verifies:", shared.VerifyDigest(pub, shared.ES256, digest[:], sig.Signature) == nil)
-	// Output: version 1 verifies: true
+
+	// The SDK refuses a bad request before the provider sees it.
+	_, err = prov.Sign(ctx, shared.SignRequest{Key: key, Algorithm: shared.ES256, Digest: digest[:20]})
+	fmt.Println(err)
+	// Output:
+	// version 1 verifies: true
+	// invalid argument: ES256 needs a 32-byte SHA-256 digest, got 20 bytes
+}
+
+// A provider declares its parameters once and parses every request's with
+// the schema: unknown names, malformed values and secrets get the same
+// errors in every plugin.
+func ExampleParamSchema() {
+	schema := shared.NewParamSchema("mykms",
+		shared.Param{Name: "endpoint", Kind: shared.ParamURL, Required: true, Doc: "the KMS endpoint"},
+		shared.Param{Name: "hsm", Kind: shared.ParamBool, Doc: "create HSM-backed keys"},
+	)
+	p, err := schema.Parse(map[string]string{"endpoint": "https://kms.example:8443", "hsm": "true"})
+	fmt.Println(p.String("endpoint"), p.Bool("hsm"), err)
+
+	_, err = schema.Parse(map[string]string{"endpoint": "https://kms.example:8443", "regoin": "eu"})
+	fmt.Println(err)
+	_, err = schema.Parse(map[string]string{"endpoint": "https://kms.example:8443", "password": "hunter2"})
+	fmt.Println(err)
+	// Output:
+	// https://kms.example:8443 true <nil>
+	// invalid argument: mykms: unknown parameter "regoin"; known: endpoint, hsm
+	// invalid argument: mykms: parameter "password" looks like a secret and is refused: key references end up in configs, logs and shell history, so credentials come from the plugin's environment or a file (known parameters: endpoint, hsm)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
@@ -11,7 +12,18 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/knhk/knhk/internal/contract"
 )
+
+// ProtocolVersion is the version of the wire contract (proto package
+// knhk.kms.v1) this SDK speaks. The host refuses a plugin that speaks
+// another; Serve fills it in, so providers leave Description's field zero.
+const ProtocolVersion = contract.ProtocolVersion
+
+// MaxMessageSize bounds one request or response on the wire, in bytes: a
+// whole message to sign must fit in it with room to spare.
+const MaxMessageSize = contract.MaxMessageSize
 
 // ServeOption configures Serve.
 type ServeOption func(*serveConfig) error
@@ -21,9 +33,8 @@ type serveConfig struct {
 	test   *plugin.ServeTestConfig
 }
 
-// WithLogger sets the logger the plugin writes through; the host shows its
-// lines under the plugin's name. The default writes JSON to stderr, which is
-// what go-plugin forwards to the host.
+// WithLogger sets the logger the SDK logs through (panics, serving
+// errors). The default is Logger(), which is what a plugin normally wants.
 func WithLogger(l hclog.Logger) ServeOption {
 	return func(c *serveConfig) error {
 		if l == nil {
@@ -47,10 +58,15 @@ func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
 	}
 }
 
-// Serve runs p as a knhk provider plugin. A plugin's main calls it and
-// nothing else; it returns only in test mode, when the test ends, or with
-// an error for a bad combination of options. Run the binary through the
-// host, not by hand.
+// Serve runs p as a knhk provider plugin: every request is checked by
+// Validate before p sees it, errors wrapping the sentinels reach the host
+// intact, a panic in p fails that one call, and batches are served for
+// every provider. A plugin's main calls it and nothing else; it returns
+// only in test mode, when the test ends, or with an error for a bad
+// combination of options. Run the binary through the host, not by hand:
+// stdout carries go-plugin's handshake line and nothing else may be
+// written there before it. When the host stops the plugin, Serve closes p
+// if it is an io.Closer (to stop token renewers, flush state).
 func Serve(p Provider, opts ...ServeOption) error {
 	if p == nil {
 		return errors.New("knhk: Serve needs a Provider")
@@ -62,21 +78,24 @@ func Serve(p Provider, opts ...ServeOption) error {
 		}
 	}
 	if cfg.logger == nil {
-		cfg.logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Info, JSONFormat: true})
+		cfg.logger = Logger()
 	}
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         map[string]plugin.Plugin{PluginName: &GRPCPlugin{Impl: p}},
+		HandshakeConfig: contract.Handshake,
+		Plugins:         contract.Plugins(newServer(p)),
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
-			o = append(o,
-				grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
-				grpc.InitialWindowSize(flowWindow), grpc.InitialConnWindowSize(flowWindow),
-				grpc.ChainUnaryInterceptor(recoverPanics(cfg.logger)))
+			o = append(o, contract.ServerOptions()...)
+			o = append(o, grpc.ChainUnaryInterceptor(recoverPanics(cfg.logger)))
 			return grpc.NewServer(o...)
 		},
 		Logger: cfg.logger,
 		Test:   cfg.test,
 	})
+	if c, ok := p.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			cfg.logger.Warn("closing the provider", "error", err)
+		}
+	}
 	return nil
 }
 

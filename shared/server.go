@@ -2,8 +2,6 @@ package shared
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -11,56 +9,16 @@ import (
 	kmsv1 "github.com/knhk/knhk/shared/proto/knhk/kms/v1"
 )
 
-// server adapts a Provider to the generated gRPC service. It checks what can
-// be checked without the key (algorithm names, digest lengths, one input) so
-// every provider gets the same clear errors.
+// server adapts a Provider, wrapped by Validate, to the generated gRPC
+// service: it only converts between wire and Go types.
 type server struct {
 	kmsv1.UnimplementedKeyProviderServer
-	p       Provider
-	workers workers // run the items of a batch without a native batch
+	p *validated
 }
 
-// workers runs functions on goroutines that outlive one batch: a
-// goroutine's stack, grown by its first signature, is reused instead of
-// grown (copied) again for every item. Any number run at once (providers
-// that wait on the network need as many as there are items); one left
-// idle for workerIdle exits.
-type workers struct {
-	idle chan func() // unbuffered: a send succeeds only if one is waiting
-}
+func newServer(p Provider) *server { return &server{p: Validate(p).(*validated)} }
 
-const workerIdle = 10 * time.Second
-
-func (w *workers) do(f func()) {
-	select {
-	case w.idle <- f:
-	default:
-		go w.loop(f)
-	}
-}
-
-func (w *workers) loop(f func()) {
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		f()
-		t.Reset(workerIdle)
-		select {
-		case f = <-w.idle:
-		case <-t.C:
-			return
-		}
-	}
-}
-
-func newServer(p Provider) *server { return &server{p: p, workers: workers{idle: make(chan func())}} }
-
-func keyRef(k *kmsv1.KeyRef) (KeyRef, error) {
-	if k.GetKeyId() == "" {
-		return KeyRef{}, fmt.Errorf("%w: key id is empty", ErrInvalidArgument)
-	}
-	return KeyRef{ID: k.GetKeyId(), Params: k.GetParams()}, nil
-}
+func keyRef(k *kmsv1.KeyRef) KeyRef { return KeyRef{ID: k.GetKeyId(), Params: k.GetParams()} }
 
 func (s *server) Describe(ctx context.Context, _ *kmsv1.DescribeRequest) (*kmsv1.DescribeResponse, error) {
 	d, err := s.p.Describe(ctx)
@@ -78,11 +36,7 @@ func (s *server) Describe(ctx context.Context, _ *kmsv1.DescribeRequest) (*kmsv1
 }
 
 func (s *server) CreateKey(ctx context.Context, r *kmsv1.CreateKeyRequest) (*kmsv1.CreateKeyResponse, error) {
-	kt, err := ParseKeyType(r.GetKeyType())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	resp, err := s.p.CreateKey(ctx, CreateKeyRequest{Key: KeyRef{ID: r.GetKey().GetKeyId(), Params: r.GetKey().GetParams()}, Type: kt})
+	resp, err := s.p.CreateKey(ctx, CreateKeyRequest{Key: keyRef(r.GetKey()), Type: KeyType(r.GetKeyType())})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -102,134 +56,55 @@ func (s *server) ListKeys(ctx context.Context, r *kmsv1.ListKeysRequest) (*kmsv1
 }
 
 func (s *server) GetPublicKey(ctx context.Context, r *kmsv1.GetPublicKeyRequest) (*kmsv1.GetPublicKeyResponse, error) {
-	ref, err := keyRef(r.GetKey())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	resp, err := s.p.PublicKey(ctx, PublicKeyRequest{Key: ref, Version: r.GetVersion()})
+	resp, err := s.p.PublicKey(ctx, PublicKeyRequest{Key: keyRef(r.GetKey()), Version: r.GetVersion()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &kmsv1.GetPublicKeyResponse{PublicKeyDer: resp.DER, Version: resp.Version, KeyType: string(resp.Type)}, nil
 }
 
-// input checks a request's algorithm and its one input (a digest of the
-// algorithm's hash length, or a message).
-func input(algName string, in any) (alg Algorithm, digest, message []byte, err error) {
-	alg, err = ParseAlgorithm(algName)
-	if err != nil {
-		return "", nil, nil, err
-	}
+// input returns a wire request's digest or message; an empty message
+// stays distinct from no message.
+func input(in any) (digest, message []byte) {
 	switch in := in.(type) {
 	case *kmsv1.SignRequest_Digest:
-		digest = in.Digest
+		return in.Digest, nil
 	case *kmsv1.VerifyRequest_Digest:
-		digest = in.Digest
+		return in.Digest, nil
 	case *kmsv1.SignRequest_Message:
-		return alg, nil, nonNil(in.Message), nil
+		return nil, nonNil(in.Message)
 	case *kmsv1.VerifyRequest_Message:
-		return alg, nil, nonNil(in.Message), nil
-	default:
-		return "", nil, nil, fmt.Errorf("%w: request carries neither a digest nor a message", ErrInvalidArgument)
+		return nil, nonNil(in.Message)
 	}
-	if err := CheckDigest(alg, digest); err != nil {
-		return "", nil, nil, err
-	}
-	return alg, digest, nil, nil
+	return nil, nil
 }
 
-// signRequest converts and checks a wire sign request.
-func signRequest(r *kmsv1.SignRequest) (SignRequest, error) {
-	ref, err := keyRef(r.GetKey())
-	if err != nil {
-		return SignRequest{}, err
-	}
-	alg, digest, message, err := input(r.GetAlgorithm(), r.GetInput())
-	if err != nil {
-		return SignRequest{}, err
-	}
-	return SignRequest{Key: ref, Algorithm: alg, Version: r.GetVersion(), Digest: digest, Message: message}, nil
+func signRequest(r *kmsv1.SignRequest) SignRequest {
+	digest, message := input(r.GetInput())
+	return SignRequest{Key: keyRef(r.GetKey()), Algorithm: Algorithm(r.GetAlgorithm()), Version: r.GetVersion(), Digest: digest, Message: message}
 }
 
 func (s *server) Sign(ctx context.Context, r *kmsv1.SignRequest) (*kmsv1.SignResponse, error) {
-	req, err := signRequest(r)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	resp, err := s.p.Sign(ctx, req)
+	resp, err := s.p.Sign(ctx, signRequest(r))
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &kmsv1.SignResponse{Signature: resp.Signature, Version: resp.Version}, nil
 }
 
-// SignBatch serves a batch: natively when the provider is a BatchSigner,
-// otherwise by calling Sign for every item in parallel. Each item gets its
-// own deadline.
+// SignBatch serves a batch through the validating wrapper (natively when
+// the provider is a BatchSigner). Each item gets its own deadline.
 func (s *server) SignBatch(ctx context.Context, r *kmsv1.SignBatchRequest) (*kmsv1.SignBatchResponse, error) {
 	items := r.GetItems()
-	results := make([]SignResult, len(items))
 	reqs := make([]SignRequest, len(items))
-	valid := make([]int, 0, len(items)) // indexes of items that passed checks
 	now := time.Now()
 	for i, it := range items {
-		req, err := signRequest(it.GetRequest())
-		if err != nil {
-			results[i].Err = err
-			continue
-		}
+		reqs[i] = signRequest(it.GetRequest())
 		if d := it.GetTimeout(); d != nil && d.AsDuration() > 0 {
-			req.Deadline = now.Add(d.AsDuration())
+			reqs[i].Deadline = now.Add(d.AsDuration())
 		}
-		reqs[i] = req
-		valid = append(valid, i)
 	}
-	if bs, ok := s.p.(BatchSigner); ok {
-		sub := make([]SignRequest, len(valid))
-		for j, i := range valid {
-			sub[j] = reqs[i]
-		}
-		out := bs.SignBatch(ctx, sub)
-		for j, i := range valid {
-			if j < len(out) {
-				results[i] = out[j]
-			} else {
-				results[i].Err = fmt.Errorf("%w: provider returned %d batch results for %d items", ErrUnavailable, len(out), len(sub))
-			}
-		}
-	} else {
-		var wg sync.WaitGroup
-		wg.Add(len(valid))
-		for _, i := range valid {
-			s.workers.do(func() {
-				defer wg.Done()
-				results[i] = signOne(ctx, s.p, reqs[i])
-			})
-		}
-		wg.Wait()
-	}
-	return &kmsv1.SignBatchResponse{Results: batchResults(results)}, nil
-}
-
-// signOne signs one batch item within its own deadline. A provider that
-// panics fails the item, not the plugin (the unary interceptor that
-// recovers other calls' panics does not see this goroutine).
-func signOne(ctx context.Context, p Provider, req SignRequest) (res SignResult) {
-	defer func() {
-		if r := recover(); r != nil {
-			res = SignResult{Err: fmt.Errorf("provider panicked in Sign (batch item): %v", r)}
-		}
-	}()
-	if !req.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-		defer cancel()
-	}
-	if err := ctx.Err(); err != nil {
-		return SignResult{Err: err}
-	}
-	resp, err := p.Sign(ctx, req)
-	return SignResult{Response: resp, Err: err}
+	return &kmsv1.SignBatchResponse{Results: batchResults(s.p.SignBatch(ctx, reqs))}, nil
 }
 
 func batchResults(results []SignResult) []*kmsv1.SignBatchResult {
@@ -248,15 +123,8 @@ func batchResults(results []SignResult) []*kmsv1.SignBatchResult {
 }
 
 func (s *server) Verify(ctx context.Context, r *kmsv1.VerifyRequest) (*kmsv1.VerifyResponse, error) {
-	ref, err := keyRef(r.GetKey())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	alg, digest, message, err := input(r.GetAlgorithm(), r.GetInput())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	req := VerifyRequest{Key: ref, Algorithm: alg, Version: r.GetVersion(), Digest: digest, Message: message, Signature: r.GetSignature()}
+	digest, message := input(r.GetInput())
+	req := VerifyRequest{Key: keyRef(r.GetKey()), Algorithm: Algorithm(r.GetAlgorithm()), Version: r.GetVersion(), Digest: digest, Message: message, Signature: r.GetSignature()}
 	resp, err := s.p.Verify(ctx, req)
 	if err != nil {
 		return nil, toStatus(err)
@@ -265,11 +133,7 @@ func (s *server) Verify(ctx context.Context, r *kmsv1.VerifyRequest) (*kmsv1.Ver
 }
 
 func (s *server) RotateKey(ctx context.Context, r *kmsv1.RotateKeyRequest) (*kmsv1.RotateKeyResponse, error) {
-	ref, err := keyRef(r.GetKey())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	resp, err := s.p.RotateKey(ctx, RotateKeyRequest{Key: ref})
+	resp, err := s.p.RotateKey(ctx, RotateKeyRequest{Key: keyRef(r.GetKey())})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -277,11 +141,7 @@ func (s *server) RotateKey(ctx context.Context, r *kmsv1.RotateKeyRequest) (*kms
 }
 
 func (s *server) GetKeyMetadata(ctx context.Context, r *kmsv1.GetKeyMetadataRequest) (*kmsv1.GetKeyMetadataResponse, error) {
-	ref, err := keyRef(r.GetKey())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	md, err := s.p.KeyMetadata(ctx, KeyMetadataRequest{Key: ref})
+	md, err := s.p.KeyMetadata(ctx, KeyMetadataRequest{Key: keyRef(r.GetKey())})
 	if err != nil {
 		return nil, toStatus(err)
 	}

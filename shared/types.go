@@ -169,3 +169,19 @@ func KeyTypeOf(pub crypto.PublicKey) (KeyType, error) {
 	}
 	return "", fmt.Errorf("%w: public key of type %T is not a knhk key type", ErrInvalidArgument, pub)
 }
+
+// AlgorithmsFor lists the algorithms keys of the given types can sign
+// with, in the order of Algorithms, each once: what a provider's Describe
+// claims for the key types it supports.
+func AlgorithmsFor(keyTypes ...KeyType) []Algorithm {
+	var out []Algorithm
+	for _, a := range Algorithms {
+		for _, kt := range keyTypes {
+			if kt.Supports(a) {
+				out = append(out, a)
+				break
+			}
+		}
+	}
+	return out
+}

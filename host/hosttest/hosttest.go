@@ -45,7 +45,7 @@ func WithProvider(name string, p shared.Provider) Option {
 // serveTimeout bounds how long an in-process provider may take to listen.
 const serveTimeout = 10 * time.Second
 
-// New returns a Host whose provider "fake" is fake.New() served in this
+// New returns a Host whose provider "fake" is fake.New(fake.Config{}) served in this
 // test process. The host is closed and the providers stopped when the test
 // ends. Host logs go to t.Log unless WithConfig sets a Logger.
 func New(t testing.TB, opts ...Option) *host.Host {
@@ -73,7 +73,7 @@ func Start(opts ...Option) (*host.Host, func() error, error) {
 }
 
 func start(o options, opts []Option) (*host.Host, func() error, error) {
-	o.providers = map[string]shared.Provider{FakeProvider: fake.New()}
+	o.providers = map[string]shared.Provider{FakeProvider: fake.New(fake.Config{})}
 	logger := o.cfg.Logger
 	for _, opt := range opts {
 		opt(&o)

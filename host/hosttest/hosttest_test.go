@@ -58,7 +58,7 @@ func (d digestOnly) Sign(ctx context.Context, req shared.SignRequest) (shared.Si
 }
 
 func TestWithProviderAndLocalHashing(t *testing.T) {
-	h := hosttest.New(t, hosttest.WithProvider("digestonly", digestOnly{fake.New()}))
+	h := hosttest.New(t, hosttest.WithProvider("digestonly", digestOnly{fake.New(fake.Config{})}))
 	ctx := context.Background()
 	if _, err := h.CreateKey(ctx, "digestonly:k", shared.RSA2048); err != nil {
 		t.Fatal(err)

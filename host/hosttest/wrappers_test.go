@@ -45,7 +45,7 @@ func (u *unversioned) Sign(ctx context.Context, req shared.SignRequest) (shared.
 // reference changes, the Signer refuses to return signatures that do not
 // match its Public key.
 func TestSignerStaysConsistentWithPublic(t *testing.T) {
-	fp := fake.New()
+	fp := fake.New(fake.Config{})
 	u := &unversioned{Provider: fp}
 	u.target.Store("a")
 	h := hosttest.New(t, hosttest.WithProvider("alias", u), hosttest.WithProvider(hosttest.FakeProvider, fp))
@@ -88,7 +88,7 @@ func (w wrongVersion) Sign(ctx context.Context, req shared.SignRequest) (shared.
 }
 
 func TestSignedWithAnotherVersionIsRefused(t *testing.T) {
-	h := hosttest.New(t, hosttest.WithProvider("liar", wrongVersion{fake.New()}))
+	h := hosttest.New(t, hosttest.WithProvider("liar", wrongVersion{fake.New(fake.Config{})}))
 	ctx := context.Background()
 	k, err := h.CreateKey(ctx, "liar:k", shared.ECP256)
 	if err != nil {
@@ -130,7 +130,7 @@ func TestPublicKeyCache(t *testing.T) {
 		{"caching off", -1, 1 + 10 + 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &counting{Provider: fake.New()}
+			c := &counting{Provider: fake.New(fake.Config{})}
 			h := hosttest.New(t, hosttest.WithProvider("count", c), hosttest.WithConfig(host.Config{PublicKeyTTL: tt.ttl}))
 			k, err := h.CreateKey(ctx, "count:k", shared.ECP256)
 			if err != nil {
@@ -179,7 +179,7 @@ func (n noMessages) Sign(ctx context.Context, req shared.SignRequest) (shared.Si
 }
 
 func TestUnimplementedMessageSigningFallsBackToDigest(t *testing.T) {
-	h := hosttest.New(t, hosttest.WithProvider("nomsg", noMessages{fake.New()}))
+	h := hosttest.New(t, hosttest.WithProvider("nomsg", noMessages{fake.New(fake.Config{})}))
 	ctx := context.Background()
 	k, err := h.CreateKey(ctx, "nomsg:k", shared.ECP384)
 	if err != nil {

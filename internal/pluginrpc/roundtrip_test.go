@@ -1,4 +1,4 @@
-package shared
+package pluginrpc
 
 import (
 	"context"
@@ -11,50 +11,52 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/knhk/knhk/shared"
 )
 
 // countingProvider records calls and signs nothing real: enough to test the
 // SDK's checks and batch plumbing, which never look at signature bytes.
 type countingProvider struct {
-	UnimplementedProvider
+	shared.UnimplementedProvider
 	calls atomic.Int32
-	fail  string // key id whose Sign fails with ErrKeyNotFound
+	fail  string // key id whose Sign fails with shared.ErrKeyNotFound
 	block string // key id whose Sign waits for the context
 	panic string // key id whose Sign panics
 }
 
-func (p *countingProvider) Describe(context.Context) (Description, error) {
-	return Description{Name: "counting"}, nil
+func (p *countingProvider) Describe(context.Context) (shared.Description, error) {
+	return shared.Description{Name: "counting", KeyTypes: shared.KeyTypes, Algorithms: shared.Algorithms}, nil
 }
-func (p *countingProvider) PublicKey(context.Context, PublicKeyRequest) (PublicKeyResponse, error) {
-	return PublicKeyResponse{}, ErrUnimplemented
+func (p *countingProvider) PublicKey(context.Context, shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
+	return shared.PublicKeyResponse{}, shared.ErrUnimplemented
 }
-func (p *countingProvider) KeyMetadata(context.Context, KeyMetadataRequest) (KeyMetadata, error) {
-	return KeyMetadata{}, ErrUnimplemented
+func (p *countingProvider) KeyMetadata(context.Context, shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
+	return shared.KeyMetadata{}, shared.ErrUnimplemented
 }
-func (p *countingProvider) Sign(ctx context.Context, r SignRequest) (SignResponse, error) {
+func (p *countingProvider) Sign(ctx context.Context, r shared.SignRequest) (shared.SignResponse, error) {
 	p.calls.Add(1)
 	switch r.Key.ID {
 	case p.fail:
-		return SignResponse{}, fmt.Errorf("no key %q: %w", r.Key.ID, ErrKeyNotFound)
+		return shared.SignResponse{}, fmt.Errorf("no key %q: %w", r.Key.ID, shared.ErrKeyNotFound)
 	case p.block:
 		<-ctx.Done()
-		return SignResponse{}, ctx.Err()
+		return shared.SignResponse{}, ctx.Err()
 	case p.panic:
 		panic("boom")
 	}
-	return SignResponse{Signature: append([]byte("sig:"), r.Key.ID...), Version: "7"}, nil
+	return shared.SignResponse{Signature: append([]byte("sig:"), r.Key.ID...), Version: "7"}, nil
 }
 
-// connect serves p through Serve in go-plugin's test mode and connects to
+// connect serves p through shared.Serve in go-plugin's test mode and connects to
 // it as the host would.
-func connect(t *testing.T, p Provider) *Client {
+func connect(t *testing.T, p shared.Provider) *Client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	reattach := make(chan *plugin.ReattachConfig, 1)
 	closed := make(chan struct{})
 	go func() {
-		if err := Serve(p, WithTestConfig(&plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed})); err != nil {
+		if err := shared.Serve(p, shared.WithTestConfig(&plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed})); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -74,13 +76,13 @@ func connect(t *testing.T, p Provider) *Client {
 }
 
 func TestServeRefusesBadOptions(t *testing.T) {
-	if err := Serve(nil); err == nil {
+	if err := shared.Serve(nil); err == nil {
 		t.Fatal("Serve(nil) accepted")
 	}
-	if err := Serve(&countingProvider{}, WithLogger(nil)); err == nil {
+	if err := shared.Serve(&countingProvider{}, shared.WithLogger(nil)); err == nil {
 		t.Fatal("WithLogger(nil) accepted")
 	}
-	if err := Serve(&countingProvider{}, WithTestConfig(nil)); err == nil {
+	if err := shared.Serve(&countingProvider{}, shared.WithTestConfig(nil)); err == nil {
 		t.Fatal("WithTestConfig(nil) accepted")
 	}
 }
@@ -92,14 +94,14 @@ func TestServerChecksBeforeTheProvider(t *testing.T) {
 	d := sha256.Sum256([]byte("x"))
 	cases := []struct {
 		name string
-		req  SignRequest
+		req  shared.SignRequest
 		want error
 	}{
-		{"empty key id", SignRequest{Algorithm: ES256, Digest: d[:]}, ErrInvalidArgument},
-		{"unknown algorithm", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: "HS256", Digest: d[:]}, ErrUnsupportedAlgorithm},
-		{"short digest", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: ES384, Digest: d[:]}, ErrInvalidArgument},
-		{"EdDSA digest", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: EdDSA, Digest: d[:]}, ErrInvalidArgument},
-		{"no input", SignRequest{Key: KeyRef{ID: "k"}, Algorithm: ES256}, ErrInvalidArgument},
+		{"empty key id", shared.SignRequest{Algorithm: shared.ES256, Digest: d[:]}, shared.ErrInvalidArgument},
+		{"unknown algorithm", shared.SignRequest{Key: shared.KeyRef{ID: "k"}, Algorithm: "HS256", Digest: d[:]}, shared.ErrUnsupportedAlgorithm},
+		{"short digest", shared.SignRequest{Key: shared.KeyRef{ID: "k"}, Algorithm: shared.ES384, Digest: d[:]}, shared.ErrInvalidArgument},
+		{"EdDSA digest", shared.SignRequest{Key: shared.KeyRef{ID: "k"}, Algorithm: shared.EdDSA, Digest: d[:]}, shared.ErrInvalidArgument},
+		{"no input", shared.SignRequest{Key: shared.KeyRef{ID: "k"}, Algorithm: shared.ES256}, shared.ErrInvalidArgument},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,10 +114,10 @@ func TestServerChecksBeforeTheProvider(t *testing.T) {
 	if n := p.calls.Load(); n != 0 {
 		t.Fatalf("provider was called %d times for bad requests", n)
 	}
-	if _, err := c.Sign(ctx, SignRequest{Key: KeyRef{ID: "k"}, Algorithm: EdDSA, Message: []byte{}}); err != nil {
+	if _, err := c.Sign(ctx, shared.SignRequest{Key: shared.KeyRef{ID: "k"}, Algorithm: shared.EdDSA, Message: []byte{}}); err != nil {
 		t.Fatalf("empty message: %v", err)
 	}
-	if _, err := c.RotateKey(ctx, RotateKeyRequest{Key: KeyRef{ID: "k"}}); !errors.Is(err, ErrUnimplemented) {
+	if _, err := c.RotateKey(ctx, shared.RotateKeyRequest{Key: shared.KeyRef{ID: "k"}}); !errors.Is(err, shared.ErrUnimplemented) {
 		t.Fatalf("rotate: %v", err)
 	}
 }
@@ -123,7 +125,7 @@ func TestServerChecksBeforeTheProvider(t *testing.T) {
 func TestPanicBecomesAnError(t *testing.T) {
 	c := connect(t, &countingProvider{panic: "p"})
 	d := sha256.Sum256([]byte("x"))
-	_, err := c.Sign(context.Background(), SignRequest{Key: KeyRef{ID: "p"}, Algorithm: ES256, Digest: d[:]})
+	_, err := c.Sign(context.Background(), shared.SignRequest{Key: shared.KeyRef{ID: "p"}, Algorithm: shared.ES256, Digest: d[:]})
 	if err == nil || !strings.Contains(err.Error(), "panicked") {
 		t.Fatalf("got %v", err)
 	}
@@ -137,8 +139,8 @@ func TestSignBatchFallback(t *testing.T) {
 	p := &countingProvider{fail: "bad", block: "slow"}
 	c := connect(t, p)
 	d := sha256.Sum256([]byte("x"))
-	item := func(id string) SignRequest {
-		return SignRequest{Key: KeyRef{ID: id}, Algorithm: ES256, Digest: d[:]}
+	item := func(id string) shared.SignRequest {
+		return shared.SignRequest{Key: shared.KeyRef{ID: id}, Algorithm: shared.ES256, Digest: d[:]}
 	}
 	slow := item("slow")
 	slow.Deadline = time.Now().Add(50 * time.Millisecond)
@@ -146,7 +148,7 @@ func TestSignBatchFallback(t *testing.T) {
 	expired.Deadline = time.Now().Add(-time.Second)
 	short := item("b")
 	short.Digest = d[:5]
-	reqs := []SignRequest{item("a"), item("bad"), slow, expired, short, item("c")}
+	reqs := []shared.SignRequest{item("a"), item("bad"), slow, expired, short, item("c")}
 
 	start := time.Now()
 	res := c.SignBatch(context.Background(), reqs)
@@ -167,7 +169,7 @@ func TestSignBatchFallback(t *testing.T) {
 	if !errors.Is(res[2].Err, context.DeadlineExceeded) || !errors.Is(res[3].Err, context.DeadlineExceeded) {
 		t.Errorf("deadlines: %v / %v", res[2].Err, res[3].Err)
 	}
-	if !errors.Is(res[4].Err, ErrInvalidArgument) {
+	if !errors.Is(res[4].Err, shared.ErrInvalidArgument) {
 		t.Errorf("short digest: %v", res[4].Err)
 	}
 	if time.Since(start) > 5*time.Second {

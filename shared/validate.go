@@ -1,0 +1,337 @@
+package shared
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limits of what Validate lets through.
+const (
+	MaxKeyIDLen   = 2048 // bytes of a key id
+	MaxVersionLen = 256  // bytes of a version
+)
+
+// paramNameRE is what a parameter name looks like.
+var paramNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// Validate returns p wrapped so that every request is checked before p
+// sees it, with the same errors for every provider. Serve applies it, and
+// so do the conformance kit's in-process mode and host/hosttest; call it
+// yourself when you call a provider in-process, e.g. from its own tests.
+// Wrapping twice is harmless.
+//
+// What a provider may then rely on:
+//   - key ids are non-empty (except in CreateKey, where empty lets the
+//     service pick), at most MaxKeyIDLen bytes, and free of control
+//     characters; parameter names are lower-case identifiers (the
+//     provider's ParamSchema then checks which names it knows);
+//   - versions are empty (current) or at most MaxVersionLen printable,
+//     space-free characters;
+//   - algorithms are known and claimed by the provider's Describe
+//     (ErrUnsupportedAlgorithm otherwise); key types at CreateKey are
+//     known and claimed;
+//   - a sign or verify request carries exactly one input: a Digest of
+//     exactly the algorithm's hash length, or a Message (non-nil, maybe
+//     empty) only for EdDSA and for providers that claim CapSignMessage;
+//     for other providers the SDK hashes a Message into a Digest first;
+//   - a verify request carries a non-empty signature.
+//
+// Whether the key's type suits the algorithm is for the provider to
+// check (it knows the key): return CheckAlgorithm(keyType, alg).
+//
+// The wrapper is also a BatchSigner: it checks each item, then calls the
+// provider's native SignBatch with the valid ones, or Sign for each in
+// parallel when the provider has none. And Describe reports BuildVersion
+// when the provider leaves Version empty.
+func Validate(p Provider) Provider {
+	if v, ok := p.(*validated); ok {
+		return v
+	}
+	return &validated{p: p, workers: workers{idle: make(chan func())}}
+}
+
+type validated struct {
+	p       Provider
+	desc    atomic.Pointer[Description] // the first successful Describe
+	workers workers                     // batch items of providers without a native batch
+}
+
+var (
+	_ Provider    = (*validated)(nil)
+	_ BatchSigner = (*validated)(nil)
+)
+
+func (v *validated) Describe(ctx context.Context) (Description, error) {
+	if d := v.desc.Load(); d != nil {
+		return *d, nil
+	}
+	d, err := v.p.Describe(ctx)
+	if err != nil {
+		return Description{}, err
+	}
+	if d.Version == "" {
+		d.Version = BuildVersion()
+	}
+	v.desc.Store(&d)
+	return d, nil
+}
+
+func (v *validated) CreateKey(ctx context.Context, req CreateKeyRequest) (CreateKeyResponse, error) {
+	if err := checkRef(req.Key, true); err != nil {
+		return CreateKeyResponse{}, err
+	}
+	if _, err := ParseKeyType(string(req.Type)); err != nil {
+		return CreateKeyResponse{}, err
+	}
+	d, err := v.Describe(ctx)
+	if err != nil {
+		return CreateKeyResponse{}, err
+	}
+	if !slices.Contains(d.KeyTypes, req.Type) {
+		return CreateKeyResponse{}, fmt.Errorf("%w: the %s provider cannot create %s keys (it can create %v)", ErrInvalidArgument, d.Name, req.Type, d.KeyTypes)
+	}
+	return v.p.CreateKey(ctx, req)
+}
+
+func (v *validated) ListKeys(ctx context.Context, req ListKeysRequest) ([]KeySummary, error) {
+	if err := checkParamNames(req.Params); err != nil {
+		return nil, err
+	}
+	return v.p.ListKeys(ctx, req)
+}
+
+func (v *validated) PublicKey(ctx context.Context, req PublicKeyRequest) (PublicKeyResponse, error) {
+	if err := checkRefVersion(req.Key, req.Version); err != nil {
+		return PublicKeyResponse{}, err
+	}
+	return v.p.PublicKey(ctx, req)
+}
+
+func (v *validated) Sign(ctx context.Context, req SignRequest) (SignResponse, error) {
+	req, err := v.checkSign(ctx, req)
+	if err != nil {
+		return SignResponse{}, err
+	}
+	return v.p.Sign(ctx, req)
+}
+
+func (v *validated) Verify(ctx context.Context, req VerifyRequest) (VerifyResponse, error) {
+	if err := checkRefVersion(req.Key, req.Version); err != nil {
+		return VerifyResponse{}, err
+	}
+	digest, message, err := v.checkInput(ctx, req.Algorithm, req.Digest, req.Message)
+	if err != nil {
+		return VerifyResponse{}, err
+	}
+	if len(req.Signature) == 0 {
+		return VerifyResponse{}, fmt.Errorf("%w: the signature to verify is empty", ErrInvalidArgument)
+	}
+	req.Digest, req.Message = digest, message
+	return v.p.Verify(ctx, req)
+}
+
+func (v *validated) RotateKey(ctx context.Context, req RotateKeyRequest) (RotateKeyResponse, error) {
+	if err := checkRef(req.Key, false); err != nil {
+		return RotateKeyResponse{}, err
+	}
+	return v.p.RotateKey(ctx, req)
+}
+
+func (v *validated) KeyMetadata(ctx context.Context, req KeyMetadataRequest) (KeyMetadata, error) {
+	if err := checkRef(req.Key, false); err != nil {
+		return KeyMetadata{}, err
+	}
+	return v.p.KeyMetadata(ctx, req)
+}
+
+// SignBatch checks every item, then signs the valid ones natively or, for
+// a provider without a native batch, with one Sign each in parallel, each
+// within its own deadline. Results are in order, one per request.
+func (v *validated) SignBatch(ctx context.Context, reqs []SignRequest) []SignResult {
+	results := make([]SignResult, len(reqs))
+	valid := make([]int, 0, len(reqs))
+	checked := make([]SignRequest, 0, len(reqs))
+	for i, req := range reqs {
+		req, err := v.checkSign(ctx, req)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		valid = append(valid, i)
+		checked = append(checked, req)
+	}
+	if len(checked) == 0 {
+		return results
+	}
+	if bs, ok := v.p.(BatchSigner); ok {
+		out := bs.SignBatch(ctx, checked)
+		for j, i := range valid {
+			if j < len(out) {
+				results[i] = out[j]
+			} else {
+				results[i].Err = fmt.Errorf("%w: provider returned %d batch results for %d items", ErrUnavailable, len(out), len(checked))
+			}
+		}
+		return results
+	}
+	var wg sync.WaitGroup
+	wg.Add(len(valid))
+	for j, i := range valid {
+		v.workers.do(func() {
+			defer wg.Done()
+			results[i] = signOne(ctx, v.p, checked[j])
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// signOne signs one batch item within its own deadline. A provider that
+// panics fails the item, not the plugin.
+func signOne(ctx context.Context, p Provider, req SignRequest) (res SignResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = SignResult{Err: fmt.Errorf("provider panicked in Sign (batch item): %v", r)}
+		}
+	}()
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return SignResult{Err: err}
+	}
+	resp, err := p.Sign(ctx, req)
+	return SignResult{Response: resp, Err: err}
+}
+
+func (v *validated) checkSign(ctx context.Context, req SignRequest) (SignRequest, error) {
+	if err := checkRefVersion(req.Key, req.Version); err != nil {
+		return SignRequest{}, err
+	}
+	digest, message, err := v.checkInput(ctx, req.Algorithm, req.Digest, req.Message)
+	if err != nil {
+		return SignRequest{}, err
+	}
+	req.Digest, req.Message = digest, message
+	return req, nil
+}
+
+// checkInput checks the algorithm and the one input, and hashes a message
+// for a provider that signs only digests.
+func (v *validated) checkInput(ctx context.Context, alg Algorithm, digest, message []byte) ([]byte, []byte, error) {
+	if _, err := ParseAlgorithm(string(alg)); err != nil {
+		return nil, nil, err
+	}
+	d, err := v.Describe(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !slices.Contains(d.Algorithms, alg) {
+		return nil, nil, fmt.Errorf("%w: the %s provider does not sign with %s (it does with %v)", ErrUnsupportedAlgorithm, d.Name, alg, d.Algorithms)
+	}
+	switch {
+	case digest != nil && message != nil:
+		return nil, nil, fmt.Errorf("%w: send a digest or a message, not both", ErrInvalidArgument)
+	case digest != nil:
+		return digest, nil, CheckDigest(alg, digest)
+	case message == nil:
+		return nil, nil, fmt.Errorf("%w: the request carries neither a digest nor a message", ErrInvalidArgument)
+	case alg == EdDSA || d.Has(CapSignMessage):
+		return nil, message, nil
+	}
+	digest, err = Digest(alg, message)
+	return digest, nil, err
+}
+
+func checkRefVersion(ref KeyRef, version string) error {
+	if err := checkRef(ref, false); err != nil {
+		return err
+	}
+	return checkVersion(version)
+}
+
+// checkRef checks a key id's size and characters and the parameter names.
+func checkRef(ref KeyRef, emptyOK bool) error {
+	switch {
+	case ref.ID == "" && !emptyOK:
+		return fmt.Errorf("%w: key id is empty", ErrInvalidArgument)
+	case len(ref.ID) > MaxKeyIDLen:
+		return fmt.Errorf("%w: key id %s is %d bytes; the limit is %d", ErrInvalidArgument, Quote(ref.ID), len(ref.ID), MaxKeyIDLen)
+	case hasControl(ref.ID):
+		return fmt.Errorf("%w: key id %s contains control characters", ErrInvalidArgument, Quote(ref.ID))
+	}
+	return checkParamNames(ref.Params)
+}
+
+func checkParamNames(params map[string]string) error {
+	for name := range params {
+		if !paramNameRE.MatchString(name) {
+			return fmt.Errorf("%w: parameter name %s is not a lower-case name such as region or vault_url", ErrInvalidArgument, Quote(name))
+		}
+	}
+	return nil
+}
+
+func checkVersion(version string) error {
+	if version == "" {
+		return nil
+	}
+	if len(version) > MaxVersionLen {
+		return fmt.Errorf("%w: version %s is %d bytes; the limit is %d", ErrInvalidArgument, Quote(version), len(version), MaxVersionLen)
+	}
+	for _, r := range version {
+		if r <= ' ' || r == 0x7f {
+			return fmt.Errorf("%w: version %s contains spaces or control characters", ErrInvalidArgument, Quote(version))
+		}
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// workers runs functions on goroutines that outlive one batch: a
+// goroutine's stack, grown by its first signature, is reused instead of
+// grown (copied) again for every item. Any number run at once (providers
+// that wait on the network need as many as there are items); one left
+// idle for workerIdle exits.
+type workers struct {
+	idle chan func() // unbuffered: a send succeeds only if one is waiting
+}
+
+const workerIdle = 10 * time.Second
+
+func (w *workers) do(f func()) {
+	select {
+	case w.idle <- f:
+	default:
+		go w.loop(f)
+	}
+}
+
+func (w *workers) loop(f func()) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		f()
+		t.Reset(workerIdle)
+		select {
+		case f = <-w.idle:
+		case <-t.C:
+			return
+		}
+	}
+}
