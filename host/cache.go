@@ -31,6 +31,7 @@ type cacheKey struct {
 
 type cacheEntry struct {
 	pk      PublicKey
+	fetched time.Time
 	expires time.Time
 }
 
@@ -120,8 +121,17 @@ func (c *pubCache) put(r Ref, versions []string, pk PublicKey) {
 	}
 	name := keyName(r)
 	for _, v := range versions {
-		c.m[cacheKey{name, v}] = cacheEntry{pk: pk, expires: now.Add(c.ttl)}
+		c.m[cacheKey{name, v}] = cacheEntry{pk: pk, fetched: now, expires: now.Add(c.ttl)}
 	}
+}
+
+// fetchedWithin reports whether a key version was fetched from the plugin
+// less than d ago.
+func (c *pubCache) fetchedWithin(r Ref, version string, d time.Duration) bool {
+	c.mu.RLock()
+	e, ok := c.m[cacheKey{keyName(r), version}]
+	c.mu.RUnlock()
+	return ok && time.Since(e.fetched) < d
 }
 
 // drop forgets one version of a key.

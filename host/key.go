@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
@@ -42,9 +43,10 @@ func (k *Key) PublicKey(ctx context.Context, version string) (PublicKey, error) 
 	return k.h.publicKey(ctx, k.m, k.ref, version, false)
 }
 
-// algorithm resolves the options against the key version's type.
-func (k *Key) algorithm(ctx context.Context, opts SignOptions) (shared.Algorithm, PublicKey, error) {
-	pk, err := k.h.sharedPublicKey(ctx, k.m, k.ref, opts.Version, false)
+// algorithm resolves the options against the key version's type; refresh
+// refetches the public key instead of using the cache.
+func (k *Key) algorithm(ctx context.Context, opts SignOptions, refresh bool) (shared.Algorithm, PublicKey, error) {
+	pk, err := k.h.sharedPublicKey(ctx, k.m, k.ref, opts.Version, refresh)
 	if err != nil {
 		return "", PublicKey{}, err
 	}
@@ -65,7 +67,7 @@ func (k *Key) algorithm(ctx context.Context, opts SignOptions) (shared.Algorithm
 // EdDSA, which signs messages: use SignMessage). The signature has been
 // verified against the public key unless Config.DisableVerifyAfterSign.
 func (k *Key) SignDigest(ctx context.Context, digest []byte, opts SignOptions) (Signature, error) {
-	alg, _, err := k.algorithm(ctx, opts)
+	alg, _, err := k.algorithm(ctx, opts, false)
 	if err != nil {
 		return Signature{}, err
 	}
@@ -78,7 +80,7 @@ func (k *Key) SignDigest(ctx context.Context, digest []byte, opts SignOptions) (
 // SignMessage signs a whole message: sent as is for EdDSA and for
 // providers that sign messages themselves, hashed here otherwise.
 func (k *Key) SignMessage(ctx context.Context, message []byte, opts SignOptions) (Signature, error) {
-	alg, _, err := k.algorithm(ctx, opts)
+	alg, _, err := k.algorithm(ctx, opts, false)
 	if err != nil {
 		return Signature{}, err
 	}
@@ -122,23 +124,44 @@ func (k *Key) sign(ctx context.Context, req shared.SignRequest) (Signature, erro
 
 // VerifyDigest checks a signature over a digest locally, with the standard
 // library, against the public key of opts.Version (empty: current). It
-// returns nil or an error wrapping shared.ErrBadSignature.
+// returns nil or an error wrapping shared.ErrBadSignature. When the
+// current version's cached key does not verify, the key is fetched again
+// once before the answer: another host may have rotated it.
 func (k *Key) VerifyDigest(ctx context.Context, digest, sig []byte, opts SignOptions) error {
-	alg, pk, err := k.algorithm(ctx, opts)
-	if err != nil {
-		return err
-	}
-	return shared.VerifyDigest(pk.Key, alg, digest, sig)
+	return k.verify(ctx, opts, func(pk PublicKey, alg shared.Algorithm) error {
+		return shared.VerifyDigest(pk.Key, alg, digest, sig)
+	})
 }
 
 // VerifyMessage checks a signature over a whole message locally, like
 // VerifyDigest.
 func (k *Key) VerifyMessage(ctx context.Context, message, sig []byte, opts SignOptions) error {
-	alg, pk, err := k.algorithm(ctx, opts)
+	return k.verify(ctx, opts, func(pk PublicKey, alg shared.Algorithm) error {
+		return shared.VerifyMessage(pk.Key, alg, message, sig)
+	})
+}
+
+// minRefetch is how old the cached current key must be before a
+// verification miss fetches it again.
+const minRefetch = time.Second
+
+func (k *Key) verify(ctx context.Context, opts SignOptions, check func(PublicKey, shared.Algorithm) error) error {
+	alg, pk, err := k.algorithm(ctx, opts, false)
 	if err != nil {
 		return err
 	}
-	return shared.VerifyMessage(pk.Key, alg, message, sig)
+	err = check(pk, alg)
+	if !errors.Is(err, shared.ErrBadSignature) || opts.Version != "" {
+		return err // a named version's key cannot change
+	}
+	if k.h.cache.fetchedWithin(k.ref, "", minRefetch) {
+		return err // just fetched: bad signatures must not become plugin calls
+	}
+	alg, fresh, ferr := k.algorithm(ctx, opts, true)
+	if ferr != nil || fresh.Version == pk.Version {
+		return err
+	}
+	return check(fresh, alg)
 }
 
 // Rotate makes a new key version current and returns it. It drops the

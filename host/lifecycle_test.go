@@ -420,3 +420,48 @@ func TestCrashLoopBacksOff(t *testing.T) {
 		t.Fatalf("failure count %d after a good call; want 0", m.failures)
 	}
 }
+
+// TestRotationByAnotherHost: host B rotates a key that host A has cached.
+// A's own fresh signature (made with the new version) must verify through
+// A's Key.VerifyDigest without a version, although A's cached current key
+// is the old one; a bad signature still fails, and right after a refetch
+// it costs no further plugin call.
+func TestRotationByAnotherHost(t *testing.T) {
+	a, _ := newHost(t, Config{PublicKeyTTL: time.Hour})
+	b, _ := newHost(t, Config{PublicKeyTTL: time.Hour})
+	state := filepath.Join(t.TempDir(), "keys.json")
+	ctx := context.Background()
+	ref := newKey(t, a, state, "shared-key", shared.ECP256)
+	ka, err := a.Key(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := b.Key(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("m"))
+	if _, err := ka.PublicKey(ctx, ""); err != nil { // A caches version 1 as current
+		t.Fatal(err)
+	}
+	v2, err := kb.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := ka.SignDigest(ctx, d[:], SignOptions{})
+	if err != nil || sig.Version != v2 {
+		t.Fatalf("A signs after B's rotation: version %q (want %q), %v", sig.Version, v2, err)
+	}
+	if err := ka.VerifyDigest(ctx, d[:], sig.Signature, SignOptions{}); err != nil {
+		t.Fatalf("A rejects its own new-version signature: %v", err)
+	}
+	bad := append([]byte(nil), sig.Signature...)
+	bad[len(bad)-1] ^= 1
+	calls := a.Stats().Calls
+	if err := ka.VerifyDigest(ctx, d[:], bad, SignOptions{}); !errors.Is(err, shared.ErrBadSignature) {
+		t.Fatalf("tampered signature: %v, want ErrBadSignature", err)
+	}
+	if n := a.Stats().Calls - calls; n != 0 {
+		t.Fatalf("a bad signature right after a refetch cost %d plugin calls, want 0", n)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -80,6 +82,9 @@ func Serve(p Provider, opts ...ServeOption) error {
 	if cfg.logger == nil {
 		cfg.logger = Logger()
 	}
+	if cfg.test == nil {
+		go exitWithParent(os.Getppid(), cfg.logger)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: contract.Handshake,
 		Plugins:         contract.Plugins(newServer(p)),
@@ -97,6 +102,22 @@ func Serve(p Provider, opts ...ServeOption) error {
 		}
 	}
 	return nil
+}
+
+// parentPoll is how often a plugin checks that the host is still there.
+const parentPoll = 500 * time.Millisecond
+
+// exitWithParent ends the plugin when the host that started it is gone (a
+// plugin must not outlive it, holding credentials and connections): its
+// parent process id changes when the parent dies. On Linux the host also
+// asks the kernel for a parent-death signal; this covers everywhere else.
+func exitWithParent(ppid int, log hclog.Logger) {
+	for range time.Tick(parentPoll) {
+		if os.Getppid() != ppid {
+			log.Warn("the knhk host that started this plugin is gone; exiting", "host_pid", ppid)
+			os.Exit(1)
+		}
+	}
 }
 
 // recoverPanics keeps one bad request from killing the plugin: a panic in a
