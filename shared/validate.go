@@ -34,7 +34,9 @@ var paramNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 //     space-free characters;
 //   - algorithms are known and claimed by the provider's Describe
 //     (ErrUnsupportedAlgorithm otherwise); key types at CreateKey are
-//     known and claimed;
+//     known (ErrInvalidArgument otherwise) and claimed
+//     (ErrUnsupportedAlgorithm otherwise: the provider cannot make such a
+//     key, whatever the request says);
 //   - a sign or verify request carries exactly one input: a Digest of
 //     exactly the algorithm's hash length, or a Message (non-nil, maybe
 //     empty) only for EdDSA and for providers that claim CapSignMessage;
@@ -93,7 +95,7 @@ func (v *validated) CreateKey(ctx context.Context, req CreateKeyRequest) (Create
 		return CreateKeyResponse{}, err
 	}
 	if !slices.Contains(d.KeyTypes, req.Type) {
-		return CreateKeyResponse{}, fmt.Errorf("%w: the %s provider cannot create %s keys (it can create %v)", ErrInvalidArgument, d.Name, req.Type, d.KeyTypes)
+		return CreateKeyResponse{}, fmt.Errorf("%w: the %s provider cannot create %s keys (it can create %v)", ErrUnsupportedAlgorithm, d.Name, req.Type, d.KeyTypes)
 	}
 	return v.p.CreateKey(ctx, req)
 }
@@ -184,16 +186,17 @@ func (v *validated) SignBatch(ctx context.Context, reqs []SignRequest) []SignRes
 	for j, i := range valid {
 		v.workers.do(func() {
 			defer wg.Done()
-			results[i] = signOne(ctx, v.p, checked[j])
+			results[i] = SignItem(ctx, v.p, checked[j])
 		})
 	}
 	wg.Wait()
 	return results
 }
 
-// signOne signs one batch item within its own deadline. A provider that
-// panics fails the item, not the plugin.
-func signOne(ctx context.Context, p Provider, req SignRequest) (res SignResult) {
+// SignItem signs one batch item with p.Sign within the item's own
+// Deadline; a panic in p fails the item, not the plugin. A native
+// SignBatch that spreads items over goroutines calls it for each.
+func SignItem(ctx context.Context, p Provider, req SignRequest) (res SignResult) {
 	defer func() {
 		if r := recover(); r != nil {
 			res = SignResult{Err: fmt.Errorf("provider panicked in Sign (batch item): %v", r)}

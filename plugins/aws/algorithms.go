@@ -1,7 +1,8 @@
-package awskms
+package aws
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -33,13 +34,6 @@ var signingAlgorithms = map[shared.Algorithm]types.SigningAlgorithmSpec{
 	shared.ES512: types.SigningAlgorithmSpecEcdsaSha512,
 }
 
-// supportedKeyTypes and supportedAlgorithms are what Describe claims, in
-// knhk's stable order.
-var (
-	supportedKeyTypes   = []shared.KeyType{shared.RSA2048, shared.RSA3072, shared.RSA4096, shared.ECP256, shared.ECP384, shared.ECP521}
-	supportedAlgorithms = []shared.Algorithm{shared.RS256, shared.RS384, shared.RS512, shared.PS256, shared.PS384, shared.PS512, shared.ES256, shared.ES384, shared.ES512}
-)
-
 // keyTypeOf names the knhk key type of a KMS key spec.
 func keyTypeOf(spec types.KeySpec) (shared.KeyType, error) {
 	for kt, s := range keySpecs {
@@ -54,21 +48,18 @@ func keyTypeOf(spec types.KeySpec) (shared.KeyType, error) {
 func kmsAlgorithm(alg shared.Algorithm) (types.SigningAlgorithmSpec, error) {
 	s, ok := signingAlgorithms[alg]
 	if !ok {
-		return "", fmt.Errorf("%w: AWS KMS does not sign with %q here (it can with %v)", shared.ErrUnsupportedAlgorithm, alg, supportedAlgorithms)
+		return "", fmt.Errorf("%w: AWS KMS does not sign with %s here", shared.ErrUnsupportedAlgorithm, alg)
 	}
 	return s, nil
 }
 
 // knhkAlgorithms lists the knhk names of a key's KMS signing algorithms,
-// skipping any knhk has no name for.
+// in knhk's order, skipping any knhk has no name for.
 func knhkAlgorithms(specs []types.SigningAlgorithmSpec) []shared.Algorithm {
 	var out []shared.Algorithm
-	for _, alg := range supportedAlgorithms {
-		for _, s := range specs {
-			if signingAlgorithms[alg] == s {
-				out = append(out, alg)
-				break
-			}
+	for _, alg := range shared.Algorithms {
+		if s, ok := signingAlgorithms[alg]; ok && slices.Contains(specs, s) {
+			out = append(out, alg)
 		}
 	}
 	return out

@@ -1,4 +1,4 @@
-package awskms_test
+package aws_test
 
 import (
 	"bytes"

@@ -1,7 +1,6 @@
-package awskms
+package aws
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -100,43 +99,31 @@ func mapError(op, key string, err error) error {
 		status = hre.HTTPStatusCode()
 	}
 
-	var sentinel error
-	var detail string
+	sentinel := shared.ContextError(err) // the caller gave up: the host must see it as such
+	detail := err.Error()
 	var ae smithy.APIError
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		// The caller gave up; keep the context error so the host sees
-		// Canceled/DeadlineExceeded rather than a provider failure.
-		if errors.Is(err, context.Canceled) {
-			sentinel = context.Canceled
-		} else {
-			sentinel = context.DeadlineExceeded
-		}
-		detail = err.Error()
+	case sentinel != nil:
 	case errors.As(err, &ae):
 		sentinel = errorCodes[ae.ErrorCode()]
-		if sentinel == nil {
-			switch {
-			case status >= 500:
-				sentinel = shared.ErrUnavailable
-			case status == 401 || status == 403:
-				sentinel = shared.ErrPermissionDenied
-			default:
-				sentinel = shared.ErrInvalidArgument
-			}
+		switch {
+		case sentinel != nil:
+		case status != 0:
+			sentinel = shared.HTTPStatusError(status)
+		default:
+			sentinel = shared.ErrInvalidArgument // a code without a status: KMS refused the request
 		}
 		detail = ae.ErrorCode()
 		if m := ae.ErrorMessage(); m != "" {
 			detail += ": " + m
 		}
-	case strings.Contains(err.Error(), "failed to retrieve credentials") || strings.Contains(err.Error(), "failed to refresh cached credentials"):
+	case strings.Contains(detail, "failed to retrieve credentials") || strings.Contains(detail, "failed to refresh cached credentials"):
 		sentinel = shared.ErrPermissionDenied
-		detail = "no usable AWS credentials from the standard chain (environment, shared files, SSO, web identity, container or instance role): " + err.Error()
+		detail = "no usable AWS credentials from the standard chain (environment, shared files, SSO, web identity, container or instance role): " + detail
 	default:
 		// No response from KMS: connection refused, DNS, TLS, timeouts,
 		// after the SDK's retries.
 		sentinel = shared.ErrUnavailable
-		detail = err.Error()
 	}
 	if status != 0 && !strings.Contains(detail, "StatusCode") {
 		detail += fmt.Sprintf(" (HTTP %d)", status)
@@ -145,17 +132,18 @@ func mapError(op, key string, err error) error {
 		detail += " (request id " + reqID + ")"
 	}
 	msg := fmt.Sprintf("%v: %s: %s", sentinel, where, detail)
-	return &kmsError{sentinel: sentinel, msg: redactSecrets(msg), cause: err}
+	return &kmsError{sentinel: sentinel, msg: shared.Redact(msg, envSecrets()...), cause: err}
 }
 
-// redactSecrets removes credential values from the environment that could
-// have found their way into an SDK message. Defensive: the SDK does not
-// print them, and neither does this plugin.
-func redactSecrets(msg string) string {
+// envSecrets are the credential values in the environment that could find
+// their way into an SDK message. Defensive: the SDK does not print them,
+// and neither does this plugin.
+func envSecrets() []string {
+	var out []string
 	for _, v := range []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"} {
 		if s := os.Getenv(v); len(s) >= 8 {
-			msg = strings.ReplaceAll(msg, s, "REDACTED")
+			out = append(out, s)
 		}
 	}
-	return msg
+	return out
 }

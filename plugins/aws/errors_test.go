@@ -1,4 +1,4 @@
-package awskms_test
+package aws_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	awskms "github.com/knhk/knhk/plugins/aws"
+	"github.com/knhk/knhk/plugins/aws"
 	"github.com/knhk/knhk/plugins/aws/internal/localkms"
 	"github.com/knhk/knhk/shared"
 )
@@ -143,7 +143,7 @@ func TestUnavailable(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.code+"/"+c.mode, func(t *testing.T) {
 			srv, attempts := faultServer(t, e.srv.URL, "Sign", c.status, c.code)
-			p := awskms.New(awskms.Config{})
+			p := aws.New(aws.Config{})
 			ref := shared.KeyRef{ID: id, Params: map[string]string{"endpoint": srv.URL, "retry_mode": c.mode}}
 			_, err := p.Sign(ctxT(t), shared.SignRequest{Key: ref, Algorithm: shared.ES256, Digest: d})
 			wantErr(t, c.code, err, c.want)
@@ -167,7 +167,7 @@ func TestUnavailable(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		p := awskms.New(awskms.Config{})
+		p := aws.New(aws.Config{})
 		_, err = p.Sign(ctxT(t), shared.SignRequest{Key: shared.KeyRef{ID: id, Params: map[string]string{"endpoint": "http://" + addr}}, Algorithm: shared.ES256, Digest: d})
 		wantErr(t, "closed port", err, shared.ErrUnavailable)
 		noSecrets(t, err)
@@ -185,7 +185,7 @@ func TestUnavailable(t *testing.T) {
 		t.Cleanup(srv.Close)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		_, err := awskms.New(awskms.Config{}).Sign(ctx, shared.SignRequest{Key: shared.KeyRef{ID: id, Params: map[string]string{"endpoint": srv.URL}}, Algorithm: shared.ES256, Digest: d})
+		_, err := aws.New(aws.Config{}).Sign(ctx, shared.SignRequest{Key: shared.KeyRef{ID: id, Params: map[string]string{"endpoint": srv.URL}}, Algorithm: shared.ES256, Digest: d})
 		wantErr(t, "deadline", err, context.DeadlineExceeded)
 	})
 }
@@ -196,7 +196,7 @@ func TestNoCredentials(t *testing.T) {
 	e := newEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	p := awskms.New(awskms.Config{})
+	p := aws.New(aws.Config{})
 	_, err := p.PublicKey(ctxT(t), shared.PublicKeyRequest{Key: e.ref("alias/any")})
 	wantErr(t, "no credentials", err, shared.ErrPermissionDenied)
 	if !strings.Contains(err.Error(), "credentials") {

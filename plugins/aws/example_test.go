@@ -1,11 +1,11 @@
-package awskms_test
+package aws_test
 
 import (
 	"context"
 	"fmt"
 	"os"
 
-	awskms "github.com/knhk/knhk/plugins/aws"
+	"github.com/knhk/knhk/plugins/aws"
 	"github.com/knhk/knhk/plugins/aws/internal/localkms"
 	"github.com/knhk/knhk/shared"
 )
@@ -23,7 +23,7 @@ func ExampleNew() {
 	srv := localkms.New(dir)
 	defer srv.Close()
 	ctx := context.Background()
-	p := awskms.New(awskms.Config{})
+	p := shared.Validate(aws.New(aws.Config{})) // checks requests as the plugin does when served
 	ref := shared.KeyRef{ID: "alias/example", Params: map[string]string{"endpoint": srv.URL}}
 
 	if _, err = p.CreateKey(ctx, shared.CreateKeyRequest{Key: ref, Type: shared.ECP256}); err != nil {
@@ -58,7 +58,7 @@ func ExampleProvider_RotateKey() {
 	srv := localkms.New(dir)
 	defer srv.Close()
 	ctx := context.Background()
-	p := awskms.New(awskms.Config{})
+	p := shared.Validate(aws.New(aws.Config{})) // checks requests as the plugin does when served
 	ref := shared.KeyRef{ID: "alias/rotating", Params: map[string]string{"endpoint": srv.URL}}
 
 	created, err := p.CreateKey(ctx, shared.CreateKeyRequest{Key: ref, Type: shared.RSA2048})

@@ -1,4 +1,4 @@
-package awskms_test
+package aws_test
 
 import (
 	"context"
@@ -8,22 +8,23 @@ import (
 	"testing"
 	"time"
 
-	awskms "github.com/knhk/knhk/plugins/aws"
+	"github.com/knhk/knhk/plugins/aws"
 	"github.com/knhk/knhk/plugins/aws/internal/localkms"
 	"github.com/knhk/knhk/shared"
 )
 
-// env is one emulator and an in-process provider pointed at it.
+// env is one emulator and an in-process provider pointed at it, behind
+// the SDK's request validation as the plugin serves it.
 type env struct {
 	srv    *localkms.Server
-	p      *awskms.Provider
+	p      shared.Provider
 	params map[string]string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	srv := localkms.Start(t)
-	return &env{srv: srv, p: awskms.New(awskms.Config{}), params: map[string]string{"endpoint": srv.URL}}
+	return &env{srv: srv, p: shared.Validate(aws.New(aws.Config{})), params: map[string]string{"endpoint": srv.URL}}
 }
 
 func (e *env) ref(id string) shared.KeyRef { return shared.KeyRef{ID: id, Params: e.params} }

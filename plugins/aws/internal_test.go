@@ -1,11 +1,11 @@
-package awskms
+package aws
 
 import (
 	"context"
 	"errors"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go"
 
 	"github.com/knhk/knhk/shared"
@@ -22,28 +22,28 @@ func TestClientCache(t *testing.T) {
 		params map[string]string
 		want   int // cached clients after the step
 		region string
-		mode   aws.RetryMode
+		mode   awssdk.RetryMode
 	}{
-		{"alias/a", map[string]string{"region": "eu-west-1", "endpoint": ep}, 1, "eu-west-1", aws.RetryModeStandard},
-		{"alias/b", map[string]string{"region": "eu-west-1", "endpoint": ep}, 1, "eu-west-1", aws.RetryModeStandard},
-		{"arn:aws:kms:eu-west-1:111122223333:key/k", map[string]string{"endpoint": ep}, 1, "eu-west-1", aws.RetryModeStandard},
-		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep}, 2, "us-east-1", aws.RetryModeStandard},
-		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep, "retry_mode": "standard"}, 2, "us-east-1", aws.RetryModeStandard},
-		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep, "retry_mode": "adaptive"}, 3, "us-east-1", aws.RetryModeAdaptive},
-		{"alias/a", map[string]string{"region": "us-east-1"}, 4, "us-east-1", aws.RetryModeStandard},
-		{"arn:aws:kms:ap-south-1:111122223333:alias/x", nil, 5, "ap-south-1", aws.RetryModeStandard},
+		{"alias/a", map[string]string{"region": "eu-west-1", "endpoint": ep}, 1, "eu-west-1", awssdk.RetryModeStandard},
+		{"alias/b", map[string]string{"region": "eu-west-1", "endpoint": ep}, 1, "eu-west-1", awssdk.RetryModeStandard},
+		{"arn:aws:kms:eu-west-1:111122223333:key/k", map[string]string{"endpoint": ep}, 1, "eu-west-1", awssdk.RetryModeStandard},
+		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep}, 2, "us-east-1", awssdk.RetryModeStandard},
+		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep, "retry_mode": "standard"}, 2, "us-east-1", awssdk.RetryModeStandard},
+		{"alias/a", map[string]string{"region": "us-east-1", "endpoint": ep, "retry_mode": "adaptive"}, 3, "us-east-1", awssdk.RetryModeAdaptive},
+		{"alias/a", map[string]string{"region": "us-east-1"}, 4, "us-east-1", awssdk.RetryModeStandard},
+		{"arn:aws:kms:ap-south-1:111122223333:alias/x", nil, 5, "ap-south-1", awssdk.RetryModeStandard},
 	}
 	for _, s := range steps {
 		tg, err := p.resolve(ctx, shared.KeyRef{ID: s.id, Params: s.params})
 		if err != nil {
 			t.Fatalf("%s %v: %v", s.id, s.params, err)
 		}
-		if got := p.clients.len(); got != s.want {
+		if got := p.clients.Len(); got != s.want {
 			t.Fatalf("%s %v: %d cached clients, want %d", s.id, s.params, got, s.want)
 		}
 		o := tg.cl.Options()
-		if o.Region != s.region || o.RetryMode != s.mode || aws.ToString(o.BaseEndpoint) != s.params["endpoint"] {
-			t.Fatalf("%s %v: client region %q mode %q endpoint %q", s.id, s.params, o.Region, o.RetryMode, aws.ToString(o.BaseEndpoint))
+		if o.Region != s.region || o.RetryMode != s.mode || awssdk.ToString(o.BaseEndpoint) != s.params["endpoint"] {
+			t.Fatalf("%s %v: client region %q mode %q endpoint %q", s.id, s.params, o.Region, o.RetryMode, awssdk.ToString(o.BaseEndpoint))
 		}
 	}
 }

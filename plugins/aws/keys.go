@@ -1,4 +1,4 @@
-package awskms
+package aws
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -24,28 +24,19 @@ const createDescription = "created by knhk"
 func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
 	spec, ok := keySpecs[req.Type]
 	if !ok {
-		return shared.CreateKeyResponse{}, fmt.Errorf("%w: AWS KMS keys here are one of %v, not %q", shared.ErrUnsupportedAlgorithm, supportedKeyTypes, req.Type)
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: AWS KMS keys here are one of %v, not %s", shared.ErrUnsupportedAlgorithm, keyTypes, req.Type)
 	}
-	ref := req.Key
-	if ref.ID == "" {
-		ck, err := checkParams(ref.Params)
-		if err != nil {
-			return shared.CreateKeyResponse{}, err
-		}
-		cl, err := p.clients.get(ctx, ck)
-		if err != nil {
-			return shared.CreateKeyResponse{}, err
-		}
-		md, err := createKey(ctx, cl, spec, false, nil)
-		if err != nil {
-			return shared.CreateKeyResponse{}, err
-		}
-		id := aws.ToString(md.KeyId)
-		return shared.CreateKeyResponse{KeyID: id, Version: id}, nil
-	}
-	t, err := p.resolve(ctx, ref)
+	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.CreateKeyResponse{}, err
+	}
+	if req.Key.ID == "" {
+		md, err := createKey(ctx, t.cl, spec, false, nil)
+		if err != nil {
+			return shared.CreateKeyResponse{}, err
+		}
+		id := awssdk.ToString(md.KeyId)
+		return shared.CreateKeyResponse{KeyID: id, Version: id}, nil
 	}
 	if !t.key.isAlias() {
 		return shared.CreateKeyResponse{}, fmt.Errorf("%w: AWS KMS picks key ids; to create a key under a name pass alias/NAME (or leave the key id empty)", shared.ErrInvalidArgument)
@@ -55,12 +46,12 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 	} else if !errors.Is(err, shared.ErrKeyNotFound) {
 		return shared.CreateKeyResponse{}, err
 	}
-	md, err := createKey(ctx, t.cl, spec, false, []types.Tag{{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)}})
+	md, err := createKey(ctx, t.cl, spec, false, []types.Tag{{TagKey: awssdk.String(TagAlias), TagValue: awssdk.String(t.key.alias)}})
 	if err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
-	id := aws.ToString(md.KeyId)
-	if _, err := t.cl.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(t.key.alias), TargetKeyId: aws.String(id)}); err != nil {
+	id := awssdk.ToString(md.KeyId)
+	if _, err := t.cl.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: awssdk.String(t.key.alias), TargetKeyId: awssdk.String(id)}); err != nil {
 		return shared.CreateKeyResponse{}, abandon(ctx, t.cl, id, mapError("CreateAlias", t.key.alias, err))
 	}
 	return shared.CreateKeyResponse{KeyID: t.key.raw, Version: id}, nil
@@ -71,10 +62,10 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 func createKey(ctx context.Context, cl *kms.Client, spec types.KeySpec, multiRegion bool, tags []types.Tag) (*types.KeyMetadata, error) {
 	in := &kms.CreateKeyInput{
 		KeySpec: spec, KeyUsage: types.KeyUsageTypeSignVerify,
-		Description: aws.String(createDescription), Tags: tags,
+		Description: awssdk.String(createDescription), Tags: tags,
 	}
 	if multiRegion {
-		in.MultiRegion = aws.Bool(true)
+		in.MultiRegion = awssdk.Bool(true)
 	}
 	out, err := cl.CreateKey(ctx, in)
 	if err != nil {
@@ -89,7 +80,7 @@ func createKey(ctx context.Context, cl *kms.Client, spec types.KeySpec, multiReg
 // abandon schedules the deletion of a key created for a step that then
 // failed, and says so in the returned error.
 func abandon(ctx context.Context, cl *kms.Client, id string, cause error) error {
-	_, derr := cl.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(id), PendingWindowInDays: aws.Int32(7)})
+	_, derr := cl.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: awssdk.String(id), PendingWindowInDays: awssdk.Int32(7)})
 	if derr != nil {
 		return fmt.Errorf("%w (the key %s created for it is left behind: scheduling its deletion failed too: %v)", cause, id, mapError("ScheduleKeyDeletion", id, derr))
 	}
@@ -100,14 +91,11 @@ func abandon(ctx context.Context, cl *kms.Client, id string, cause error) error 
 // region the parameters name, each with its aliases. Keys pending deletion
 // are left out.
 func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
-	ck, err := checkParams(req.Params)
+	t, err := p.resolve(ctx, shared.KeyRef{Params: req.Params})
 	if err != nil {
 		return nil, err
 	}
-	cl, err := p.clients.get(ctx, ck)
-	if err != nil {
-		return nil, err
-	}
+	cl := t.cl
 	aliases := map[string][]string{} // key id -> alias names
 	ap := kms.NewListAliasesPaginator(cl, &kms.ListAliasesInput{})
 	for ap.HasMorePages() {
@@ -117,7 +105,7 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 		}
 		for _, a := range page.Aliases {
 			if a.TargetKeyId != nil {
-				aliases[*a.TargetKeyId] = append(aliases[*a.TargetKeyId], aws.ToString(a.AliasName))
+				aliases[*a.TargetKeyId] = append(aliases[*a.TargetKeyId], awssdk.ToString(a.AliasName))
 			}
 		}
 	}
@@ -129,7 +117,7 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 			return nil, mapError("ListKeys", "", err)
 		}
 		for _, k := range page.Keys {
-			ids = append(ids, aws.ToString(k.KeyId))
+			ids = append(ids, awssdk.ToString(k.KeyId))
 		}
 	}
 	// ListKeys says nothing about a key; describe them a few at a time.
@@ -159,7 +147,7 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 		if err != nil || md.KeyUsage != types.KeyUsageTypeSignVerify || md.KeyState == types.KeyStatePendingDeletion {
 			continue
 		}
-		id := aws.ToString(md.KeyId)
+		id := awssdk.ToString(md.KeyId)
 		out = append(out, shared.KeySummary{KeyID: id, Type: kt, CurrentVersion: id, Aliases: aliases[id]})
 	}
 	return out, nil
@@ -193,26 +181,26 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 	if cur.KeyUsage != types.KeyUsageTypeSignVerify {
 		return shared.RotateKeyResponse{}, fmt.Errorf("%w: %s points at a %s key; knhk rotates SIGN_VERIFY keys", shared.ErrFailedPrecondition, t.key.alias, cur.KeyUsage)
 	}
-	curID := aws.ToString(cur.KeyId)
+	curID := awssdk.ToString(cur.KeyId)
 	// A key the alias pointed at before knhk managed it becomes version 1.
 	tags, err := keyTags(ctx, t.cl, curID)
 	if err != nil {
 		return shared.RotateKeyResponse{}, err
 	}
 	if tags[TagAlias] == "" {
-		if _, err := t.cl.TagResource(ctx, &kms.TagResourceInput{KeyId: aws.String(curID), Tags: []types.Tag{{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)}}}); err != nil {
+		if _, err := t.cl.TagResource(ctx, &kms.TagResourceInput{KeyId: awssdk.String(curID), Tags: []types.Tag{{TagKey: awssdk.String(TagAlias), TagValue: awssdk.String(t.key.alias)}}}); err != nil {
 			return shared.RotateKeyResponse{}, mapError("TagResource", curID, err)
 		}
 	}
-	md, err := createKey(ctx, t.cl, cur.KeySpec, aws.ToBool(cur.MultiRegion), []types.Tag{
-		{TagKey: aws.String(TagAlias), TagValue: aws.String(t.key.alias)},
-		{TagKey: aws.String(TagPrevious), TagValue: aws.String(curID)},
+	md, err := createKey(ctx, t.cl, cur.KeySpec, awssdk.ToBool(cur.MultiRegion), []types.Tag{
+		{TagKey: awssdk.String(TagAlias), TagValue: awssdk.String(t.key.alias)},
+		{TagKey: awssdk.String(TagPrevious), TagValue: awssdk.String(curID)},
 	})
 	if err != nil {
 		return shared.RotateKeyResponse{}, err
 	}
-	newID := aws.ToString(md.KeyId)
-	if _, err := t.cl.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(t.key.alias), TargetKeyId: aws.String(newID)}); err != nil {
+	newID := awssdk.ToString(md.KeyId)
+	if _, err := t.cl.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: awssdk.String(t.key.alias), TargetKeyId: awssdk.String(newID)}); err != nil {
 		return shared.RotateKeyResponse{}, abandon(ctx, t.cl, newID, mapError("UpdateAlias", t.key.alias, err))
 	}
 	return shared.RotateKeyResponse{Version: newID}, nil
@@ -235,10 +223,10 @@ func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataReques
 		return shared.KeyMetadata{}, err
 	}
 	md := shared.KeyMetadata{
-		KeyID:          aws.ToString(cur.KeyId),
+		KeyID:          awssdk.ToString(cur.KeyId),
 		Type:           kt,
 		Algorithms:     knhkAlgorithms(cur.SigningAlgorithms),
-		CurrentVersion: aws.ToString(cur.KeyId),
+		CurrentVersion: awssdk.ToString(cur.KeyId),
 		Attributes:     attributes(cur),
 	}
 	if t.key.isAlias() {
@@ -246,7 +234,7 @@ func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataReques
 		md.Attributes["alias"] = t.key.alias
 	}
 	for _, v := range chain {
-		kv := shared.KeyVersion{Version: aws.ToString(v.KeyId), Enabled: v.Enabled && v.KeyState == types.KeyStateEnabled}
+		kv := shared.KeyVersion{Version: awssdk.ToString(v.KeyId), Enabled: v.Enabled && v.KeyState == types.KeyStateEnabled}
 		if v.CreationDate != nil {
 			kv.Created = *v.CreationDate
 		}
@@ -258,15 +246,15 @@ func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataReques
 // attributes are the DescribeKey fields worth showing, as strings.
 func attributes(md *types.KeyMetadata) map[string]string {
 	a := map[string]string{
-		"arn":          aws.ToString(md.Arn),
+		"arn":          awssdk.ToString(md.Arn),
 		"key_spec":     string(md.KeySpec),
 		"key_usage":    string(md.KeyUsage),
 		"key_state":    string(md.KeyState),
 		"origin":       string(md.Origin),
 		"key_manager":  string(md.KeyManager),
-		"account_id":   aws.ToString(md.AWSAccountId),
-		"description":  aws.ToString(md.Description),
-		"multi_region": strconv.FormatBool(aws.ToBool(md.MultiRegion)),
+		"account_id":   awssdk.ToString(md.AWSAccountId),
+		"description":  awssdk.ToString(md.Description),
+		"multi_region": strconv.FormatBool(awssdk.ToBool(md.MultiRegion)),
 	}
 	if md.CreationDate != nil {
 		a["created"] = md.CreationDate.UTC().Format("2006-01-02T15:04:05Z")
@@ -274,11 +262,11 @@ func attributes(md *types.KeyMetadata) map[string]string {
 	if mr := md.MultiRegionConfiguration; mr != nil {
 		a["multi_region_key_type"] = string(mr.MultiRegionKeyType)
 		if mr.PrimaryKey != nil {
-			a["primary_region"] = aws.ToString(mr.PrimaryKey.Region)
+			a["primary_region"] = awssdk.ToString(mr.PrimaryKey.Region)
 		}
 		var replicas []string
 		for _, r := range mr.ReplicaKeys {
-			replicas = append(replicas, aws.ToString(r.Region))
+			replicas = append(replicas, awssdk.ToString(r.Region))
 		}
 		if len(replicas) > 0 {
 			a["replica_regions"] = fmt.Sprint(replicas)

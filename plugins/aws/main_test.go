@@ -1,14 +1,13 @@
-package awskms_test
+package aws_test
 
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/knhk/knhk/plugins/aws/internal/localkms"
+	"github.com/knhk/knhk/shared/providertest"
 )
 
 // pluginBin is the knhk-plugin-aws binary TestMain builds for the tests
@@ -30,18 +29,12 @@ func run(m *testing.M) int {
 	os.Unsetenv("AWS_PROFILE")
 	os.Unsetenv("AWS_ENDPOINT_URL")
 	os.Unsetenv("AWS_ENDPOINT_URL_KMS")
-	dir, err := os.MkdirTemp("", "knhk-aws-test-")
+	bin, remove, err := providertest.BuildTemp("./cmd/knhk-plugin-aws")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	pluginBin = filepath.Join(dir, "plugins", "knhk-plugin-aws")
-	cmd := exec.Command("go", "build", "-o", pluginBin, "./cmd/knhk-plugin-aws")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building knhk-plugin-aws:", err)
-		return 1
-	}
+	defer remove()
+	pluginBin = bin
 	return m.Run()
 }

@@ -1,72 +1,35 @@
-package awskms
+package aws
 
 import (
+	"context"
 	"fmt"
-	"net/url"
-	"sort"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/knhk/knhk/shared"
 )
 
-// Parameters a key reference or a ListKeys call may carry.
+// Parameters a key reference or a ListKeys call may carry. Credentials are
+// never parameters: they come from the standard AWS chain.
 const (
-	ParamRegion    = "region"     // AWS region, e.g. eu-west-1; default: the key ARN's region, then the standard chain (AWS_REGION, profile)
-	ParamEndpoint  = "endpoint"   // custom KMS endpoint URL (emulator, VPC or FIPS endpoint); default: the SDK's
-	ParamProfile   = "profile"    // shared config profile; default: the standard chain (AWS_PROFILE, "default")
-	ParamRetryMode = "retry_mode" // "standard" (default) or "adaptive"
+	ParamRegion    = "region"
+	ParamEndpoint  = "endpoint"
+	ParamProfile   = "profile"
+	ParamRetryMode = "retry_mode"
 )
 
-var knownParams = map[string]bool{ParamRegion: true, ParamEndpoint: true, ParamProfile: true, ParamRetryMode: true}
-
-// clientKey names one cached KMS client: one per region, endpoint, profile
-// and retry mode.
-type clientKey struct {
-	region, endpoint, profile, retryMode string
-}
-
-// checkParams refuses unknown or malformed parameters. Credentials are
-// never parameters: they come from the standard AWS chain.
-func checkParams(params map[string]string) (clientKey, error) {
-	var unknown []string
-	for k := range params {
-		if !knownParams[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return clientKey{}, fmt.Errorf("%w: unknown parameter(s) %s for the aws provider (known: region, endpoint, profile, retry_mode; credentials come from the standard AWS chain, never from parameters)",
-			shared.ErrInvalidArgument, strings.Join(unknown, ", "))
-	}
-	ck := clientKey{region: params[ParamRegion], endpoint: params[ParamEndpoint], profile: params[ParamProfile], retryMode: params[ParamRetryMode]}
-	if ck.endpoint != "" {
-		u, err := url.Parse(ck.endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return clientKey{}, fmt.Errorf("%w: endpoint %q is not an http(s) URL without user info", shared.ErrInvalidArgument, redactURL(ck.endpoint))
-		}
-	}
-	switch ck.retryMode {
-	case "":
-		ck.retryMode = "standard" // one cached client for both spellings
-	case "standard", "adaptive":
-	default:
-		return clientKey{}, fmt.Errorf("%w: retry_mode %q is not \"standard\" or \"adaptive\"", shared.ErrInvalidArgument, ck.retryMode)
-	}
-	return ck, nil
-}
-
-// redactURL keeps user info (which could hold a secret) out of messages.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = url.User("REDACTED")
-		return u.String()
-	}
-	if i := strings.Index(s, "@"); i >= 0 {
-		return "REDACTED" + s[i:]
-	}
-	return s
-}
+// params is the provider's parameter schema.
+var params = shared.NewParamSchema(Name,
+	shared.Param{Name: ParamRegion,
+		Doc: "AWS region, e.g. eu-west-1; default: the key ARN's region, then the standard chain (AWS_REGION, profile)"},
+	shared.Param{Name: ParamEndpoint, Kind: shared.ParamURL,
+		Doc: "KMS endpoint URL (emulator, VPC or FIPS endpoint); default: the SDK's"},
+	shared.Param{Name: ParamProfile,
+		Doc: "shared config profile; default: the standard chain (AWS_PROFILE, default)"},
+	shared.Param{Name: ParamRetryMode, Kind: shared.ParamEnum, Choices: []string{"standard", "adaptive"}, Default: "standard",
+		Doc: "the SDK's retryer"},
+)
 
 // keyID is a parsed KMS key reference.
 type keyID struct {
@@ -88,7 +51,7 @@ func parseKeyID(s string) (keyID, error) {
 		// arn:PARTITION:kms:REGION:ACCOUNT:key/ID or .../alias/NAME
 		parts := strings.SplitN(s, ":", 6)
 		if len(parts) != 6 || parts[2] != "kms" || parts[3] == "" || parts[4] == "" {
-			return keyID{}, fmt.Errorf("%w: %q is not a KMS key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or .../alias/NAME)", shared.ErrInvalidArgument, s)
+			return keyID{}, fmt.Errorf("%w: %s is not a KMS key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or .../alias/NAME)", shared.ErrInvalidArgument, shared.Quote(s))
 		}
 		res := parts[5]
 		switch {
@@ -97,16 +60,16 @@ func parseKeyID(s string) (keyID, error) {
 		case strings.HasPrefix(res, "key/") && len(res) > len("key/"):
 			return keyID{raw: s, id: strings.TrimPrefix(res, "key/"), region: parts[3]}, nil
 		}
-		return keyID{}, fmt.Errorf("%w: %q is not a KMS key or alias ARN (resource must be key/ID or alias/NAME)", shared.ErrInvalidArgument, s)
+		return keyID{}, fmt.Errorf("%w: %s is not a KMS key or alias ARN (resource must be key/ID or alias/NAME)", shared.ErrInvalidArgument, shared.Quote(s))
 	}
 	if strings.HasPrefix(s, "alias/") {
 		if len(s) == len("alias/") {
-			return keyID{}, fmt.Errorf("%w: alias name is empty in %q", shared.ErrInvalidArgument, s)
+			return keyID{}, fmt.Errorf("%w: alias name is empty in %s", shared.ErrInvalidArgument, shared.Quote(s))
 		}
 		return keyID{raw: s, alias: s}, nil
 	}
 	if strings.ContainsAny(s, ":/") {
-		return keyID{}, fmt.Errorf("%w: %q is not a key id, key ARN, alias/NAME or alias ARN", shared.ErrInvalidArgument, s)
+		return keyID{}, fmt.Errorf("%w: %s is not a key id, key ARN, alias/NAME or alias ARN", shared.ErrInvalidArgument, shared.Quote(s))
 	}
 	return keyID{raw: s, id: s}, nil
 }
@@ -120,14 +83,49 @@ func idFromARN(arn string) string {
 	return arn
 }
 
-// resolveRegion combines the region parameter with an ARN's region.
-func resolveRegion(ck clientKey, k keyID) (clientKey, error) {
+// region is the region a call goes to: an ARN's region, which the region
+// parameter must not contradict, else the parameter (empty: the standard
+// chain decides).
+func region(ps shared.Params, k keyID) (string, error) {
+	r := ps.String(ParamRegion)
 	if k.region == "" {
-		return ck, nil
+		return r, nil
 	}
-	if ck.region != "" && ck.region != k.region {
-		return clientKey{}, fmt.Errorf("%w: region parameter %q contradicts the region %q in %s", shared.ErrInvalidArgument, ck.region, k.region, k.raw)
+	if r != "" && r != k.region {
+		return "", fmt.Errorf("%w: region parameter %s contradicts the region %s in %s", shared.ErrInvalidArgument, shared.Quote(r), shared.Quote(k.region), shared.Quote(k.raw))
 	}
-	ck.region = k.region
-	return ck, nil
+	return k.region, nil
+}
+
+// target is a key reference resolved to its client.
+type target struct {
+	conn string // the client's cache key: equal for equal connection settings
+	cl   *kms.Client
+	key  keyID // zero when the reference has no key id
+}
+
+// resolve checks a key reference's parameters, parses its key id and picks
+// (or makes) its client. An empty key id (CreateKey letting KMS pick one,
+// ListKeys) resolves to the client alone.
+func (p *Provider) resolve(ctx context.Context, ref shared.KeyRef) (target, error) {
+	var k keyID
+	if ref.ID != "" {
+		var err error
+		if k, err = parseKeyID(ref.ID); err != nil {
+			return target{}, err
+		}
+	}
+	ps, err := params.Parse(ref.Params)
+	if err != nil {
+		return target{}, err
+	}
+	r, err := region(ps, k)
+	if err != nil {
+		return target{}, err
+	}
+	conn, cl, err := p.client(ctx, ps, r)
+	if err != nil {
+		return target{}, err
+	}
+	return target{conn: conn, cl: cl, key: k}, nil
 }

@@ -1,4 +1,4 @@
-package awskms_test
+package aws_test
 
 import (
 	"context"
@@ -8,26 +8,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/hashicorp/go-plugin"
 
-	awskms "github.com/knhk/knhk/plugins/aws"
+	"github.com/knhk/knhk/internal/pluginrpc"
+	"github.com/knhk/knhk/plugins/aws"
 	"github.com/knhk/knhk/plugins/aws/internal/localkms"
 	"github.com/knhk/knhk/shared"
 )
 
 // dispense launches the built binary with go-plugin, as the host does.
-func dispense(t *testing.T) *shared.Client {
+func dispense(t *testing.T) *pluginrpc.Client {
 	t.Helper()
-	c := plugin.NewClient(shared.ClientConfig(exec.Command(pluginBin)))
+	c := plugin.NewClient(pluginrpc.ClientConfig(exec.Command(pluginBin)))
 	t.Cleanup(c.Kill)
 	rpc, err := c.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := shared.Dispense(rpc)
+	p, err := pluginrpc.Dispense(rpc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func dispense(t *testing.T) *shared.Client {
 // TestDescribe: in process and over gRPC, the plugin claims the six key
 // types and nine algorithms KMS and its emulator share; never Ed25519.
 func TestDescribe(t *testing.T) {
-	for name, p := range map[string]shared.Provider{"in-process": awskms.New(awskms.Config{}), "binary": dispense(t)} {
+	for name, p := range map[string]shared.Provider{"in-process": aws.New(aws.Config{}), "binary": dispense(t)} {
 		d, err := p.Describe(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -129,7 +130,7 @@ func TestListKeys(t *testing.T) {
 	if k := byID[plain]; k.Type != shared.RSA3072 || len(k.Aliases) != 0 {
 		t.Fatalf("plain key listed as %+v", k)
 	}
-	if _, ok := byID[aws.ToString(sym.KeyMetadata.KeyId)]; ok || len(keys) != 2 {
+	if _, ok := byID[awssdk.ToString(sym.KeyMetadata.KeyId)]; ok || len(keys) != 2 {
 		t.Fatalf("listed %d keys, including a symmetric one: %+v", len(keys), keys)
 	}
 }

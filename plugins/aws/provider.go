@@ -1,10 +1,11 @@
-package awskms
+package aws
 
 import (
 	"context"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -18,8 +19,11 @@ const DefaultMaxVersions = 100
 
 // Config configures a Provider. The zero value works.
 type Config struct {
-	// Version is what Describe reports as the plugin version; default "dev".
+	// Version is what Describe reports as the plugin version; default:
+	// the SDK reports shared.BuildVersion().
 	Version string
+	// Logger receives the provider's logs; default shared.Logger().
+	Logger hclog.Logger
 	// MaxVersions bounds the version chain KeyMetadata and version lookups
 	// walk (one KMS call per version); default DefaultMaxVersions.
 	MaxVersions int
@@ -29,14 +33,16 @@ type Config struct {
 // Provider serves keys in any number of regions, endpoints and profiles.
 type Provider struct {
 	cfg     Config
-	clients clients
+	clients shared.ClientCache[*kms.Client]
 	// members caches "key id K is a version of alias A" answers, which
 	// cannot change once the tags are written.
 	members sync.Map // memberKey -> struct{}
 }
 
+// memberKey names one "version of alias" answer: per client, since the
+// same alias name exists in every region and account.
 type memberKey struct {
-	ck      clientKey
+	conn    string
 	alias   string
 	version string
 }
@@ -45,14 +51,17 @@ var _ shared.Provider = (*Provider)(nil)
 
 // New returns a Provider.
 func New(cfg Config) *Provider {
-	if cfg.Version == "" {
-		cfg.Version = "dev"
+	if cfg.Logger == nil {
+		cfg.Logger = shared.Logger()
 	}
 	if cfg.MaxVersions <= 0 {
 		cfg.MaxVersions = DefaultMaxVersions
 	}
 	return &Provider{cfg: cfg}
 }
+
+// keyTypes are the key types the provider offers, in knhk's order.
+var keyTypes = []shared.KeyType{shared.RSA2048, shared.RSA3072, shared.RSA4096, shared.ECP256, shared.ECP384, shared.ECP521}
 
 // Describe says what the plugin offers. It makes no AWS call.
 func (p *Provider) Describe(context.Context) (shared.Description, error) {
@@ -62,34 +71,7 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 		Capabilities: []shared.Capability{
 			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage,
 		},
-		KeyTypes:   append([]shared.KeyType(nil), supportedKeyTypes...),
-		Algorithms: append([]shared.Algorithm(nil), supportedAlgorithms...),
+		KeyTypes:   append([]shared.KeyType(nil), keyTypes...),
+		Algorithms: shared.AlgorithmsFor(keyTypes...),
 	}, nil
-}
-
-// target is a key reference resolved to its client.
-type target struct {
-	ck  clientKey
-	cl  *kms.Client
-	key keyID
-}
-
-// resolve parses a key reference and picks (or makes) its client.
-func (p *Provider) resolve(ctx context.Context, ref shared.KeyRef) (target, error) {
-	k, err := parseKeyID(ref.ID)
-	if err != nil {
-		return target{}, err
-	}
-	ck, err := checkParams(ref.Params)
-	if err != nil {
-		return target{}, err
-	}
-	if ck, err = resolveRegion(ck, k); err != nil {
-		return target{}, err
-	}
-	cl, err := p.clients.get(ctx, ck)
-	if err != nil {
-		return target{}, err
-	}
-	return target{ck: ck, cl: cl, key: k}, nil
 }

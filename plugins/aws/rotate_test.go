@@ -1,4 +1,4 @@
-package awskms_test
+package aws_test
 
 import (
 	"bytes"
@@ -6,24 +6,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	awskms "github.com/knhk/knhk/plugins/aws"
+	"github.com/knhk/knhk/plugins/aws"
 	"github.com/knhk/knhk/shared"
 )
 
 // tags reads a key's tags straight from the emulator.
 func (e *env) tags(t *testing.T, id string) map[string]string {
 	t.Helper()
-	out, err := e.srv.Client().ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(id)})
+	out, err := e.srv.Client().ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: awssdk.String(id)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := map[string]string{}
 	for _, tg := range out.Tags {
-		m[aws.ToString(tg.TagKey)] = aws.ToString(tg.TagValue)
+		m[awssdk.ToString(tg.TagKey)] = awssdk.ToString(tg.TagValue)
 	}
 	return m
 }
@@ -34,7 +34,7 @@ func (e *env) tags(t *testing.T, id string) map[string]string {
 func TestRotate(t *testing.T) {
 	e := newEnv(t)
 	alias, v1 := e.create(t, "alias/rotate", shared.RSA2048)
-	if got := e.tags(t, v1); got[awskms.TagAlias] != "alias/rotate" || got[awskms.TagPrevious] != "" {
+	if got := e.tags(t, v1); got[aws.TagAlias] != "alias/rotate" || got[aws.TagPrevious] != "" {
 		t.Fatalf("v1 tags %v", got)
 	}
 	msg := []byte("signed by v1")
@@ -52,7 +52,7 @@ func TestRotate(t *testing.T) {
 	if v2 == "" || v2 == v1 {
 		t.Fatalf("rotation returned version %q (v1 %q)", v2, v1)
 	}
-	if got := e.tags(t, v2); got[awskms.TagAlias] != "alias/rotate" || got[awskms.TagPrevious] != v1 {
+	if got := e.tags(t, v2); got[aws.TagAlias] != "alias/rotate" || got[aws.TagPrevious] != v1 {
 		t.Fatalf("v2 tags %v", got)
 	}
 	pub2, pk2 := e.publicKey(t, alias, "")
@@ -159,8 +159,8 @@ func TestRotateForeignAlias(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := aws.ToString(out.KeyMetadata.KeyId)
-	if _, err := cl.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/foreign"), TargetKeyId: aws.String(v1)}); err != nil {
+	v1 := awssdk.ToString(out.KeyMetadata.KeyId)
+	if _, err := cl.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: awssdk.String("alias/foreign"), TargetKeyId: awssdk.String(v1)}); err != nil {
 		t.Fatal(err)
 	}
 	md, err := e.p.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: e.ref("alias/foreign")})
@@ -175,7 +175,7 @@ func TestRotateForeignAlias(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.tags(t, v1)[awskms.TagAlias] != "alias/foreign" {
+	if e.tags(t, v1)[aws.TagAlias] != "alias/foreign" {
 		t.Fatalf("old key not tagged: %v", e.tags(t, v1))
 	}
 	md, err = e.p.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: e.ref("alias/foreign")})

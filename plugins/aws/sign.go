@@ -1,4 +1,4 @@
-package awskms
+package aws
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -22,15 +22,10 @@ const MaxRawMessage = 4096
 // MaxRawMessage bytes as RAW, any other message hashed here and sent as
 // DIGEST (KMS refuses empty and longer RAW messages).
 func kmsInput(alg shared.Algorithm, digest, message []byte) ([]byte, types.MessageType, error) {
-	if message == nil {
-		// The SDK's server checks this for plugin calls; in-process
-		// callers get the same answer without a round trip.
-		if err := shared.CheckDigest(alg, digest); err != nil {
-			return nil, "", err
-		}
+	switch {
+	case message == nil:
 		return digest, types.MessageTypeDigest, nil
-	}
-	if len(message) >= 1 && len(message) <= MaxRawMessage {
+	case len(message) >= 1 && len(message) <= MaxRawMessage:
 		return message, types.MessageTypeRaw, nil
 	}
 	d, err := shared.Digest(alg, message)
@@ -49,57 +44,64 @@ func (p *Provider) keyFor(ctx context.Context, t target, version string) (string
 	return p.versionTarget(ctx, t, version)
 }
 
+// signCall is what Sign and Verify send KMS.
+type signCall struct {
+	t   target
+	id  string // KeyId: the reference, or the named version's key id
+	alg types.SigningAlgorithmSpec
+	in  []byte
+	mt  types.MessageType
+}
+
+// prepare resolves a sign or verify request's key, version, algorithm and
+// input into what KMS is sent.
+func (p *Provider) prepare(ctx context.Context, ref shared.KeyRef, version string, alg shared.Algorithm, digest, message []byte) (signCall, error) {
+	spec, err := kmsAlgorithm(alg)
+	if err != nil {
+		return signCall{}, err
+	}
+	in, mt, err := kmsInput(alg, digest, message)
+	if err != nil {
+		return signCall{}, err
+	}
+	t, err := p.resolve(ctx, ref)
+	if err != nil {
+		return signCall{}, err
+	}
+	id, err := p.keyFor(ctx, t, version)
+	if err != nil {
+		return signCall{}, err
+	}
+	return signCall{t: t, id: id, alg: spec, in: in, mt: mt}, nil
+}
+
 // Sign signs a digest or a message with the key (or the named version).
 // ECDSA signatures come back from KMS as ASN.1 DER, RSA raw, as knhk wants.
 func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
-	alg, err := kmsAlgorithm(req.Algorithm)
+	c, err := p.prepare(ctx, req.Key, req.Version, req.Algorithm, req.Digest, req.Message)
 	if err != nil {
 		return shared.SignResponse{}, err
 	}
-	in, mt, err := kmsInput(req.Algorithm, req.Digest, req.Message)
+	out, err := c.t.cl.Sign(ctx, &kms.SignInput{KeyId: awssdk.String(c.id), Message: c.in, MessageType: c.mt, SigningAlgorithm: c.alg})
 	if err != nil {
-		return shared.SignResponse{}, err
-	}
-	t, err := p.resolve(ctx, req.Key)
-	if err != nil {
-		return shared.SignResponse{}, err
-	}
-	id, err := p.keyFor(ctx, t, req.Version)
-	if err != nil {
-		return shared.SignResponse{}, err
-	}
-	out, err := t.cl.Sign(ctx, &kms.SignInput{KeyId: aws.String(id), Message: in, MessageType: mt, SigningAlgorithm: alg})
-	if err != nil {
-		return shared.SignResponse{}, mapError("Sign", id, err)
+		return shared.SignResponse{}, mapError("Sign", c.id, err)
 	}
 	if len(out.Signature) == 0 {
-		return shared.SignResponse{}, fmt.Errorf("%w: aws kms Sign %s returned no signature", shared.ErrUnavailable, id)
+		return shared.SignResponse{}, fmt.Errorf("%w: aws kms Sign %s returned no signature", shared.ErrUnavailable, c.id)
 	}
-	return shared.SignResponse{Signature: out.Signature, Version: idFromARN(aws.ToString(out.KeyId))}, nil
+	return shared.SignResponse{Signature: out.Signature, Version: idFromARN(awssdk.ToString(out.KeyId))}, nil
 }
 
 // Verify asks KMS to check a signature against the current version (or the
 // named one). An invalid signature is Valid: false, not an error.
 func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {
-	alg, err := kmsAlgorithm(req.Algorithm)
-	if err != nil {
-		return shared.VerifyResponse{}, err
-	}
-	in, mt, err := kmsInput(req.Algorithm, req.Digest, req.Message)
-	if err != nil {
-		return shared.VerifyResponse{}, err
-	}
-	t, err := p.resolve(ctx, req.Key)
-	if err != nil {
-		return shared.VerifyResponse{}, err
-	}
-	id, err := p.keyFor(ctx, t, req.Version)
+	c, err := p.prepare(ctx, req.Key, req.Version, req.Algorithm, req.Digest, req.Message)
 	if err != nil {
 		return shared.VerifyResponse{}, err
 	}
 	// Describe first: it pins the key (an alias may move between calls) and
 	// its spec, so a wrong algorithm is refused the same way everywhere.
-	md, err := describe(ctx, t.cl, id)
+	md, err := describe(ctx, c.t.cl, c.id)
 	if err != nil {
 		return shared.VerifyResponse{}, err
 	}
@@ -110,18 +112,15 @@ func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared
 	if err := shared.CheckAlgorithm(kt, req.Algorithm); err != nil {
 		return shared.VerifyResponse{}, err
 	}
-	version := aws.ToString(md.KeyId)
+	version := awssdk.ToString(md.KeyId)
 	if isECDSA(req.Algorithm) && !isDERSignature(req.Signature) {
 		return shared.VerifyResponse{Valid: false, Version: version}, nil
 	}
-	if len(req.Signature) == 0 {
-		return shared.VerifyResponse{Valid: false, Version: version}, nil
-	}
-	arn := aws.ToString(md.Arn)
+	arn := awssdk.ToString(md.Arn)
 	if arn == "" {
 		arn = version
 	}
-	out, err := t.cl.Verify(ctx, &kms.VerifyInput{KeyId: aws.String(arn), Message: in, MessageType: mt, Signature: req.Signature, SigningAlgorithm: alg})
+	out, err := c.t.cl.Verify(ctx, &kms.VerifyInput{KeyId: awssdk.String(arn), Message: c.in, MessageType: c.mt, Signature: req.Signature, SigningAlgorithm: c.alg})
 	if err != nil {
 		var inv *types.KMSInvalidSignatureException
 		if errors.As(err, &inv) || apiCode(err) == "KMSInvalidSignatureException" {
@@ -156,7 +155,7 @@ func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (
 	if err != nil {
 		return shared.PublicKeyResponse{}, err
 	}
-	out, err := t.cl.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(id)})
+	out, err := t.cl.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: awssdk.String(id)})
 	if err != nil {
 		return shared.PublicKeyResponse{}, mapError("GetPublicKey", id, err)
 	}
@@ -174,5 +173,5 @@ func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (
 	if _, got, err := shared.ParsePublicKey(out.PublicKey); err != nil || got != kt {
 		return shared.PublicKeyResponse{}, fmt.Errorf("%w: aws kms GetPublicKey %s returned a public key that is not a %s SubjectPublicKeyInfo", shared.ErrUnavailable, id, kt)
 	}
-	return shared.PublicKeyResponse{DER: out.PublicKey, Version: idFromARN(aws.ToString(out.KeyId)), Type: kt}, nil
+	return shared.PublicKeyResponse{DER: out.PublicKey, Version: idFromARN(awssdk.ToString(out.KeyId)), Type: kt}, nil
 }

@@ -1,4 +1,4 @@
-package awskms_test
+package aws_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	awskms "github.com/knhk/knhk/plugins/aws"
+	"github.com/knhk/knhk/plugins/aws"
 	"github.com/knhk/knhk/plugins/aws/internal/localkms"
 	"github.com/knhk/knhk/shared"
 )
@@ -184,7 +184,7 @@ func TestProfile(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	t.Setenv("AWS_REGION", "")
 
-	p := awskms.New(awskms.Config{})
+	p := aws.New(aws.Config{})
 	d := digestOf(t, shared.ES256, []byte("m"))
 	withProfile := shared.KeyRef{ID: id, Params: map[string]string{"endpoint": e.srv.URL, "profile": "knhk-test"}}
 	if _, err := p.Sign(ctxT(t), shared.SignRequest{Key: withProfile, Algorithm: shared.ES256, Digest: d}); err != nil {

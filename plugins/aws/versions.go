@@ -1,4 +1,4 @@
-package awskms
+package aws
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -30,7 +30,7 @@ const (
 
 // describe runs DescribeKey.
 func describe(ctx context.Context, cl *kms.Client, id string) (*types.KeyMetadata, error) {
-	out, err := cl.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(id)})
+	out, err := cl.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: awssdk.String(id)})
 	if err != nil {
 		return nil, mapError("DescribeKey", id, err)
 	}
@@ -43,14 +43,14 @@ func describe(ctx context.Context, cl *kms.Client, id string) (*types.KeyMetadat
 // keyTags lists a key's tags.
 func keyTags(ctx context.Context, cl *kms.Client, id string) (map[string]string, error) {
 	tags := map[string]string{}
-	pages := kms.NewListResourceTagsPaginator(cl, &kms.ListResourceTagsInput{KeyId: aws.String(id)})
+	pages := kms.NewListResourceTagsPaginator(cl, &kms.ListResourceTagsInput{KeyId: awssdk.String(id)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, mapError("ListResourceTags", id, err)
 		}
 		for _, t := range page.Tags {
-			tags[aws.ToString(t.TagKey)] = aws.ToString(t.TagValue)
+			tags[awssdk.ToString(t.TagKey)] = awssdk.ToString(t.TagValue)
 		}
 	}
 	return tags, nil
@@ -61,22 +61,22 @@ func keyTags(ctx context.Context, cl *kms.Client, id string) (map[string]string,
 func (p *Provider) versionTarget(ctx context.Context, t target, v string) (string, error) {
 	v = idFromARN(v)
 	if v == "" || strings.ContainsAny(v, ":/") {
-		return "", fmt.Errorf("%w: version %q is not a KMS key id", shared.ErrInvalidArgument, v)
+		return "", fmt.Errorf("%w: version %s is not a KMS key id", shared.ErrInvalidArgument, shared.Quote(v))
 	}
 	if !t.key.isAlias() {
 		if v != t.key.id {
-			return "", fmt.Errorf("%w: %q is not a version of %s: a key named by key id or ARN has one version, its own key id (name the key by its alias to reach rotated versions)",
-				shared.ErrKeyNotFound, v, t.key.raw)
+			return "", fmt.Errorf("%w: %s is not a version of %s: a key named by key id or ARN has one version, its own key id (name the key by its alias to reach rotated versions)",
+				shared.ErrKeyNotFound, shared.Quote(v), t.key.raw)
 		}
 		return t.key.raw, nil
 	}
-	mk := memberKey{ck: t.ck, alias: t.key.alias, version: v}
+	mk := memberKey{conn: t.conn, alias: t.key.alias, version: v}
 	if _, ok := p.members.Load(mk); ok {
 		return v, nil
 	}
 	tags, err := keyTags(ctx, t.cl, v)
 	if errors.Is(err, shared.ErrKeyNotFound) {
-		return "", fmt.Errorf("%w: version %q of %s: %v", shared.ErrKeyNotFound, v, t.key.alias, err)
+		return "", fmt.Errorf("%w: version %s of %s: %w", shared.ErrKeyNotFound, shared.Quote(v), t.key.alias, err)
 	}
 	if err != nil {
 		return "", err
@@ -87,8 +87,8 @@ func (p *Provider) versionTarget(ctx context.Context, t target, v string) (strin
 		if err != nil {
 			return "", err
 		}
-		if aws.ToString(cur.KeyId) != v {
-			return "", fmt.Errorf("%w: key %q is not a version of %s (its %s tag is %q)", shared.ErrKeyNotFound, v, t.key.alias, TagAlias, tags[TagAlias])
+		if awssdk.ToString(cur.KeyId) != v {
+			return "", fmt.Errorf("%w: key %s is not a version of %s (its %s tag is %q)", shared.ErrKeyNotFound, shared.Quote(v), t.key.alias, TagAlias, tags[TagAlias])
 		}
 	}
 	p.members.Store(mk, struct{}{})
@@ -106,10 +106,10 @@ func (p *Provider) versions(ctx context.Context, t target) ([]*types.KeyMetadata
 	if !t.key.isAlias() {
 		return chain, nil
 	}
-	seen := map[string]bool{aws.ToString(cur.KeyId): true}
+	seen := map[string]bool{awssdk.ToString(cur.KeyId): true}
 	for len(chain) < p.cfg.MaxVersions {
 		last := chain[len(chain)-1]
-		tags, err := keyTags(ctx, t.cl, aws.ToString(last.KeyId))
+		tags, err := keyTags(ctx, t.cl, awssdk.ToString(last.KeyId))
 		if err != nil {
 			return nil, err
 		}

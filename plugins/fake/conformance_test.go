@@ -16,9 +16,9 @@ func TestConformance(t *testing.T) {
 	for name, cfg := range map[string]providertest.Config{
 		"binary":           {Binary: pluginBin},
 		"binary/state":     {Binary: pluginBin, Params: map[string]string{"state": filepath.Join(t.TempDir(), "keys.json")}},
-		"in-process":       {Provider: fake.New()},
-		"in-process/seed":  {Provider: fake.New(), Params: map[string]string{"seed": "conformance"}},
-		"in-process/state": {Provider: fake.New(), Params: map[string]string{"state": filepath.Join(t.TempDir(), "keys.json")}},
+		"in-process":       {Provider: fake.New(fake.Config{})},
+		"in-process/seed":  {Provider: fake.New(fake.Config{}), Params: map[string]string{"seed": "conformance"}},
+		"in-process/state": {Provider: fake.New(fake.Config{}), Params: map[string]string{"state": filepath.Join(t.TempDir(), "keys.json")}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -1,14 +1,25 @@
 // Package fake is knhk's fake key provider: real software keys of every key
-// type knhk knows (rsa-2048/3072/4096, ec-p256/p384/p521, ed25519), every
-// algorithm (RS256…PS512, ES256…ES512, EdDSA), digest and whole-message
-// signing, create, list, rotate with versions, metadata, a native batch
-// sign (SignBatch, on one goroutine per core), and fault injection for
-// test authors. The binary knhk-plugin-fake
-// (cmd/knhk-plugin-fake) serves it over go-plugin; New serves it in-process.
+// type knhk knows, and fault injection for test authors. The binary
+// knhk-plugin-fake (cmd/knhk-plugin-fake) serves it over go-plugin;
+// shared.Validate(New(Config{})) serves it in-process with the same
+// request checks.
 //
-// The provider needs no configuration. Everything comes from each
-// request's parameters (KeyRef.Params), so a test swaps a real provider for
-// the fake by changing its key reference, not its code.
+// Config holds only what every plugin's does (Version, Logger); everything
+// else comes from each request's parameters (KeyRef.Params), so a test
+// swaps a real provider for the fake by changing its key reference, not
+// its code.
+//
+// # Capabilities
+//
+// Every key type (rsa-2048/3072/4096, ec-p256/p384/p521, ed25519) and every
+// algorithm (RS256…PS512, ES256…ES512, EdDSA); create, list, rotate with
+// versions, metadata, provider-side verify, whole-message signing (RSA and
+// ECDSA messages are hashed here), and a native batch sign (SignBatch, on
+// one goroutine per core).
+//
+// # Credentials
+//
+// None: the keys are the fake's own.
 //
 // # Keys
 //
@@ -32,10 +43,11 @@
 //	seed=STRING  Make new keys deterministic: the same seed, key type, name
 //	             and version always give the same key (HKDF-SHA256 into a
 //	             ChaCha8 stream). ECDSA signatures then use RFC 6979 nonces.
-//	             An empty seed, or one over 1024 bytes, is ErrInvalidArgument.
+//	             An empty seed, or one over 1024 bytes, is ErrInvalidArgument;
+//	             the error never shows the seed.
 //
 // Any other parameter name is ErrInvalidArgument, and the message lists the
-// known ones.
+// known ones. The constants Param… name them all.
 //
 // # Fault injection
 //

@@ -10,11 +10,12 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// The fake in-process: create a key, sign a digest, check the signature
+// The fake in-process, behind the request checks the plugin binary
+// applies on the wire: create a key, sign a digest, check the signature
 // with the standard library.
 func ExampleNew() {
 	ctx := context.Background()
-	p := fake.New()
+	p := shared.Validate(fake.New(fake.Config{}))
 	key := shared.KeyRef{ID: "demo"}
 
 	created, err := p.CreateKey(ctx, shared.CreateKeyRequest{Key: key, Type: shared.ECP256})
@@ -49,7 +50,7 @@ func ExampleNew() {
 // service were down. The same works through the plugin binary.
 func ExampleNew_faults() {
 	ctx := context.Background()
-	p := fake.New()
+	p := shared.Validate(fake.New(fake.Config{}))
 	_, _ = p.CreateKey(ctx, shared.CreateKeyRequest{Key: shared.KeyRef{ID: "flaky"}, Type: shared.Ed25519})
 
 	flaky := shared.KeyRef{ID: "flaky", Params: map[string]string{
@@ -72,7 +73,7 @@ func ExampleNew_seed() {
 	ctx := context.Background()
 	key := shared.KeyRef{ID: "repro", Params: map[string]string{"seed": "my-test-seed"}}
 	der := func() []byte {
-		p := fake.New()
+		p := shared.Validate(fake.New(fake.Config{}))
 		if _, err := p.CreateKey(ctx, shared.CreateKeyRequest{Key: key, Type: shared.Ed25519}); err != nil {
 			return nil
 		}

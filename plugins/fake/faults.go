@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,34 +18,14 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// Fault-injection parameters (see the package documentation for the table).
-const (
-	ParamFaultLatency   = "fault_latency"    // delay before each call, e.g. "50ms"
-	ParamFaultError     = "fault_error"      // error code to return, e.g. "unavailable"
-	ParamFaultEvery     = "fault_every"      // fault every Nth call (N, 2N, ...)
-	ParamFaultRate      = "fault_rate"       // fault this fraction of calls, 0..1
-	ParamFaultCorrupt   = "fault_corrupt"    // "true": Sign returns signatures with a flipped bit
-	ParamFaultExitAfter = "fault_exit_after" // serve N calls, then exit the process
-	ParamFaultHangAfter = "fault_hang_after" // serve N calls, then never answer again
-	ParamFaultOps       = "fault_ops"        // which operations count and fault; default all
-)
-
 // ExitCode is the status the plugin process exits with when
 // fault_exit_after fires.
 const ExitCode = 3
 
+// faultParams are the parameters that make a fault spec.
 var faultParams = []string{
 	ParamFaultLatency, ParamFaultError, ParamFaultEvery, ParamFaultRate,
 	ParamFaultCorrupt, ParamFaultExitAfter, ParamFaultHangAfter, ParamFaultOps,
-}
-
-func isFaultParam(k string) bool {
-	for _, f := range faultParams {
-		if f == k {
-			return true
-		}
-	}
-	return false
 }
 
 // Operation names, as fault_ops takes them.
@@ -58,6 +39,7 @@ const (
 	OpKeyMetadata = "key_metadata"
 )
 
+// allOps lists the operations fault_ops names, in the order an error lists them.
 var allOps = []string{OpCreateKey, OpListKeys, OpPublicKey, OpSign, OpVerify, OpRotateKey, OpKeyMetadata}
 
 // errUnknownFault is what fault_error=unknown returns: an error that wraps
@@ -78,13 +60,14 @@ var faultErrors = map[string]error{
 	"unknown":               errUnknownFault,
 }
 
-func faultErrorNames() string {
+// faultErrorNames lists the values fault_error takes, sorted.
+func faultErrorNames() []string {
 	names := make([]string, 0, len(faultErrors))
 	for n := range faultErrors {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
 }
 
 // faultSpec is one request's fault parameters, checked. The zero value
@@ -103,73 +86,61 @@ type faultSpec struct {
 	ops       map[string]bool
 }
 
+// badFault is the error for a fault parameter with a value out of range.
 func badFault(name, value, want string) error {
-	return fmt.Errorf("%w: fake: parameter %s=%q: %s", shared.ErrInvalidArgument, name, value, want)
+	return fmt.Errorf("%w: fake: parameter %s=%s: %s", shared.ErrInvalidArgument, name, shared.Quote(value), want)
 }
 
-// parseFaults checks the fault_* parameters.
-func parseFaults(in map[string]string) (faultSpec, error) {
+// faultsOf reads the fault_* parameters the schema has checked, and checks
+// what the schema's kinds cannot say: ranges, the list of operations, and
+// which parameters go together.
+func faultsOf(ps shared.Params) (faultSpec, error) {
 	f := faultSpec{exitAfter: -1, hangAfter: -1}
-	if len(in) == 0 {
+	on := false
+	for _, name := range faultParams {
+		on = on || ps.Has(name)
+	}
+	if !on {
 		return f, nil
 	}
-	keys := make([]string, 0, len(in))
-	for k, v := range in {
-		keys = append(keys, k+"="+v)
+	f.key = ps.Key(faultParams...)
+	f.latency = ps.Duration(ParamFaultLatency)
+	if f.errName = ps.String(ParamFaultError); f.errName != "" {
+		f.err = faultErrors[f.errName]
 	}
-	sort.Strings(keys)
-	f.key = strings.Join(keys, ";")
-
-	count := func(name string) (int, error) {
-		n, err := strconv.Atoi(in[name])
-		if err != nil || n < 0 {
-			return 0, badFault(name, in[name], "want a whole number >= 0")
+	f.corrupt = ps.Bool(ParamFaultCorrupt)
+	for _, c := range []struct {
+		name  string
+		least int
+	}{{ParamFaultEvery, 1}, {ParamFaultExitAfter, 0}, {ParamFaultHangAfter, 0}} {
+		if n := ps.Int(c.name); ps.Has(c.name) && n < c.least {
+			return f, badFault(c.name, strconv.Itoa(n), fmt.Sprintf("want a whole number >= %d", c.least))
 		}
-		return n, nil
 	}
-	var err error
-	for name, v := range in {
-		switch name {
-		case ParamFaultLatency:
-			if f.latency, err = time.ParseDuration(v); err != nil || f.latency < 0 {
-				return f, badFault(name, v, "want a non-negative Go duration such as 50ms or 2s")
+	f.every = ps.Int(ParamFaultEvery)
+	if ps.Has(ParamFaultExitAfter) {
+		f.exitAfter = ps.Int(ParamFaultExitAfter)
+	}
+	if ps.Has(ParamFaultHangAfter) {
+		f.hangAfter = ps.Int(ParamFaultHangAfter)
+	}
+	if ps.Has(ParamFaultRate) {
+		v := ps.String(ParamFaultRate)
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(r >= 0 && r <= 1) {
+			return f, badFault(ParamFaultRate, v, "want a fraction between 0 and 1, e.g. 0.25")
+		}
+		f.rate, f.hasRate = r, true
+	}
+	if ps.Has(ParamFaultOps) {
+		v := ps.String(ParamFaultOps)
+		f.ops = map[string]bool{}
+		for _, op := range strings.Split(v, ",") {
+			op = strings.TrimSpace(op)
+			if !slices.Contains(allOps, op) {
+				return f, badFault(ParamFaultOps, v, "want a comma-separated list of "+strings.Join(allOps, ", "))
 			}
-		case ParamFaultError:
-			e, ok := faultErrors[v]
-			if !ok {
-				return f, badFault(name, v, "want one of "+faultErrorNames())
-			}
-			f.errName, f.err = v, e
-		case ParamFaultEvery:
-			if f.every, err = count(name); err != nil || f.every == 0 {
-				return f, badFault(name, v, "want a whole number >= 1")
-			}
-		case ParamFaultRate:
-			if f.rate, err = strconv.ParseFloat(v, 64); err != nil || !(f.rate >= 0 && f.rate <= 1) {
-				return f, badFault(name, v, "want a fraction between 0 and 1, e.g. 0.25")
-			}
-			f.hasRate = true
-		case ParamFaultCorrupt:
-			if f.corrupt, err = strconv.ParseBool(v); err != nil {
-				return f, badFault(name, v, "want true or false")
-			}
-		case ParamFaultExitAfter:
-			if f.exitAfter, err = count(name); err != nil {
-				return f, err
-			}
-		case ParamFaultHangAfter:
-			if f.hangAfter, err = count(name); err != nil {
-				return f, err
-			}
-		case ParamFaultOps:
-			f.ops = map[string]bool{}
-			for _, op := range strings.Split(v, ",") {
-				op = strings.TrimSpace(op)
-				if !isOp(op) {
-					return f, badFault(name, v, "want a comma-separated list of "+strings.Join(allOps, ", "))
-				}
-				f.ops[op] = true
-			}
+			f.ops[op] = true
 		}
 	}
 	if f.every > 0 && f.hasRate {
@@ -179,15 +150,6 @@ func parseFaults(in map[string]string) (faultSpec, error) {
 		return f, fmt.Errorf("%w: fake: %s and %s choose which calls fail; also set %s or %s=true", shared.ErrInvalidArgument, ParamFaultEvery, ParamFaultRate, ParamFaultError, ParamFaultCorrupt)
 	}
 	return f, nil
-}
-
-func isOp(s string) bool {
-	for _, op := range allOps {
-		if op == s {
-			return true
-		}
-	}
-	return false
 }
 
 // faults holds the per-process call counters, one per fault spec.

@@ -22,10 +22,10 @@ import (
 // seedSalt separates the fake's key derivation from any other use of a seed.
 const seedSalt = "knhk-fake-seed-v1"
 
-// generate makes the private key for one version of a key: random, or,
-// with a seed, derived from seed, key type, name and version. It gives up
-// when ctx ends (an RSA-4096 key can take seconds).
-func generate(ctx context.Context, kt shared.KeyType, p params, name, version string) (crypto.Signer, error) {
+// generate makes the private key for one version of a key: random when
+// seed is "", else derived from seed, key type, name and version. It gives
+// up when ctx ends (an RSA-4096 key can take seconds).
+func generate(ctx context.Context, kt shared.KeyType, seed, name, version string) (crypto.Signer, error) {
 	type result struct {
 		k   crypto.Signer
 		err error
@@ -33,9 +33,9 @@ func generate(ctx context.Context, kt shared.KeyType, p params, name, version st
 	ch := make(chan result, 1)
 	go func() {
 		var r result
-		if p.seeded {
+		if seed != "" {
 			var src io.Reader
-			if src, r.err = seededReader(p.seed, kt, name, version); r.err == nil {
+			if src, r.err = seededReader(seed, kt, name, version); r.err == nil {
 				r.k, r.err = deriveKey(kt, src)
 			}
 		} else {
@@ -54,38 +54,18 @@ func generate(ctx context.Context, kt shared.KeyType, p params, name, version st
 	}
 }
 
-// rsaBits gives the modulus size of an RSA key type, or 0.
-func rsaBits(kt shared.KeyType) int {
-	switch kt {
-	case shared.RSA2048:
-		return 2048
-	case shared.RSA3072:
-		return 3072
-	case shared.RSA4096:
-		return 4096
-	}
-	return 0
-}
+// rsaBits is the modulus size of each RSA key type.
+var rsaBits = map[shared.KeyType]int{shared.RSA2048: 2048, shared.RSA3072: 3072, shared.RSA4096: 4096}
 
-// curveOf gives the curve of an EC key type, or nil.
-func curveOf(kt shared.KeyType) elliptic.Curve {
-	switch kt {
-	case shared.ECP256:
-		return elliptic.P256()
-	case shared.ECP384:
-		return elliptic.P384()
-	case shared.ECP521:
-		return elliptic.P521()
-	}
-	return nil
-}
+// curves is the curve of each EC key type.
+var curves = map[shared.KeyType]elliptic.Curve{shared.ECP256: elliptic.P256(), shared.ECP384: elliptic.P384(), shared.ECP521: elliptic.P521()}
 
 // randomKey generates a key from the system's secure random source.
 func randomKey(kt shared.KeyType) (crypto.Signer, error) {
-	if bits := rsaBits(kt); bits > 0 {
+	if bits := rsaBits[kt]; bits > 0 {
 		return rsa.GenerateKey(rand.Reader, bits)
 	}
-	if c := curveOf(kt); c != nil {
+	if c := curves[kt]; c != nil {
 		return ecdsa.GenerateKey(c, rand.Reader)
 	}
 	if kt == shared.Ed25519 {
@@ -110,10 +90,10 @@ func seededReader(seed string, kt shared.KeyType, name, version string) (io.Read
 // library's generators ignore their reader since Go 1.26, so the key is
 // built from the stream here.
 func deriveKey(kt shared.KeyType, r io.Reader) (crypto.Signer, error) {
-	if bits := rsaBits(kt); bits > 0 {
+	if bits := rsaBits[kt]; bits > 0 {
 		return deriveRSA(r, bits)
 	}
-	if c := curveOf(kt); c != nil {
+	if c := curves[kt]; c != nil {
 		return deriveECDSA(r, c)
 	}
 	if kt == shared.Ed25519 {

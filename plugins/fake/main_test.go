@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared/providertest"
 )
 
@@ -20,35 +19,28 @@ import (
 var pluginBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "knhk-fake-test-")
+	bin, remove, err := providertest.BuildTemp("./cmd/knhk-plugin-fake")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	pluginBin = filepath.Join(dir, "knhk-plugin-fake")
-	if err := providertest.Build("github.com/knhk/knhk/plugins/fake/cmd/knhk-plugin-fake", pluginBin); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	pluginBin = bin
+	code := m.Run()
+	remove()
+	os.Exit(code)
 }
 
 // launched is one running plugin process and its provider client.
 type launched struct {
 	proc *plugin.Client
-	prov *shared.Client
+	prov *pluginrpc.Client
 }
 
 // launch starts the plugin binary the way the host does and kills it when
 // the test ends.
 func launch(t testing.TB) launched {
 	t.Helper()
-	cfg := shared.ClientConfig(exec.Command(pluginBin))
+	cfg := pluginrpc.ClientConfig(exec.Command(pluginBin))
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Error, Output: os.Stderr})
 	cfg.StartTimeout = time.Minute
 	pc := plugin.NewClient(cfg)
@@ -57,7 +49,7 @@ func launch(t testing.TB) launched {
 	if err != nil {
 		t.Fatalf("starting plugin: %v", err)
 	}
-	prov, err := shared.Dispense(rpc)
+	prov, err := pluginrpc.Dispense(rpc)
 	if err != nil {
 		t.Fatalf("dispense: %v", err)
 	}

@@ -15,10 +15,11 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// both runs f against the provider in-process and through the plugin
+// both runs f against the provider in-process, behind the request checks
+// Serve applies on the wire (shared.Validate), and through the plugin
 // binary over go-plugin gRPC.
 func both(t *testing.T, f func(t *testing.T, p shared.Provider)) {
-	t.Run("in-process", func(t *testing.T) { t.Parallel(); f(t, fake.New()) })
+	t.Run("in-process", func(t *testing.T) { t.Parallel(); f(t, shared.Validate(fake.New(fake.Config{}))) })
 	t.Run("plugin", func(t *testing.T) { t.Parallel(); f(t, launch(t).prov) })
 }
 
@@ -275,7 +276,7 @@ func TestBadInput(t *testing.T) {
 			{"unknown parameter", func() error {
 				_, err := p.PublicKey(ctx, shared.PublicKeyRequest{Key: ref("ec", "regoin", "x")})
 				return err
-			}, shared.ErrInvalidArgument, `"regoin" (known: fault_`},
+			}, shared.ErrInvalidArgument, `"regoin"; known: fault_`},
 			{"unknown parameter on list", func() error {
 				_, err := p.ListKeys(ctx, shared.ListKeysRequest{Params: map[string]string{"bogus": "1"}})
 				return err
@@ -376,10 +377,11 @@ func TestBadInput(t *testing.T) {
 	})
 }
 
-// TestInProcessOnlyChecks covers input the SDK server already refuses on
-// the wire, so only an in-process caller can send it.
+// TestInProcessOnlyChecks: an in-process caller behind shared.Validate
+// gets the checks the SDK makes on the wire (both a digest and a message,
+// an empty key id), and the provider ends calls whose context has ended.
 func TestInProcessOnlyChecks(t *testing.T) {
-	p := fake.New()
+	p := shared.Validate(fake.New(fake.Config{}))
 	ctx := ctxT(t)
 	mustCreate(t, p, ref("ec"), shared.ECP256)
 	d := sha256.Sum256([]byte("x"))
@@ -403,7 +405,7 @@ func TestInProcessOnlyChecks(t *testing.T) {
 
 // TestConcurrentInProcess signs, rotates and creates at once under -race.
 func TestConcurrentInProcess(t *testing.T) {
-	p := fake.New()
+	p := fake.New(fake.Config{})
 	ctx := ctxT(t)
 	mustCreate(t, p, ref("c"), shared.Ed25519)
 	var wg sync.WaitGroup

@@ -22,7 +22,7 @@ func publicDER(t *testing.T, p shared.Provider, r shared.KeyRef, version string)
 // for rotated versions; another seed or name gives another key.
 func TestSeedIsDeterministic(t *testing.T) {
 	t.Parallel()
-	a, b, plug := fake.New(), fake.New(), launch(t).prov
+	a, b, plug := fake.New(fake.Config{}), fake.New(fake.Config{}), launch(t).prov
 	for _, kt := range shared.KeyTypes {
 		t.Run(string(kt), func(t *testing.T) {
 			t.Parallel()
@@ -55,7 +55,7 @@ func TestSeedIsDeterministic(t *testing.T) {
 				return // the checks below hold per algorithm family; rsa-2048 covers RSA cheaply
 			}
 			other := ref(name, "seed", "beta")
-			c := fake.New()
+			c := fake.New(fake.Config{})
 			mustCreate(t, c, other, kt)
 			if equalBytes(derA, publicDER(t, c, other, "")) {
 				t.Error("different seeds gave the same key")
@@ -97,7 +97,7 @@ func TestSeedIsDeterministic(t *testing.T) {
 // TestSeededECDSASignaturesAreDeterministic: with a seed, ECDSA uses RFC
 // 6979 nonces, so a test can compare signatures byte for byte.
 func TestSeededECDSASignaturesAreDeterministic(t *testing.T) {
-	p := fake.New()
+	p := fake.New(fake.Config{})
 	ctx := ctxT(t)
 	r := ref("det-sig", "seed", "alpha")
 	mustCreate(t, p, r, shared.ECP384)

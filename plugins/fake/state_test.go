@@ -20,7 +20,7 @@ import (
 func TestStateFilePersists(t *testing.T) {
 	ctx := ctxT(t)
 	path := filepath.Join(t.TempDir(), "keys.json")
-	a, b := fake.New(), fake.New()
+	a, b := fake.New(fake.Config{}), fake.New(fake.Config{})
 	r := ref("demo", "state", path)
 	mustCreate(t, a, r, shared.ECP256)
 
@@ -82,7 +82,7 @@ func TestBadStateFile(t *testing.T) {
 		ctx := ctxT(t)
 		dir := t.TempDir()
 		good := filepath.Join(dir, "good.json")
-		if _, err := fake.New().CreateKey(ctx, shared.CreateKeyRequest{Key: ref("k", "state", good), Type: shared.Ed25519}); err != nil {
+		if _, err := fake.New(fake.Config{}).CreateKey(ctx, shared.CreateKeyRequest{Key: ref("k", "state", good), Type: shared.Ed25519}); err != nil {
 			t.Fatal(err)
 		}
 		goodData, _ := os.ReadFile(good)
@@ -233,7 +233,7 @@ func TestStateSharedByTwoProcesses(t *testing.T) {
 	}
 
 	// A fresh provider reads the file: valid, every key, every version.
-	fresh := fake.New()
+	fresh := fake.New(fake.Config{})
 	keys, err := fresh.ListKeys(ctx, shared.ListKeysRequest{Params: map[string]string{"state": path}})
 	if err != nil {
 		t.Fatalf("ListKeys on the shared file: %v", err)

@@ -2,6 +2,7 @@ package fake
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,22 @@ func (m *memStore) update(fn func(*state) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return fn(m.s)
+}
+
+// storeFor returns the store a request names: this provider's memory, or
+// the state file at path (absolute). There is one fileStore per file, so
+// this process's goroutines share its lock and its copy of the parsed file.
+func (p *Provider) storeFor(ctx context.Context, path string) (store, error) {
+	if path == "" {
+		return p.mem, nil
+	}
+	f, err := p.files.Get(ctx, path, func(context.Context) (*fileStore, error) {
+		return &fileStore{path: path, cache: &p.signers}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // fileStore keeps keys in a JSON file shared by any number of processes. A

@@ -1,10 +1,7 @@
-// Command knhk-plugin-fake is the fake knhk provider plugin: software keys
-// and fault injection for tests. The knhk host launches it; it is not run by
-// hand. See package github.com/knhk/knhk/plugins/fake for its parameters.
+// Command knhk-plugin-fake is knhk's fake provider plugin. The knhk host starts it; it is not run by hand.
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/knhk/knhk/plugins/fake"
@@ -12,8 +9,8 @@ import (
 )
 
 func main() {
-	if err := shared.Serve(fake.New()); err != nil {
-		fmt.Fprintln(os.Stderr, "knhk-plugin-fake:", err)
+	if err := shared.Serve(fake.New(fake.Config{})); err != nil {
+		shared.Logger().Error("knhk-plugin-fake cannot serve", "error", err)
 		os.Exit(1)
 	}
 }
