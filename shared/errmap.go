@@ -27,22 +27,25 @@ func SentinelOf(err error) error {
 }
 
 // HTTPStatusError maps an HTTP status code from a key service to the
-// sentinel a provider should wrap: 400 and 422 ErrInvalidArgument, 401 and
-// 403 ErrPermissionDenied, 404 ErrKeyNotFound, 409 ErrFailedPrecondition,
-// 429 and 5xx ErrUnavailable (retryable), anything else unexpected
-// ErrUnavailable. A service whose statuses mean something else for some
-// errors (a 403 for a disabled key, a 400 for a missing key) checks those
-// first and calls this for the rest.
+// sentinel a provider should wrap: 401 and 403 ErrPermissionDenied, 404
+// ErrKeyNotFound, 409 ErrFailedPrecondition, 408, 429 and 5xx
+// ErrUnavailable (worth retrying), any other 4xx ErrInvalidArgument (the
+// request can never succeed as it is), anything else ErrUnavailable. A
+// service whose statuses mean something else for some errors (a 403 for a
+// disabled key, a 400 for a missing key) checks those first and calls this
+// for the rest.
 func HTTPStatusError(status int) error {
 	switch {
-	case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity:
-		return ErrInvalidArgument
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		return ErrPermissionDenied
 	case status == http.StatusNotFound:
 		return ErrKeyNotFound
 	case status == http.StatusConflict:
 		return ErrFailedPrecondition
+	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
+		return ErrUnavailable
+	case status >= 400 && status < 500:
+		return ErrInvalidArgument
 	}
 	return ErrUnavailable
 }

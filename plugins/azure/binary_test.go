@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/plugins/azure/internal/kvtest"
 	"github.com/knhk/knhk/shared"
 	"github.com/knhk/knhk/shared/providertest"
@@ -28,17 +28,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "knhk-azure-test-")
+	bin, remove, err := providertest.BuildTemp("./cmd/knhk-plugin-azure")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	pluginBin = filepath.Join(dir, "knhk-plugin-azure")
-	if err := providertest.Build("./cmd/knhk-plugin-azure", pluginBin); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer remove()
+	pluginBin = bin
 	return m.Run()
 }
 
@@ -69,21 +65,7 @@ func TestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	logs := &syncBuffer{}
-	cmd := exec.Command(pluginBin)
-	cmd.Env = append(os.Environ(), "AZURE_AUTH_TOKEN="+srv.Token, "KNHK_LOG_LEVEL=trace")
-	cfg := shared.ClientConfig(cmd)
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
-	client := plugin.NewClient(cfg)
-	defer client.Kill()
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := shared.Dispense(rpc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, logs, client := launch(t, "AZURE_AUTH_TOKEN="+srv.Token, "KNHK_LOG_LEVEL=trace")
 	ctx := context.Background()
 	d, err := p.Describe(ctx)
 	if err != nil || d.Name != "azure" || d.ProtocolVersion != shared.ProtocolVersion || len(d.Algorithms) != 9 {
@@ -143,4 +125,44 @@ func TestBinary(t *testing.T) {
 			t.Errorf("the token appears in error %q", err)
 		}
 	}
+}
+
+// TestBinaryTraceLogNoBodies runs the built plugin at trace level, with
+// the Azure SDK's own console logging asked for (AZURE_SDK_GO_LOGGING=all)
+// and the static token, against a vault that reflects the token in its
+// error answers: the reflected answer reaches no log line, the token
+// appears in no log line and no error, and the SDK's request log still
+// comes through.
+func TestBinaryTraceLogNoBodies(t *testing.T) {
+	srv, err := kvtest.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	p, logs, client := launch(t, "AZURE_AUTH_TOKEN="+srv.Token, "KNHK_LOG_LEVEL=trace", "AZURE_SDK_GO_LOGGING=all")
+	checkReflected(t, p, srv)
+	client.Kill()
+	checkTraceLog(t, logs.String(), srv.Token)
+}
+
+// launch starts the built plugin with extra environment variables and
+// returns it, its log (at trace level) and its go-plugin client.
+func launch(t *testing.T, env ...string) (shared.Provider, *syncBuffer, *plugin.Client) {
+	t.Helper()
+	logs := &syncBuffer{}
+	cmd := exec.Command(pluginBin)
+	cmd.Env = append(os.Environ(), env...)
+	cfg := pluginrpc.ClientConfig(cmd)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
+	client := plugin.NewClient(cfg)
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pluginrpc.Dispense(rpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, logs, client
 }

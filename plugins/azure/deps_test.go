@@ -7,7 +7,7 @@ import (
 )
 
 // TestHostLinksNoAzure checks the root module's host and CLI still link no
-// Azure package: the SDK lives in this module only (DESIGN.md §2).
+// Azure package: the SDK lives in this module only.
 func TestHostLinksNoAzure(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "./cmd/knhk-host", "./host/...")
 	cmd.Dir = "../.."

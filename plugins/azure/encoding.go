@@ -46,17 +46,9 @@ func jwkToDER(k *azkeys.JSONWebKey) ([]byte, shared.KeyType, error) {
 		if !ok {
 			return nil, "", fmt.Errorf("%w: EC curve %s is not supported (P-256, P-384, P-521 are)", shared.ErrUnsupportedAlgorithm, *k.Crv)
 		}
-		size := (c.curve.Params().BitSize + 7) / 8
-		if len(k.X) > size || len(k.Y) > size {
-			return nil, "", fmt.Errorf("%w: Key Vault returned an EC point that does not fit %s", shared.ErrUnavailable, *k.Crv)
-		}
-		point := make([]byte, 1+2*size)
-		point[0] = 4 // uncompressed
-		copy(point[1+size-len(k.X):1+size], k.X)
-		copy(point[1+2*size-len(k.Y):], k.Y)
-		p, err := ecdsa.ParseUncompressedPublicKey(c.curve, point)
+		p, err := ecPoint(c.curve, k.X, k.Y)
 		if err != nil {
-			return nil, "", fmt.Errorf("%w: Key Vault returned an invalid EC point: %v", shared.ErrUnavailable, err)
+			return nil, "", fmt.Errorf("%w: Key Vault returned %s", shared.ErrUnavailable, err)
 		}
 		pub = p
 	default:
@@ -71,6 +63,34 @@ func jwkToDER(k *azkeys.JSONWebKey) ([]byte, shared.KeyType, error) {
 		return nil, "", fmt.Errorf("%w: cannot encode the public key: %v", shared.ErrUnavailable, err)
 	}
 	return der, kt, nil
+}
+
+// ecPoint makes a public key of JWK coordinates. Key Vault returns keys
+// as they were imported, so a coordinate may carry leading zero bytes
+// (33-byte P-256 coordinates are common) or lack them: each is read as a
+// big-endian integer, which must be below the field's prime, and the point
+// must be on the curve.
+func ecPoint(curve elliptic.Curve, x, y []byte) (*ecdsa.PublicKey, error) {
+	cp := curve.Params()
+	size := (cp.BitSize + 7) / 8
+	point := make([]byte, 1+2*size)
+	point[0] = 4 // uncompressed
+	for i, c := range [][]byte{x, y} {
+		name := []string{"x", "y"}[i]
+		if len(c) == 0 {
+			return nil, fmt.Errorf("an EC key without its %s coordinate", name)
+		}
+		n := new(big.Int).SetBytes(c)
+		if n.Cmp(cp.P) >= 0 {
+			return nil, fmt.Errorf("an EC %s coordinate (%d bytes) that does not fit %s (it is not below the field prime)", name, len(c), cp.Name)
+		}
+		n.FillBytes(point[1+i*size : 1+(i+1)*size])
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+	if err != nil {
+		return nil, fmt.Errorf("EC coordinates that are not a point on %s", cp.Name)
+	}
+	return pub, nil
 }
 
 // ecSize is the byte length of one of r and s for an ECDSA algorithm.

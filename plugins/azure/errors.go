@@ -1,7 +1,6 @@
 package azure
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,19 +34,24 @@ func (p *Provider) mapError(op, what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("azure: %s %s: %w", op, what, ctxErr(err))
+	return shared.RedactError(p.classify(op, what, err), p.secrets()...)
+}
+
+// classify picks the sentinel and message for mapError.
+func (p *Provider) classify(op, what string, err error) error {
+	if cerr := shared.ContextError(err); cerr != nil {
+		return fmt.Errorf("azure: %s %s: %w", op, what, cerr)
 	}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
-		if isCredentialError(err) {
-			return fmt.Errorf("%w: azure: %s %s: could not get a token: %s; %s", shared.ErrPermissionDenied, op, what, p.redact(oneLine(err.Error())), credentialHint())
-		}
 		var ce *certError
-		if errors.As(err, &ce) {
-			return fmt.Errorf("%w: azure: %s %s: the vault's TLS certificate is not trusted (%s); if it is a private endpoint or test server, pass its CA with the ca_file parameter", shared.ErrUnavailable, op, what, p.redact(firstLine(err.Error())))
+		switch {
+		case isCredentialError(err):
+			return fmt.Errorf("%w: azure: %s %s: could not get a token: %s; %s", shared.ErrPermissionDenied, op, what, p.redact(oneLine(err.Error())), credentialHint())
+		case errors.As(err, &ce):
+			return fmt.Errorf("%w: azure: %s %s: the vault's TLS certificate is not trusted (%s); if it is a private endpoint or test server, pass its CA with the ca_file parameter", shared.ErrUnavailable, op, what, shared.Quote(p.redact(err.Error())))
 		}
-		return fmt.Errorf("%w: azure: %s %s: %s", shared.ErrUnavailable, op, what, p.redact(firstLine(err.Error())))
+		return fmt.Errorf("%w: azure: %s %s: %s", shared.ErrUnavailable, op, what, shared.Quote(p.redact(err.Error())))
 	}
 	code, inner, msg := re.ErrorCode, "", ""
 	if re.RawResponse != nil {
@@ -72,53 +76,46 @@ func (p *Provider) mapError(op, what string, err error) error {
 		}
 	}
 	if msg != "" {
-		detail += ": " + firstLine(msg)
+		// The service's own words, scrubbed before Quote may cut a token
+		// in half.
+		detail += ": " + shared.Quote(p.redact(msg))
 	}
-	detail = p.redact(detail)
+	s := re.StatusCode
+	sentinel := shared.HTTPStatusError(s)
 	lower := strings.ToLower(inner + " " + msg)
-	switch s := re.StatusCode; {
-	case s == http.StatusNotFound:
-		return fmt.Errorf("%w: azure: %s %s: %s", shared.ErrKeyNotFound, op, what, detail)
-	case s == http.StatusUnauthorized, s == http.StatusForbidden && !(strings.Contains(lower, "disabled") || strings.Contains(lower, "expired") || strings.Contains(lower, "not yet valid")):
-		return fmt.Errorf("%w: azure: %s %s: %s; %s", shared.ErrPermissionDenied, op, what, detail, accessHint)
-	case s == http.StatusForbidden, s == http.StatusConflict:
-		return fmt.Errorf("%w: azure: %s %s: %s", shared.ErrFailedPrecondition, op, what, detail)
-	case s == http.StatusTooManyRequests, s >= 500:
-		return fmt.Errorf("%w: azure: %s %s: %s (after the SDK's retries; try again later)", shared.ErrUnavailable, op, what, detail)
-	default:
-		return fmt.Errorf("%w: azure: %s %s: %s", shared.ErrInvalidArgument, op, what, detail)
+	switch {
+	case s == http.StatusForbidden && (strings.Contains(lower, "disabled") || strings.Contains(lower, "expired") || strings.Contains(lower, "not yet valid")):
+		// Key Vault says 403 for a key that cannot sign now: the
+		// identity is allowed, the key's state is the problem.
+		sentinel = shared.ErrFailedPrecondition
+	case sentinel == shared.ErrUnavailable && s < 500 && s != http.StatusTooManyRequests:
+		// Key Vault's other 4xx answers say the request is wrong; a
+		// retry would fail the same way.
+		sentinel = shared.ErrInvalidArgument
 	}
+	switch sentinel {
+	case shared.ErrPermissionDenied:
+		return fmt.Errorf("%w: azure: %s %s: %s; %s", sentinel, op, what, detail, accessHint)
+	case shared.ErrUnavailable:
+		return fmt.Errorf("%w: azure: %s %s: %s (after the SDK's retries; try again later)", sentinel, op, what, detail)
+	}
+	return fmt.Errorf("%w: azure: %s %s: %s", sentinel, op, what, detail)
 }
 
-// ctxErr finds the context error inside err so it survives wrapping.
-func ctxErr(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return context.DeadlineExceeded
-	}
-	return context.Canceled
-}
+// secrets are what redaction removes: the static token and every token
+// the provider's credentials handed out.
+func (p *Provider) secrets() []string { return append(p.tokens.list(), p.token) }
 
-// redact removes the static token from a message, in case anything echoed it.
-func (p *Provider) redact(s string) string {
-	if p.token != "" {
-		s = strings.ReplaceAll(s, p.token, "[REDACTED]")
-	}
-	return s
-}
+// redact removes the provider's tokens from a message, in case anything
+// echoed one.
+func (p *Provider) redact(s string) string { return shared.Redact(s, p.secrets()...) }
 
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return strings.TrimSpace(s[:i])
-	}
-	return s
-}
-
-// rulers are the dashed separator lines of the SDK's error texts.
+// rulers are the dashed separator lines of the Azure SDK's error texts.
 var rulers = regexp.MustCompile(`-{8,}`)
 
-// oneLine joins a multi-line message (credential chains explain every
-// credential they tried) into one line of bounded length.
+// oneLine joins a multi-line Azure SDK message (credential chains explain
+// every credential they tried, between dashed rulers) into one line of
+// bounded length.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(rulers.ReplaceAllString(s, " ")), " ")
 	if len(s) > 1500 {

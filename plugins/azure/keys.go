@@ -49,19 +49,20 @@ func isManagedHSM(vault string) bool { return strings.Contains(vault, ".managedh
 // would quietly add a version to an existing key, so an existing name is
 // ErrAlreadyExists instead.
 func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
-	id, ps, c, err := p.open(req.Key)
+	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
+	id, c := t.id, t.client
 	if id.version != "" {
-		return shared.CreateKeyResponse{}, fmt.Errorf("%w: CreateKey takes a key id without a version, got %s/%s", shared.ErrInvalidArgument, id, id.version)
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: azure: CreateKey takes a key id without a version, got %s/%s", shared.ErrInvalidArgument, id, id.version)
 	}
-	cp, err := createParams(req.Type, ps.hsm || isManagedHSM(id.vault))
+	cp, err := createParams(req.Type, t.params.Bool(ParamHSM) || isManagedHSM(id.vault))
 	if err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
 	if _, err := c.GetKey(ctx, id.name, "", nil); err == nil {
-		return shared.CreateKeyResponse{}, fmt.Errorf("%w: %s already exists; rotate it to get a new version", shared.ErrAlreadyExists, id)
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: azure: %s already exists; rotate it to get a new version", shared.ErrAlreadyExists, id)
 	} else if merr := p.mapError("look up key", id.String(), err); !errors.Is(merr, shared.ErrKeyNotFound) {
 		return shared.CreateKeyResponse{}, merr
 	}
@@ -70,36 +71,30 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 		return shared.CreateKeyResponse{}, p.mapError("create key", id.String(), err)
 	}
 	version := versionOf(resp.Key.KID)
-	p.log.Debug("created key", "key", id.String(), "version", version, "type", req.Type)
+	p.cfg.Logger.Debug("created key", "key", id.String(), "version", version, "type", req.Type)
 	return shared.CreateKeyResponse{KeyID: id.String(), Version: version}, nil
 }
 
 // ListKeys lists the signing keys (RSA and EC keys with the sign
 // operation) of the vault named by the vault_url parameter.
 func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
-	ps, err := parseParams(req.Params)
+	t, err := p.resolve(ctx, shared.KeyRef{Params: req.Params})
 	if err != nil {
 		return nil, err
 	}
-	if ps.vaultURL == "" {
-		return nil, fmt.Errorf("%w: ListKeys needs the vault_url parameter (https://<vault>.vault.azure.net)", shared.ErrInvalidArgument)
-	}
-	c, err := p.clientFor(ps.vaultURL, ps)
-	if err != nil {
-		return nil, err
-	}
+	vault, c := t.id.vault, t.client
 	var out []shared.KeySummary
 	pager := c.NewListKeyPropertiesPager(nil)
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return nil, p.mapError("list keys in", ps.vaultURL, err)
+			return nil, p.mapError("list keys in", vault, err)
 		}
 		for _, item := range page.Value {
 			if item == nil || item.KID == nil {
 				continue
 			}
-			id := keyID{vault: ps.vaultURL, name: item.KID.Name()}
+			id := keyID{vault: vault, name: item.KID.Name()}
 			// The list names keys only; their type and current version
 			// need a get each.
 			kb, _, kt, err := p.getKey(ctx, c, id, "")
@@ -129,10 +124,11 @@ func hasOp(ops []*azkeys.KeyOperation, op azkeys.KeyOperation) bool {
 
 // PublicKey returns a key version's public key as DER SubjectPublicKeyInfo.
 func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
-	id, _, c, err := p.open(req.Key)
+	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.PublicKeyResponse{}, err
 	}
+	id, c := t.id, t.client
 	version, err := id.pick(req.Version)
 	if err != nil {
 		return shared.PublicKeyResponse{}, err
@@ -147,29 +143,31 @@ func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (
 // RotateKey makes a new version with Key Vault's native rotation. Old
 // versions stay enabled and keep verifying.
 func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
-	id, _, c, err := p.open(req.Key)
+	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.RotateKeyResponse{}, err
 	}
+	id, c := t.id, t.client
 	if id.version != "" {
-		return shared.RotateKeyResponse{}, fmt.Errorf("%w: rotation acts on a key, not a version: use %s", shared.ErrInvalidArgument, id)
+		return shared.RotateKeyResponse{}, fmt.Errorf("%w: azure: rotation acts on a key, not a version: use %s", shared.ErrInvalidArgument, id)
 	}
 	resp, err := c.RotateKey(ctx, id.name, nil)
 	if err != nil {
 		return shared.RotateKeyResponse{}, p.mapError("rotate key", id.String(), err)
 	}
 	version := versionOf(resp.Key.KID)
-	p.log.Debug("rotated key", "key", id.String(), "version", version)
+	p.cfg.Logger.Debug("rotated key", "key", id.String(), "version", version)
 	return shared.RotateKeyResponse{Version: version}, nil
 }
 
 // KeyMetadata describes a key: its type, current version, attributes and
 // every version (from the versions API), oldest first.
 func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
-	id, _, c, err := p.open(req.Key)
+	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.KeyMetadata{}, err
 	}
+	id, c := t.id, t.client
 	kb, _, kt, err := p.getKey(ctx, c, id, "")
 	if err != nil {
 		return shared.KeyMetadata{}, err
@@ -247,4 +245,34 @@ func attributes(id keyID, kb azkeys.KeyBundle) map[string]string {
 		m["managed"] = strconv.FormatBool(*kb.Managed)
 	}
 	return m
+}
+
+// getKey fetches a key version (current when version is empty) and
+// converts its public key.
+func (p *Provider) getKey(ctx context.Context, c *azkeys.Client, id keyID, version string) (azkeys.KeyBundle, []byte, shared.KeyType, error) {
+	resp, err := c.GetKey(ctx, id.name, version, nil)
+	if err != nil {
+		return azkeys.KeyBundle{}, nil, "", p.mapError("get key", describe(id, version), err)
+	}
+	der, kt, err := jwkToDER(resp.Key)
+	if err != nil {
+		return azkeys.KeyBundle{}, nil, "", fmt.Errorf("azure: key %s: %w", describe(id, version), err)
+	}
+	return resp.KeyBundle, der, kt, nil
+}
+
+// describe names a key version in messages.
+func describe(id keyID, version string) string {
+	if version == "" {
+		return id.String()
+	}
+	return id.String() + "/" + version
+}
+
+// versionOf is the version part of a kid.
+func versionOf(kid *azkeys.ID) string {
+	if kid == nil {
+		return ""
+	}
+	return kid.Version()
 }

@@ -2,12 +2,14 @@ package azure
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/hashicorp/go-hclog"
 
@@ -17,12 +19,16 @@ import (
 // Name is the provider's name, as in knhk-plugin-azure and "azure:" key references.
 const Name = "azure"
 
-// Version is the provider's version.
-const Version = "0.1.0"
-
 // Config configures a Provider. The zero value works: credentials from
-// AZURE_AUTH_TOKEN or DefaultAzureCredential, the SDK's retry policy, no logs.
+// AZURE_AUTH_TOKEN or DefaultAzureCredential, the SDK's retry policy.
 type Config struct {
+	// Version is reported by Describe. Empty: the SDK reports
+	// shared.BuildVersion().
+	Version string
+	// Logger receives one debug line per operation and, at trace level,
+	// the Azure SDK's request/response log (headers sanitised, no bodies,
+	// tokens redacted). Nil: shared.Logger().
+	Logger hclog.Logger
 	// Credential, when set, authenticates every request instead of
 	// AZURE_AUTH_TOKEN or DefaultAzureCredential (embedders, tests).
 	Credential azcore.TokenCredential
@@ -30,104 +36,67 @@ type Config struct {
 	// means the SDK default: 3 retries with exponential backoff, honouring
 	// Retry-After.
 	Retry policy.RetryOptions
-	// Logger receives one debug line per operation. Nil discards them.
-	Logger hclog.Logger
 }
 
 // Provider is the Azure Key Vault provider. It is safe for concurrent use.
 type Provider struct {
-	cfg   Config
-	token string // AZURE_AUTH_TOKEN, read once by New
-	log   hclog.Logger
+	cfg    Config
+	token  string   // AZURE_AUTH_TOKEN, read once by New
+	tokens tokenSet // every token handed out, for redaction
 
-	mu      sync.Mutex
-	clients map[clientKey]*azkeys.Client
+	clients shared.ClientCache[*azkeys.Client]
 }
 
 var _ shared.Provider = (*Provider)(nil)
 
-// New returns a Provider. It reads AZURE_AUTH_TOKEN once, here.
+// New returns a Provider. It reads AZURE_AUTH_TOKEN once, here, and
+// routes the Azure SDK's process-wide log to cfg.Logger (see Config).
 func New(cfg Config) *Provider {
-	log := cfg.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
+	if cfg.Logger == nil {
+		cfg.Logger = shared.Logger()
 	}
-	return &Provider{cfg: cfg, token: os.Getenv(EnvAuthToken), log: log, clients: map[clientKey]*azkeys.Client{}}
+	p := &Provider{cfg: cfg, token: os.Getenv(EnvAuthToken)}
+	routeSDKLog(p)
+	return p
 }
 
-// keyTypes and algorithms are what Key Vault can do for knhk: no Ed25519.
-var (
-	keyTypes   = []shared.KeyType{shared.RSA2048, shared.RSA3072, shared.RSA4096, shared.ECP256, shared.ECP384, shared.ECP521}
-	algorithms = []shared.Algorithm{shared.RS256, shared.RS384, shared.RS512, shared.PS256, shared.PS384, shared.PS512, shared.ES256, shared.ES384, shared.ES512}
-)
+// keyTypes are what Key Vault can do for knhk: no Ed25519.
+var keyTypes = []shared.KeyType{shared.RSA2048, shared.RSA3072, shared.RSA4096, shared.ECP256, shared.ECP384, shared.ECP521}
 
 // Describe names the provider and what it supports. It calls no vault.
 func (p *Provider) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:         Name,
-		Version:      Version,
+		Version:      p.cfg.Version,
 		Capabilities: []shared.Capability{shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify},
-		KeyTypes:     keyTypes,
-		Algorithms:   algorithms,
+		KeyTypes:     append([]shared.KeyType(nil), keyTypes...),
+		Algorithms:   shared.AlgorithmsFor(keyTypes...),
 	}, nil
 }
 
-// open parses a key reference and returns its id, parameters and client.
-func (p *Provider) open(ref shared.KeyRef) (keyID, params, *azkeys.Client, error) {
-	id, err := parseKeyID(ref.ID)
-	if err != nil {
-		return keyID{}, params{}, nil, err
-	}
-	ps, err := parseParams(ref.Params)
-	if err != nil {
-		return keyID{}, params{}, nil, err
-	}
-	if ps.vaultURL != "" && ps.vaultURL != id.vault {
-		return keyID{}, params{}, nil, fmt.Errorf("%w: vault_url %s does not match key id %s", shared.ErrInvalidArgument, ps.vaultURL, ref.ID)
-	}
-	c, err := p.clientFor(id.vault, ps)
-	if err != nil {
-		return keyID{}, params{}, nil, err
-	}
-	return id, ps, c, nil
-}
+// sdkLog is the provider whose logger receives the Azure SDK's log, which
+// is one per process: the most recently made.
+var sdkLog atomic.Pointer[Provider]
 
-// checkAlgorithm refuses what Key Vault cannot do before any request.
-func checkAlgorithm(alg shared.Algorithm) error {
-	for _, a := range algorithms {
-		if a == alg {
-			return nil
+// installSDKLog sets the Azure SDK's listener once. The listener itself
+// replaces the console logger AZURE_SDK_GO_LOGGING=all would install,
+// which prints everything, error bodies included, to stderr.
+var installSDKLog = sync.OnceFunc(func() {
+	// No ResponseError events: they carry the response body, which can
+	// echo the request's token. Bodies are never logged otherwise either
+	// (LogOptions.IncludeBody stays unset).
+	azlog.SetEvents(azlog.EventRequest, azlog.EventResponse, azlog.EventRetryPolicy, azidentity.EventAuthentication)
+	azlog.SetListener(func(ev azlog.Event, msg string) {
+		p := sdkLog.Load()
+		if p == nil || !p.cfg.Logger.IsTrace() || ev == azlog.EventResponseError {
+			return
 		}
-	}
-	return fmt.Errorf("%w: Azure Key Vault does not sign with %q (it offers %v)", shared.ErrUnsupportedAlgorithm, alg, algorithms)
-}
+		p.cfg.Logger.Trace(p.redact(msg), "event", string(ev))
+	})
+})
 
-// getKey fetches a key version (current when version is empty) and
-// converts its public key.
-func (p *Provider) getKey(ctx context.Context, c *azkeys.Client, id keyID, version string) (azkeys.KeyBundle, []byte, shared.KeyType, error) {
-	resp, err := c.GetKey(ctx, id.name, version, nil)
-	if err != nil {
-		return azkeys.KeyBundle{}, nil, "", p.mapError("get key", describe(id, version), err)
-	}
-	der, kt, err := jwkToDER(resp.Key)
-	if err != nil {
-		return azkeys.KeyBundle{}, nil, "", fmt.Errorf("azure: key %s: %w", id, err)
-	}
-	return resp.KeyBundle, der, kt, nil
-}
-
-// describe names a key version in messages.
-func describe(id keyID, version string) string {
-	if version == "" {
-		return id.String()
-	}
-	return id.String() + "/" + version
-}
-
-// versionOf is the version part of a kid.
-func versionOf(kid *azkeys.ID) string {
-	if kid == nil {
-		return ""
-	}
-	return kid.Version()
+// routeSDKLog sends the Azure SDK's log to p's logger, at trace level.
+func routeSDKLog(p *Provider) {
+	sdkLog.Store(p)
+	installSDKLog()
 }

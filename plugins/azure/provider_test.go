@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/knhk/knhk/plugins/azure"
 	"github.com/knhk/knhk/plugins/azure/internal/kvtest"
@@ -41,11 +43,14 @@ func (c *countingCred) GetToken(_ context.Context, o policy.TokenRequestOptions)
 	return azcore.AccessToken{Token: c.token, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
-// env is a test vault and a provider pointed at it.
+// env is a test vault and a provider pointed at it. p is the provider as
+// the plugin serves it, behind the SDK's request checks; raw is the
+// provider itself.
 type env struct {
 	srv    *kvtest.Server
 	cred   *countingCred
-	p      *azure.Provider
+	raw    *azure.Provider
+	p      shared.Provider
 	params map[string]string
 }
 
@@ -57,7 +62,8 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(srv.Close)
 	cred := &countingCred{token: srv.Token}
-	return &env{srv: srv, cred: cred, p: azure.New(azure.Config{Credential: cred}), params: map[string]string{"ca_file": srv.CAFile}}
+	raw := azure.New(azure.Config{Credential: cred})
+	return &env{srv: srv, cred: cred, raw: raw, p: shared.Validate(raw), params: map[string]string{"ca_file": srv.CAFile}}
 }
 
 func (e *env) ref(name string) shared.KeyRef {
@@ -259,7 +265,7 @@ func TestChallengeFlow(t *testing.T) {
 	// A fresh provider whose first request has a body: the SDK strips it
 	// for the unauthenticated probe and sends it with the token.
 	e2 := &env{srv: e.srv, cred: &countingCred{token: e.srv.Token}, params: e.params}
-	e2.p = azure.New(azure.Config{Credential: e2.cred})
+	e2.p = shared.Validate(azure.New(azure.Config{Credential: e2.cred}))
 	e.srv.ResetRequests()
 	digest, _ := shared.Digest(shared.ES256, []byte("x"))
 	if _, err := e2.p.Sign(ctx, shared.SignRequest{Key: e2.ref("chal"), Algorithm: shared.ES256, Digest: digest}); err != nil {
@@ -299,11 +305,11 @@ func TestErrors(t *testing.T) {
 	e.create(t, "err-rsa", shared.RSA2048)
 	e.create(t, "err-exp", shared.ECP256)
 	digest, _ := shared.Digest(shared.ES256, []byte("x"))
-	sign := func(p *azure.Provider, ref shared.KeyRef) error {
+	sign := func(p shared.Provider, ref shared.KeyRef) error {
 		_, err := p.Sign(ctx, shared.SignRequest{Key: ref, Algorithm: shared.ES256, Digest: digest})
 		return err
 	}
-	wrong := azure.New(azure.Config{Credential: &countingCred{token: "not-the-token"}})
+	wrong := shared.Validate(azure.New(azure.Config{Credential: &countingCred{token: "not-the-token"}}))
 	kv := e.azkeysClient(t)
 
 	tests := []struct {
@@ -336,9 +342,15 @@ func TestErrors(t *testing.T) {
 			return err
 		}, want: shared.ErrUnsupportedAlgorithm, says: []string{"EdDSA"}},
 		{name: "ed25519 key", run: func() error {
-			_, err := e.p.CreateKey(ctx, shared.CreateKeyRequest{Key: e.ref("ed"), Type: shared.Ed25519})
+			// The provider's own answer, for callers without the SDK.
+			_, err := e.raw.CreateKey(ctx, shared.CreateKeyRequest{Key: e.ref("ed"), Type: shared.Ed25519})
 			return err
 		}, want: shared.ErrUnsupportedAlgorithm, says: []string{"Ed25519"}},
+		{name: "ed25519 key served", run: func() error {
+			// The SDK refuses a key type Describe does not claim first.
+			_, err := e.p.CreateKey(ctx, shared.CreateKeyRequest{Key: e.ref("ed"), Type: shared.Ed25519})
+			return err
+		}, want: shared.ErrUnsupportedAlgorithm, says: []string{"ed25519"}},
 		{name: "wrong algorithm for key", run: func() error {
 			_, err := e.p.Sign(ctx, shared.SignRequest{Key: e.ref("err-rsa"), Algorithm: shared.ES256, Digest: digest})
 			return err
@@ -450,5 +462,121 @@ func TestHSMParam(t *testing.T) {
 	pub, _, _ := shared.ParsePublicKey(pk.DER)
 	if err := shared.VerifyDigest(pub, shared.PS384, digest, sig.Signature); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestTraceLogNoBodies runs the provider at trace level against a vault
+// that reflects the bearer token in its error answers: the Azure SDK's
+// request log reaches the provider's logger with the Authorization header
+// redacted, no response body is logged, and the token is in no log line
+// and no error.
+func TestTraceLogNoBodies(t *testing.T) {
+	srv, err := kvtest.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	logs := &syncBuffer{}
+	p := shared.Validate(azure.New(azure.Config{
+		Credential: &countingCred{token: srv.Token},
+		Logger:     hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace}),
+	}))
+	checkReflected(t, p, srv)
+	checkTraceLog(t, logs.String(), srv.Token)
+}
+
+// checkReflected creates a key, has the vault reflect the token in its
+// answers and checks what Sign and PublicKey return: the error quotes the
+// answer, so the token did come back, but redacted.
+func checkReflected(t *testing.T, p shared.Provider, srv *kvtest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	ref := shared.KeyRef{ID: srv.KeyID("reflect"), Params: map[string]string{"ca_file": srv.CAFile}}
+	if _, err := p.CreateKey(ctx, shared.CreateKeyRequest{Key: ref, Type: shared.ECP256}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Reflect(true)
+	defer srv.Reflect(false)
+	digest, _ := shared.Digest(shared.ES256, []byte("x"))
+	_, serr := p.Sign(ctx, shared.SignRequest{Key: ref, Algorithm: shared.ES256, Digest: digest})
+	_, perr := p.PublicKey(ctx, shared.PublicKeyRequest{Key: ref})
+	for _, err := range []error{serr, perr} {
+		if !errors.Is(err, shared.ErrInvalidArgument) || !strings.Contains(err.Error(), kvtest.ReflectedMarker) || !strings.Contains(err.Error(), "[REDACTED]") {
+			t.Errorf("error = %v, want ErrInvalidArgument quoting the reflected answer, redacted", err)
+		}
+		if strings.Contains(err.Error(), srv.Token) {
+			t.Errorf("the token appears in error %q", err)
+		}
+	}
+}
+
+// checkTraceLog checks a trace-level log: the Azure SDK's request lines
+// (Authorization redacted) and the provider's are there; no response body
+// and no token is.
+func checkTraceLog(t *testing.T, out, token string) {
+	t.Helper()
+	if os.Getenv("SHOWLOG") != "" {
+		t.Log(out)
+	}
+	if !strings.Contains(out, "Authorization: REDACTED") || !strings.Contains(out, "created key") {
+		t.Errorf("the trace log lacks the SDK's request lines or the provider's:\n%.2000s", out)
+	}
+	if strings.Contains(out, kvtest.ReflectedMarker) {
+		t.Errorf("a response body was logged:\n%.2000s", out)
+	}
+	if strings.Contains(out, token) {
+		t.Error("the token appears in the trace log")
+	}
+}
+
+// TestPaddedECKeys reads EC keys the way Key Vault returns imported ones,
+// coordinates one byte longer than the field with a leading zero, through
+// the real azkeys client: the public key is the same, and signatures
+// verify against it.
+func TestPaddedECKeys(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, kt := range []shared.KeyType{shared.ECP256, shared.ECP384, shared.ECP521} {
+		name := "pad-" + strings.ReplaceAll(string(kt), "-", "")
+		e.create(t, name, kt)
+		plain, err := e.p.PublicKey(ctx, shared.PublicKeyRequest{Key: e.ref(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.srv.PadECCoordinates(true)
+		padded, err := e.p.PublicKey(ctx, shared.PublicKeyRequest{Key: e.ref(name)})
+		if err != nil || !slices.Equal(padded.DER, plain.DER) || padded.Type != kt {
+			t.Errorf("%s: PublicKey with padded coordinates = %s, %v; want the same %s key", kt, padded.Type, err, kt)
+		}
+		// The padding is really on the wire.
+		kb, err := e.azkeysClient(t).GetKey(ctx, name, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := map[shared.KeyType]int{shared.ECP256: 33, shared.ECP384: 49, shared.ECP521: 67}[kt]
+		if len(kb.Key.X) != size || len(kb.Key.Y) != size || kb.Key.X[0] != 0 {
+			t.Errorf("%s: the vault sent %d- and %d-byte coordinates, want %d with a leading zero", kt, len(kb.Key.X), len(kb.Key.Y), size)
+		}
+		alg := kt.DefaultAlgorithm()
+		digest, _ := shared.Digest(alg, []byte("padded"))
+		sig, err := e.p.Sign(ctx, shared.SignRequest{Key: e.ref(name), Algorithm: alg, Digest: digest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _, err := shared.ParsePublicKey(padded.DER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := shared.VerifyDigest(pub, alg, digest, sig.Signature); err != nil {
+			t.Errorf("%s: signature does not verify against the key read from padded coordinates: %v", kt, err)
+		}
+		if v, err := e.p.Verify(ctx, shared.VerifyRequest{Key: e.ref(name), Algorithm: alg, Digest: digest, Signature: sig.Signature}); err != nil || !v.Valid {
+			t.Errorf("%s: Verify with padded coordinates = %+v, %v; want valid", kt, v, err)
+		}
+		md, err := e.p.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: e.ref(name)})
+		if err != nil || md.Type != kt {
+			t.Errorf("%s: KeyMetadata with padded coordinates = %s, %v", kt, md.Type, err)
+		}
+		e.srv.PadECCoordinates(false)
 	}
 }

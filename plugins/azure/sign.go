@@ -11,38 +11,22 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// digestOf is the digest to send: Key Vault signs digests only, so a whole
-// message is hashed here with the algorithm's hash.
-func digestOf(alg shared.Algorithm, digest, message []byte) ([]byte, error) {
-	if digest != nil {
-		return digest, shared.CheckDigest(alg, digest)
-	}
-	if message == nil {
-		return nil, fmt.Errorf("%w: request carries neither a digest nor a message", shared.ErrInvalidArgument)
-	}
-	return shared.Digest(alg, message)
-}
-
 // Sign signs a digest with a key version (current when none is given).
-// ECDSA signatures are returned as ASN.1 DER.
+// Key Vault signs digests only; the SDK hashes a message before Sign sees
+// it, since the provider does not claim CapSignMessage. ECDSA signatures
+// are returned as ASN.1 DER.
 func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
-	if err := checkAlgorithm(req.Algorithm); err != nil {
-		return shared.SignResponse{}, err
-	}
-	id, _, c, err := p.open(req.Key)
+	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.SignResponse{}, err
 	}
+	id, c := t.id, t.client
 	version, err := id.pick(req.Version)
 	if err != nil {
 		return shared.SignResponse{}, err
 	}
-	digest, err := digestOf(req.Algorithm, req.Digest, req.Message)
-	if err != nil {
-		return shared.SignResponse{}, err
-	}
 	resp, err := c.Sign(ctx, id.name, version, azkeys.SignParameters{
-		Algorithm: to.Ptr(azkeys.SignatureAlgorithm(req.Algorithm)), Value: digest}, nil)
+		Algorithm: to.Ptr(azkeys.SignatureAlgorithm(req.Algorithm)), Value: req.Digest}, nil)
 	if err != nil {
 		return shared.SignResponse{}, p.algorithmError(ctx, c, id, version, req.Algorithm, p.mapError("sign with", describe(id, version), err))
 	}
@@ -53,7 +37,7 @@ func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.Sig
 		}
 	}
 	used := versionOf(resp.KID)
-	p.log.Debug("signed", "key", id.String(), "version", used, "algorithm", req.Algorithm)
+	p.cfg.Logger.Debug("signed", "key", id.String(), "version", used, "algorithm", req.Algorithm)
 	return shared.SignResponse{Signature: sig, Version: used}, nil
 }
 
@@ -75,18 +59,12 @@ func (p *Provider) algorithmError(ctx context.Context, c *azkeys.Client, id keyI
 // Verify asks Key Vault to check a signature. A signature that is not even
 // well-formed is simply not valid.
 func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {
-	if err := checkAlgorithm(req.Algorithm); err != nil {
-		return shared.VerifyResponse{}, err
-	}
-	id, _, c, err := p.open(req.Key)
+	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.VerifyResponse{}, err
 	}
+	id, c := t.id, t.client
 	version, err := id.pick(req.Version)
-	if err != nil {
-		return shared.VerifyResponse{}, err
-	}
-	digest, err := digestOf(req.Algorithm, req.Digest, req.Message)
 	if err != nil {
 		return shared.VerifyResponse{}, err
 	}
@@ -109,11 +87,11 @@ func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared
 		sig = raw
 	}
 	resp, err := c.Verify(ctx, id.name, version, azkeys.VerifyParameters{
-		Algorithm: to.Ptr(azkeys.SignatureAlgorithm(req.Algorithm)), Digest: digest, Signature: sig}, nil)
+		Algorithm: to.Ptr(azkeys.SignatureAlgorithm(req.Algorithm)), Digest: req.Digest, Signature: sig}, nil)
 	if err != nil {
 		return shared.VerifyResponse{}, p.mapError("verify with", describe(id, version), err)
 	}
 	valid := resp.Value != nil && *resp.Value
-	p.log.Debug("verified", "key", id.String(), "version", version, "algorithm", req.Algorithm, "valid", valid)
+	p.cfg.Logger.Debug("verified", "key", id.String(), "version", version, "algorithm", req.Algorithm, "valid", valid)
 	return shared.VerifyResponse{Valid: valid, Version: version}, nil
 }

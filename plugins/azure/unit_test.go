@@ -1,6 +1,8 @@
 package azure
 
 import (
+	"bytes"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -65,16 +68,15 @@ func TestPickVersion(t *testing.T) {
 }
 
 func TestParseParams(t *testing.T) {
-	p, err := parseParams(map[string]string{"ca_file": "/x.pem", "tenant_id": "t", "client_id": "c", "hsm": "true", "vault_url": "https://V.vault.azure.net/"})
+	ps, vault, err := parseParams(map[string]string{"ca_file": "/x.pem", "tenant_id": "t", "client_id": "c", "hsm": "true", "vault_url": "https://V.vault.azure.net/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := params{caFile: "/x.pem", tenantID: "t", clientID: "c", hsm: true, vaultURL: "https://v.vault.azure.net"}
-	if p != want {
-		t.Errorf("parseParams = %+v, want %+v", p, want)
+	if ps.String(ParamCAFile) != "/x.pem" || ps.String(ParamTenantID) != "t" || ps.String(ParamClientID) != "c" || !ps.Bool(ParamHSM) || vault != "https://v.vault.azure.net" {
+		t.Errorf("parseParams = %v %q, want ca_file /x.pem, tenant t, client c, hsm, vault https://v.vault.azure.net", ps.Key(), vault)
 	}
 	for _, bad := range []map[string]string{{"region": "x"}, {"hsm": "maybe"}, {"vault_url": "http://v"}, {"vault_url": "https://v/keys"}} {
-		if _, err := parseParams(bad); !errors.Is(err, shared.ErrInvalidArgument) {
+		if _, _, err := parseParams(bad); !errors.Is(err, shared.ErrInvalidArgument) {
 			t.Errorf("parseParams(%v) = %v, want ErrInvalidArgument", bad, err)
 		}
 	}
@@ -170,4 +172,85 @@ func TestIsLoopback(t *testing.T) {
 			t.Errorf("isLoopback(%q) = %v, want %v", in, got, want)
 		}
 	}
+}
+
+// TestECCoordinatesAsIntegers reads JWK EC coordinates as big-endian
+// integers, as Key Vault returns imported keys: 33-byte P-256 and 49-byte
+// P-384 coordinates (a leading zero byte) and shortened ones make the same
+// key; a coordinate too large for the field and a point off the curve are
+// refused with errors that say so.
+func TestECCoordinatesAsIntegers(t *testing.T) {
+	for _, tc := range []struct {
+		curve elliptic.Curve
+		ecdh  ecdh.Curve
+		crv   azkeys.CurveName
+		kt    shared.KeyType
+	}{
+		{elliptic.P256(), ecdh.P256(), azkeys.CurveNameP256, shared.ECP256},
+		{elliptic.P384(), ecdh.P384(), azkeys.CurveNameP384, shared.ECP384},
+		{elliptic.P521(), ecdh.P521(), azkeys.CurveNameP521, shared.ECP521},
+	} {
+		size := (tc.curve.Params().BitSize + 7) / 8
+		x, y := shortXPoint(t, tc.ecdh, size)
+		pub, err := ecdsa.ParseUncompressedPublicKey(tc.curve, append(append([]byte{4}, x...), y...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := x509.MarshalPKIXPublicKey(pub)
+		jwk := func(x, y []byte) *azkeys.JSONWebKey {
+			return &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(tc.crv), X: x, Y: y}
+		}
+		pad := func(b []byte, n int) []byte { return append(make([]byte, n), b...) }
+		for name, in := range map[string]*azkeys.JSONWebKey{
+			"field size":             jwk(x, y),
+			"one leading zero":       jwk(pad(x, 1), pad(y, 1)),
+			"several zeros":          jwk(pad(x, 3), y),
+			"shorter than the field": jwk(x[1:], y), // x's top byte is zero
+		} {
+			der, kt, err := jwkToDER(in)
+			if err != nil || kt != tc.kt || !bytes.Equal(der, want) {
+				t.Errorf("%s %s: jwkToDER = %s, %v; want the original %s key", tc.crv, name, kt, err, tc.kt)
+			}
+		}
+
+		// x = p (one past the largest coordinate) does not fit the field.
+		p := tc.curve.Params().P.Bytes()
+		if _, _, err := jwkToDER(jwk(p, y)); !errors.Is(err, shared.ErrUnavailable) || !strings.Contains(err.Error(), "does not fit "+string(tc.crv)) {
+			t.Errorf("%s: x = p: %v, want ErrUnavailable saying it does not fit %s", tc.crv, err, tc.crv)
+		}
+		// A non-zero byte in front makes another, too large, integer.
+		if _, _, err := jwkToDER(jwk(append([]byte{1}, x...), y)); !errors.Is(err, shared.ErrUnavailable) || !strings.Contains(err.Error(), "does not fit") {
+			t.Errorf("%s: x with a leading 0x01: %v, want ErrUnavailable saying it does not fit", tc.crv, err)
+		}
+		// Coordinates in range but not on the curve.
+		_, _, err = jwkToDER(jwk(pad(x, 1), pad(x, 1)))
+		if !errors.Is(err, shared.ErrUnavailable) || !strings.Contains(err.Error(), "not a point on "+string(tc.crv)) {
+			t.Errorf("%s: point off the curve: %v, want ErrUnavailable saying it is not a point on %s", tc.crv, err, tc.crv)
+		}
+		if _, _, err := jwkToDER(jwk(nil, y)); !errors.Is(err, shared.ErrUnavailable) || !strings.Contains(err.Error(), "without its x coordinate") {
+			t.Errorf("%s: no x: %v, want ErrUnavailable saying x is missing", tc.crv, err)
+		}
+	}
+}
+
+// shortXPoint returns the coordinates, at the field size, of the first
+// point d*G (d = 1, 2, ...) whose x has a zero top byte, so that its
+// minimal encoding is shorter than the field.
+func shortXPoint(t *testing.T, c ecdh.Curve, size int) (x, y []byte) {
+	t.Helper()
+	// P-521 scalars are 66 bytes, like its coordinates.
+	d := make([]byte, size)
+	for i := 1; i < 1<<16; i++ {
+		d[len(d)-2], d[len(d)-1] = byte(i>>8), byte(i)
+		k, err := c.NewPrivateKey(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt := k.PublicKey().Bytes()
+		if pt[1] == 0 {
+			return pt[1 : 1+size], pt[1+size:]
+		}
+	}
+	t.Fatal("no point with a short x")
+	return nil, nil
 }

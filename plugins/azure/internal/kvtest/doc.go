@@ -30,6 +30,9 @@
 // It also answers as an App Service managed identity endpoint (see
 // IdentityPath), so tests can run the real DefaultAzureCredential chain.
 //
-// Fault switches (Deny, FailNext) produce 403, 429 and 5xx on demand, and
+// Fault switches (Deny, FailNext) produce 403, 429 and 5xx on demand;
+// Reflect makes the server echo the bearer token in its answers, as a
+// broken server might, for the redaction tests; PadECCoordinates returns
+// EC keys with the leading zero bytes Key Vault gives some imported keys.
 // Requests records what the server saw, for the challenge-flow test.
 package kvtest

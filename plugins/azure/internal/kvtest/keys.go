@@ -74,8 +74,12 @@ func (s *Server) bundle(name string, v *version) map[string]any {
 	case *ecdsa.PublicKey:
 		size := (p.Curve.Params().BitSize + 7) / 8
 		jwk["crv"] = v.crv
-		jwk["x"] = b64.EncodeToString(p.X.FillBytes(make([]byte, size)))
-		jwk["y"] = b64.EncodeToString(p.Y.FillBytes(make([]byte, size)))
+		pad := 0
+		if s.ecPadded.Load() {
+			pad = 1 // a leading zero byte
+		}
+		jwk["x"] = b64.EncodeToString(p.X.FillBytes(make([]byte, pad+size)))
+		jwk["y"] = b64.EncodeToString(p.Y.FillBytes(make([]byte, pad+size)))
 	}
 	return map[string]any{"key": jwk, "attributes": v.attributes()}
 }

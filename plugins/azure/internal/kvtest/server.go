@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Tenant is the tenant named in the challenge.
@@ -40,6 +41,9 @@ type Server struct {
 	faults []fault
 
 	tokenReqs []TokenRequest
+
+	reflect  atomic.Bool // answer with the request's Authorization header
+	ecPadded atomic.Bool // EC coordinates with a leading zero byte
 }
 
 // Request is what the server saw of one request.
@@ -127,6 +131,22 @@ func (s *Server) FailNext(n, status int, code string) {
 	}
 }
 
+// Reflect makes every authorised request fail with 400 BadParameter whose
+// message, and an X-Reflected-Authorization response header, echo the
+// request's Authorization header, bearer token included, as a broken
+// proxy or server might; on=false undoes it. The message starts with
+// ReflectedMarker.
+func (s *Server) Reflect(on bool) { s.reflect.Store(on) }
+
+// ReflectedMarker starts the message of a reflected answer (see Reflect).
+const ReflectedMarker = "KVTEST-REFLECTED-BODY"
+
+// PadECCoordinates makes the server return EC public keys as Key Vault
+// returns some imported keys: x and y one byte longer than the field, with
+// a leading zero byte (33 bytes for P-256, 49 for P-384, 67 for P-521);
+// on=false returns them at the field size again.
+func (s *Server) PadECCoordinates(on bool) { s.ecPadded.Store(on) }
+
 // serve authenticates, applies faults and routes one request.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == IdentityPath {
@@ -152,6 +172,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			msg = "AKV10032: Invalid issuer or token."
 		}
 		writeError(rec, http.StatusUnauthorized, "Unauthorized", "", msg)
+		return
+	}
+	if s.reflect.Load() {
+		auth := r.Header.Get("Authorization")
+		rec.Header().Set("X-Reflected-Authorization", auth)
+		writeError(rec, http.StatusBadRequest, "BadParameter", "", ReflectedMarker+": the request carried Authorization: "+auth)
 		return
 	}
 	s.mu.Lock()

@@ -220,3 +220,42 @@ func TestPagingAndFaults(t *testing.T) {
 		t.Errorf("denied get: %d %v, want 403 ForbiddenByPolicy", st, m)
 	}
 }
+
+// TestPadECCoordinates checks the imported-key form: x and y one byte
+// longer than the field, the first byte zero, the same point.
+func TestPadECCoordinates(t *testing.T) {
+	c := newClient(t)
+	for _, tc := range []struct {
+		crv  string
+		size int
+	}{{"P-256", 32}, {"P-384", 48}, {"P-521", 66}} {
+		_, _, m := c.do("POST", "/keys/ec-"+tc.crv[2:]+"/create"+api, map[string]any{"kty": "EC", "crv": tc.crv})
+		plain := m["key"].(map[string]any)
+		c.s.PadECCoordinates(true)
+		_, _, m = c.do("GET", "/keys/ec-"+tc.crv[2:]+api, nil)
+		c.s.PadECCoordinates(false)
+		padded := m["key"].(map[string]any)
+		for _, f := range []string{"x", "y"} {
+			p, q := b64field(t, padded, f), b64field(t, plain, f)
+			if len(p) != tc.size+1 || p[0] != 0 || !bytes.Equal(p[1:], q) || len(q) != tc.size {
+				t.Errorf("%s %s: padded %d bytes (first %#x), plain %d bytes; want %d with a leading zero, %d", tc.crv, f, len(p), p[0], len(q), tc.size+1, tc.size)
+			}
+		}
+	}
+}
+
+// TestReflect checks the reflecting answer: 400 whose message and header
+// carry the request's token.
+func TestReflect(t *testing.T) {
+	c := newClient(t)
+	c.s.Reflect(true)
+	st, h, m := c.do("GET", "/keys/k"+api, nil)
+	msg, _ := m["error"].(map[string]any)["message"].(string)
+	if st != http.StatusBadRequest || !strings.HasPrefix(msg, ReflectedMarker) || !strings.Contains(msg, c.s.Token) || !strings.Contains(h.Get("X-Reflected-Authorization"), c.s.Token) {
+		t.Errorf("reflected answer: %d %q %q, want 400 echoing the token", st, msg, h.Get("X-Reflected-Authorization"))
+	}
+	c.s.Reflect(false)
+	if st, _, _ := c.do("GET", "/keys/k"+api, nil); st != http.StatusNotFound {
+		t.Errorf("after Reflect(false): %d, want 404", st)
+	}
+}

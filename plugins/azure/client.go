@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -17,35 +18,36 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// clientKey identifies one cached client: the vault plus every parameter
-// that changes how it is reached or who it authenticates as.
-type clientKey struct {
-	vault, caFile, tenantID, clientID string
+// client returns the azkeys client for a vault and parameters: one per
+// vault and the parameters that change how it is reached or who it
+// authenticates as.
+func (p *Provider) client(ctx context.Context, vault string, ps shared.Params) (*azkeys.Client, error) {
+	key := vault + "\x00" + ps.Key(ParamCAFile, ParamTenantID, ParamClientID)
+	return p.clients.Get(ctx, key, func(context.Context) (*azkeys.Client, error) {
+		return p.newClient(vault, ps)
+	})
 }
 
-// clientFor returns the cached azkeys client for a vault and parameters,
-// creating it on first use.
-func (p *Provider) clientFor(vault string, ps params) (*azkeys.Client, error) {
-	k := clientKey{vault: vault, caFile: ps.caFile, tenantID: ps.tenantID, clientID: ps.clientID}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.clients[k]; ok {
-		return c, nil
-	}
-	tr, err := newTransport(ps.caFile)
+// newClient makes an azkeys client. Its credential's tokens are recorded
+// for redaction.
+func (p *Provider) newClient(vault string, ps shared.Params) (*azkeys.Client, error) {
+	tr, err := newTransport(ps.String(ParamCAFile))
 	if err != nil {
 		return nil, err
 	}
+	// Logging stays as the SDK's default: headers sanitised (Authorization
+	// redacted), bodies never logged (LogOptions.IncludeBody unset), since
+	// a body can echo the token.
 	opts := azcore.ClientOptions{Retry: p.cfg.Retry, Transport: tr}
 	cred := p.cfg.Credential
 	if cred == nil {
 		c, err := newCredential(p.token, ps, opts)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cannot set up Azure credentials: %s; %s", shared.ErrPermissionDenied, p.redact(oneLine(err.Error())), credentialHint())
+			return nil, fmt.Errorf("%w: azure: cannot set up Azure credentials: %s; %s", shared.ErrPermissionDenied, p.redact(oneLine(err.Error())), credentialHint())
 		}
 		cred = c
 	}
-	c, err := azkeys.NewClient(vault, markedCredential{cred}, &azkeys.ClientOptions{
+	c, err := azkeys.NewClient(vault, markedCredential{cred, &p.tokens}, &azkeys.ClientOptions{
 		ClientOptions: opts,
 		// The SDK checks that the challenge's resource matches the vault's
 		// domain, so a wrong vault URL cannot obtain a token for another
@@ -53,9 +55,8 @@ func (p *Provider) clientFor(vault string, ps params) (*azkeys.Client, error) {
 		DisableChallengeResourceVerification: isLoopback(vault),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: cannot create a Key Vault client for %s: %v", shared.ErrInvalidArgument, vault, err)
+		return nil, fmt.Errorf("%w: azure: cannot create a Key Vault client for %s: %s", shared.ErrInvalidArgument, vault, p.redact(err.Error()))
 	}
-	p.clients[k] = c
 	return c, nil
 }
 
@@ -68,14 +69,14 @@ func newTransport(caFile string) (policy.Transporter, error) {
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: ca_file: %v", shared.ErrInvalidArgument, err)
+			return nil, fmt.Errorf("%w: azure: ca_file: %v", shared.ErrInvalidArgument, err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", shared.ErrInvalidArgument, caFile)
+			return nil, fmt.Errorf("%w: azure: ca_file %s holds no PEM certificate", shared.ErrInvalidArgument, shared.Quote(caFile))
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
@@ -85,6 +86,9 @@ func newTransport(caFile string) (policy.Transporter, error) {
 // certFailFast marks TLS certificate errors as not worth retrying.
 type certFailFast struct{ c *http.Client }
 
+var _ policy.Transporter = certFailFast{}
+
+// Do sends the request.
 func (t certFailFast) Do(req *http.Request) (*http.Response, error) {
 	resp, err := t.c.Do(req)
 	var cve *tls.CertificateVerificationError
@@ -115,5 +119,3 @@ func isLoopback(vault string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
-
-var _ policy.Transporter = certFailFast{}
