@@ -31,7 +31,6 @@ type cacheKey struct {
 
 type cacheEntry struct {
 	pk      PublicKey
-	fetched time.Time
 	expires time.Time
 }
 
@@ -40,13 +39,15 @@ type pubCache struct {
 	ttl time.Duration // <= 0: off
 	mu  sync.RWMutex
 	m   map[cacheKey]cacheEntry
+	// refetched is when a verification miss last refetched each key.
+	refetched map[string]time.Time
 }
 
 // maxCacheEntries bounds the cache; expired entries are swept past it.
 const maxCacheEntries = 4096
 
 func newPubCache(ttl time.Duration) *pubCache {
-	return &pubCache{ttl: ttl, m: map[cacheKey]cacheEntry{}}
+	return &pubCache{ttl: ttl, m: map[cacheKey]cacheEntry{}, refetched: map[string]time.Time{}}
 }
 
 // keyName is a canonical string for (provider, key id, parameters). It is
@@ -121,17 +122,26 @@ func (c *pubCache) put(r Ref, versions []string, pk PublicKey) {
 	}
 	name := keyName(r)
 	for _, v := range versions {
-		c.m[cacheKey{name, v}] = cacheEntry{pk: pk, fetched: now, expires: now.Add(c.ttl)}
+		c.m[cacheKey{name, v}] = cacheEntry{pk: pk, expires: now.Add(c.ttl)}
 	}
 }
 
-// fetchedWithin reports whether a key version was fetched from the plugin
-// less than d ago.
-func (c *pubCache) fetchedWithin(r Ref, version string, d time.Duration) bool {
-	c.mu.RLock()
-	e, ok := c.m[cacheKey{keyName(r), version}]
-	c.mu.RUnlock()
-	return ok && time.Since(e.fetched) < d
+// refetchAllowed reports whether a verification miss may refetch a key
+// now: once per key per d, so a stream of bad signatures cannot become a
+// stream of plugin calls.
+func (c *pubCache) refetchAllowed(r Ref, d time.Duration) bool {
+	name := keyName(r)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if last, ok := c.refetched[name]; ok && now.Sub(last) < d {
+		return false
+	}
+	if len(c.refetched) >= maxCacheEntries {
+		clear(c.refetched)
+	}
+	c.refetched[name] = now
+	return true
 }
 
 // drop forgets one version of a key.

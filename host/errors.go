@@ -24,7 +24,9 @@ var (
 	ErrPluginRefused = errors.New("plugin refused")
 	// ErrHandshake: the plugin started but did not complete the go-plugin
 	// handshake (not a plugin at all, wrong magic cookie, wrong protocol
-	// version, or no answer within the start timeout).
+	// version, output on stdout before the handshake, or no answer within
+	// the start timeout), or it describes itself as another provider than
+	// its file name says.
 	ErrHandshake = errors.New("plugin handshake failed")
 	// ErrPluginCrashed: the plugin process died during the call (and, for
 	// idempotent calls, again on the one retry). Retryable: the host

@@ -141,8 +141,7 @@ func (k *Key) VerifyMessage(ctx context.Context, message, sig []byte, opts SignO
 	})
 }
 
-// minRefetch is how old the cached current key must be before a
-// verification miss fetches it again.
+// minRefetch is how often, at most, verification misses refetch a key.
 const minRefetch = time.Second
 
 func (k *Key) verify(ctx context.Context, opts SignOptions, check func(PublicKey, shared.Algorithm) error) error {
@@ -154,8 +153,8 @@ func (k *Key) verify(ctx context.Context, opts SignOptions, check func(PublicKey
 	if !errors.Is(err, shared.ErrBadSignature) || opts.Version != "" {
 		return err // a named version's key cannot change
 	}
-	if k.h.cache.fetchedWithin(k.ref, "", minRefetch) {
-		return err // just fetched: bad signatures must not become plugin calls
+	if !k.h.cache.refetchAllowed(k.ref, minRefetch) {
+		return err
 	}
 	alg, fresh, ferr := k.algorithm(ctx, opts, true)
 	if ferr != nil || fresh.Version == pk.Version {

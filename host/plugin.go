@@ -206,12 +206,20 @@ func (m *managed) start() (*instance, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.h.cfg.CallTimeout)
 	defer cancel()
 	desc, err := inst.rpc.Describe(ctx)
-	if err == nil && desc.ProtocolVersion != shared.ProtocolVersion {
-		err = fmt.Errorf("it speaks knhk protocol %d, the host speaks %d", desc.ProtocolVersion, shared.ProtocolVersion)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("%w: %s: Describe failed: %v", ErrHandshake, what, err)
+	case desc.ProtocolVersion != shared.ProtocolVersion:
+		err = fmt.Errorf("%w: %s: Describe failed: it speaks knhk protocol %d, the host speaks %d", ErrHandshake, what, desc.ProtocolVersion, shared.ProtocolVersion)
+	case inst.cmd != nil && desc.Name != m.name:
+		// The file name picks the plugin for a provider; one that calls
+		// itself something else is a misnamed or swapped file.
+		err = fmt.Errorf("%w: %s: the file name says provider %q, but the plugin's Describe says %s; a plugin must be named %s<the name it reports>",
+			ErrHandshake, what, m.name, shared.Quote(desc.Name), PluginPrefix)
 	}
 	if err != nil {
 		inst.kill(true)
-		return nil, fmt.Errorf("%w: %s: Describe failed: %v", ErrHandshake, what, err)
+		return nil, err
 	}
 	m.mu.Lock()
 	m.desc = &desc
@@ -261,6 +269,10 @@ func (m *managed) exec() (*instance, string, error) {
 		client.Kill()
 		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
 			return nil, path, fmt.Errorf("%w: %s changed after it was checked (expected sha256:%s)", ErrPluginRefused, path, sum)
+		}
+		if out, ok := strayStdout(err); ok {
+			return nil, path, fmt.Errorf("%w: %s: plugin wrote to stdout before the handshake: %s (stdout carries go-plugin's handshake line; a plugin logs with shared.Logger, which writes to stderr)%s",
+				ErrHandshake, path, out, tail.hint())
 		}
 		return nil, path, fmt.Errorf("%w: %s: %v (is it a knhk provider plugin for protocol %d?)%s",
 			ErrHandshake, path, firstLine(err.Error()), shared.ProtocolVersion, tail.hint())
@@ -411,6 +423,26 @@ func pluginTimedOut(ctx, cctx context.Context, err error, start time.Time, timeo
 	}
 	nearDeadline := time.Since(start) >= timeout-timeout/10
 	return nearDeadline && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// unrecognized starts go-plugin's error for a first stdout line that is not
+// its handshake line; the line follows.
+const unrecognized = "Unrecognized remote plugin message: "
+
+// strayStdout recognises go-plugin's error for a plugin that printed
+// something else before its handshake line and returns that line, quoted
+// and cut short. ok is false for other errors, and for a plugin that
+// printed nothing at all.
+func strayStdout(err error) (line string, ok bool) {
+	rest, found := strings.CutPrefix(firstLine(err.Error()), unrecognized)
+	if !found || rest == "" {
+		return "", false
+	}
+	const show = 64 // bytes: enough to recognise the output
+	if len(rest) > show {
+		return shared.Quote(rest[:show]) + "…", true
+	}
+	return shared.Quote(rest), true
 }
 
 // firstLine keeps go-plugin's diagnosis and drops its multi-line advice.

@@ -17,6 +17,17 @@
 // keys travel as DER SubjectPublicKeyInfo, ECDSA signatures as ASN.1 DER,
 // RSA and Ed25519 signatures raw.
 //
-// The conformance kit in shared/providertest checks a plugin binary against
-// this contract.
+// The SDK also carries what every plugin would otherwise write itself: a
+// declared parameter schema (NewParamSchema), a cache of service clients
+// (ClientCache), the mapping of HTTP statuses and context errors to the
+// sentinels (HTTPStatusError, ContextError), redaction (RedactError,
+// RedactURL, Quote), the plugin's logger at the host's level (Logger) and
+// its build version (BuildVersion). A plugin writes nothing to stdout,
+// which carries go-plugin's handshake.
+//
+// The plugin author guide, docs/plugin-authors.md in the knhk repository,
+// says what Validate guarantees, how to log, which sentinel for which
+// situation, versions and batching; the README's quick start is a complete
+// plugin with its conformance test. The conformance kit in
+// shared/providertest checks a plugin binary against this contract.
 package shared

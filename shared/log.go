@@ -24,12 +24,17 @@ const LogLevelEnv = contract.LogLevelEnv
 // handshake: a plugin must not print there.
 func Logger() hclog.Logger { return pluginLogger() }
 
+// stderr is the process's real standard error, kept before Serve runs:
+// go-plugin then points os.Stderr at a pipe whose lines the host drops,
+// while what goes to the real one reaches the host's log.
+var stderr = os.Stderr
+
 var pluginLogger = sync.OnceValue(func() hclog.Logger {
 	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
-	return hclog.New(&hclog.LoggerOptions{Level: level, JSONFormat: true, Output: os.Stderr})
+	return hclog.New(&hclog.LoggerOptions{Level: level, JSONFormat: true, Output: stderr})
 })
 
 // BuildVersion is the plugin binary's version as the Go toolchain

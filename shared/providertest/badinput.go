@@ -1,23 +1,58 @@
 package providertest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/knhk/knhk/shared"
 )
 
-// wantError returns nil when err wraps one of targets.
+// wantError returns nil when err wraps one of targets. Its message names
+// the errors as Go identifiers, as a plugin author writes them.
 func wantError(err error, targets ...error) error {
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = errName(t)
+	}
+	want := strings.Join(names, " or ")
 	if err == nil {
-		return fmt.Errorf("succeeded, want an error wrapping %v", targets)
+		return fmt.Errorf("succeeded, want an error wrapping %s", want)
 	}
 	for _, t := range targets {
 		if errors.Is(err, t) {
 			return nil
 		}
 	}
-	return fmt.Errorf("got %q, want an error wrapping %v", err, targets)
+	got := "no sentinel"
+	if s := shared.SentinelOf(err); s != nil {
+		got = errName(s)
+	}
+	return fmt.Errorf("got %q, which wraps %s; want an error wrapping %s", err, got, want)
+}
+
+// errNames are the Go names of the errors a provider may wrap.
+var errNames = map[error]string{
+	shared.ErrKeyNotFound:          "shared.ErrKeyNotFound",
+	shared.ErrInvalidArgument:      "shared.ErrInvalidArgument",
+	shared.ErrUnsupportedAlgorithm: "shared.ErrUnsupportedAlgorithm",
+	shared.ErrPermissionDenied:     "shared.ErrPermissionDenied",
+	shared.ErrUnavailable:          "shared.ErrUnavailable",
+	shared.ErrFailedPrecondition:   "shared.ErrFailedPrecondition",
+	shared.ErrUnimplemented:        "shared.ErrUnimplemented",
+	shared.ErrAlreadyExists:        "shared.ErrAlreadyExists",
+	context.Canceled:               "context.Canceled",
+	context.DeadlineExceeded:       "context.DeadlineExceeded",
+}
+
+// errName names a sentinel as Go code does ("shared.ErrKeyNotFound").
+func errName(err error) string {
+	if n, ok := errNames[err]; ok {
+		return n
+	}
+	return strconv.Quote(err.Error())
 }
 
 // checkUnknownKey checks that every operation on a key that does not exist

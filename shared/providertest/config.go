@@ -12,16 +12,16 @@ import (
 // value is not enough on its own (set Provider or Binary), but every other
 // field has a sane default.
 type Config struct {
-	// Provider is the provider under test, called directly: an in-process
-	// implementation, a *shared.Client, or any other Provider (such as one
-	// the host manages). An in-process Provider does not get the SDK
-	// server's input checks, so it must reject bad input itself.
+	// Provider is the provider under test, called in process through
+	// shared.Validate (the input checks Serve applies): an in-process
+	// implementation, or any other Provider (such as one Launch returned).
 	// Set Provider or Binary, not both.
 	Provider shared.Provider
 
-	// Binary is the path of a plugin binary. The kit launches it exactly as
-	// the host does (go-plugin, gRPC, AutoMTLS) and kills it when the test
-	// ends.
+	// Binary is the path of a plugin binary, named knhk-plugin-<name> as
+	// the host expects (BuildTemp builds one so). The kit launches it
+	// exactly as the host does (go-plugin, gRPC, AutoMTLS), checks that
+	// Describe reports that name, and kills it when the test ends.
 	Binary string
 
 	// Params are sent with every request (region, endpoint, vault address,

@@ -1,7 +1,9 @@
 package providertest
 
 import (
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -11,9 +13,12 @@ var knownCapabilities = []shared.Capability{
 	shared.CapVerify, shared.CapSignMessage, shared.CapSignBatch,
 }
 
-// checkDescribe checks that Describe is consistent: a name, the protocol
-// version, known key types and algorithms, and every algorithm usable by
-// some claimed key type.
+// pluginPrefix starts the file name of every plugin binary the host runs.
+const pluginPrefix = "knhk-plugin-"
+
+// checkDescribe checks that Describe is consistent: a name (for a binary,
+// the one its file name says), the protocol version, known key types and
+// algorithms, and every algorithm usable by some claimed key type.
 func (k *kit) checkDescribe(r reporter) {
 	d, err := call(k, k.p.Describe)
 	if err != nil {
@@ -24,6 +29,9 @@ func (k *kit) checkDescribe(r reporter) {
 		d.Name, d.Version, d.ProtocolVersion, d.Capabilities, d.KeyTypes, d.Algorithms)
 	if d.Name == "" {
 		r.Errorf("Describe: empty plugin name")
+	}
+	if k.viaHost {
+		k.checkName(r, d.Name)
 	}
 	// An in-process provider leaves the protocol version to the SDK.
 	if d.ProtocolVersion != shared.ProtocolVersion && (k.viaHost || d.ProtocolVersion != 0) {
@@ -65,7 +73,23 @@ func (k *kit) checkDescribe(r reporter) {
 			r.Logf("Describe: capability %q is unknown to this kit", c)
 		}
 	}
-	if _, ok := k.p.(shared.BatchSigner); d.Has(shared.CapSignBatch) && !ok {
+	// Only an in-process provider can be asked: the SDK serves SignBatch
+	// for every plugin binary, and shared.Validate for every provider.
+	if _, ok := k.cfg.Provider.(shared.BatchSigner); k.cfg.Provider != nil && d.Has(shared.CapSignBatch) && !ok {
 		r.Errorf("Describe: claims %s, but the provider does not implement shared.BatchSigner", shared.CapSignBatch)
+	}
+}
+
+// checkName checks that the binary is named knhk-plugin-<name>, name being
+// what Describe reports: the host finds a provider's plugin by that file
+// name and refuses one that calls itself something else.
+func (k *kit) checkName(r reporter, name string) {
+	file := filepath.Base(k.cfg.Binary)
+	want, ok := strings.CutPrefix(file, pluginPrefix)
+	switch {
+	case !ok:
+		r.Errorf("Describe: the binary %s is not named %s<name>, so the host would not find it; name it %s%s", file, pluginPrefix, pluginPrefix, name)
+	case name != want:
+		r.Errorf("Describe().Name is %q, but the binary %s is named for provider %q, and the host refuses the mismatch: rename the binary %s%s or return Name %q", name, file, want, pluginPrefix, name, want)
 	}
 }

@@ -1,33 +1,70 @@
 // Package providertest is knhk's conformance kit for provider plugins.
 //
-// A plugin author calls Run from an ordinary Go test, pointing it at the
-// plugin binary (launched through go-plugin exactly as the host launches it)
-// or at an in-process shared.Provider:
+// A plugin author runs it from an ordinary Go test against the plugin
+// binary, launched through go-plugin exactly as the host launches it. A
+// complete conformance test, in a _test.go file at the root of the
+// plugin's module (whose main package is ./cmd/knhk-plugin-mykms):
+//
+//	package mykms
+//
+//	import (
+//		"fmt"
+//		"os"
+//		"testing"
+//
+//		"github.com/knhk/knhk/shared/providertest"
+//	)
+//
+//	// pluginBin is the plugin binary TestMain builds, named
+//	// knhk-plugin-mykms as the host expects.
+//	var pluginBin string
+//
+//	func TestMain(m *testing.M) {
+//		bin, remove, err := providertest.BuildTemp("./cmd/knhk-plugin-mykms")
+//		if err != nil {
+//			fmt.Fprintln(os.Stderr, err)
+//			os.Exit(1)
+//		}
+//		pluginBin = bin
+//		code := m.Run()
+//		remove()
+//		os.Exit(code)
+//	}
 //
 //	func TestConformance(t *testing.T) {
 //		providertest.Run(t, providertest.Config{
-//			Binary: "bin/plugins/knhk-plugin-mykms", // build it first, e.g. in TestMain
-//			Params: map[string]string{"endpoint": srv.URL},
+//			Binary: pluginBin,
+//			Params: map[string]string{"endpoint": "https://127.0.0.1:8443"}, // what your provider needs
 //		})
 //	}
 //
-// and runs it with the race detector:
+// Run it with the race detector:
 //
 //	go test -race -run TestConformance ./...
 //
+// Under -race, BuildTemp (and Build) build the plugin with -race too, and
+// the kit fails the test when the plugin reports a data race on stderr.
+// A Config.Provider runs the kit in process instead, through
+// shared.Validate as Serve applies it.
+//
 // Every check is a named subtest (for example "ec-p256/Sign/ES256/digest"),
-// so -run can pick one and a failure names what is wrong.
+// so -run can pick one and a failure names what is wrong. Checks that
+// need good signatures from the provider (Verify, SignBatch, Concurrent,
+// Rotation) are skipped with "skipped: signing failed" when a Sign check
+// they build on failed, so a signing bug fails the Sign checks only.
 //
 // # What it checks
 //
 // For every key type and algorithm the provider's Describe claims (or the
 // subset Config.KeyTypes and Config.Algorithms name):
 //
-//   - Describe: a plugin name, protocol version shared.ProtocolVersion (an
-//     in-process provider may leave it zero for the SDK to fill), only key
-//     types and algorithms knhk knows, no duplicates, every algorithm usable
-//     by some claimed key type and every key type by some claimed algorithm,
-//     and a shared.BatchSigner behind a sign_batch claim.
+//   - Describe: a plugin name (for a binary, the one its file name
+//     knhk-plugin-<name> says, as the host refuses a mismatch), protocol
+//     version shared.ProtocolVersion (an in-process provider may leave it
+//     zero for the SDK to fill), only key types and algorithms knhk knows,
+//     no duplicates, every algorithm usable by some claimed key type and
+//     every key type by some claimed algorithm, and (in process) a
+//     shared.BatchSigner behind a sign_batch claim.
 //   - Key: a key is created per key type when Describe claims create_key, or
 //     taken from Config.Keys. The kit uses the id CreateKey returns.
 //   - PublicKey: DER SubjectPublicKeyInfo that shared.ParsePublicKey accepts,
@@ -42,7 +79,7 @@
 //     the standard library against the public key (RSA-PSS with any salt
 //     length, as some services use the maximum).
 //   - Verify (if claimed): a good signature is valid; a tampered one and one
-//     over other data are not (Valid false, or ErrInvalidArgument).
+//     over other data are not (Valid false, or shared.ErrInvalidArgument).
 //   - Bad input: a digest of the wrong length (or any digest for EdDSA)
 //     fails with shared.ErrInvalidArgument; every operation on a key that
 //     does not exist fails with shared.ErrKeyNotFound; signing with an
@@ -76,8 +113,7 @@
 // ARN, a UUID). Every call is bounded by Config.Timeout (one minute by
 // default), so a hung provider fails a check rather than hanging the test.
 //
-// An in-process Provider is called directly, without the input checks the
-// SDK's gRPC server makes, so it must itself reject bad digests and check
-// its context. Running the kit against the built binary tests exactly what
-// the host sees.
+// An in-process Provider gets the same input checks as a binary (the kit
+// wraps it in shared.Validate), but not the gRPC boundary: running the kit
+// against the built binary tests exactly what the host sees.
 package providertest

@@ -9,13 +9,18 @@ import (
 	"github.com/knhk/knhk/shared/providertest"
 )
 
-// A plugin author's conformance test: build the plugin, then run the kit
-// against the binary, as the host would launch it.
+// pluginBin is the plugin binary a suite's TestMain builds with
+// providertest.BuildTemp("./cmd/knhk-plugin-mykms"), as the package
+// documentation shows.
+var pluginBin string
+
+// A plugin author's conformance test: run the kit against the binary
+// TestMain built, as the host would launch it.
 func ExampleRun() {
 	// In a _test.go file of the plugin's module:
 	_ = func(t *testing.T) {
 		providertest.Run(t, providertest.Config{
-			Binary: "bin/plugins/knhk-plugin-mykms",
+			Binary: pluginBin,
 			Params: map[string]string{"region": "eu-west-1"},
 			// Restrict what is tested; the default is what Describe claims.
 			KeyTypes: []shared.KeyType{shared.ECP256, shared.RSA2048},
@@ -26,7 +31,7 @@ func ExampleRun() {
 // Launch starts a plugin binary for a test of one's own.
 func ExampleLaunch() {
 	_ = func(t *testing.T) {
-		p := providertest.Launch(t, "bin/plugins/knhk-plugin-mykms")
+		p := providertest.Launch(t, pluginBin)
 		d, err := p.Describe(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -40,7 +45,7 @@ func ExampleLaunch() {
 func ExampleConfig_suppliedKeys() {
 	_ = func(t *testing.T) {
 		providertest.Run(t, providertest.Config{
-			Binary: "bin/plugins/knhk-plugin-myhsm",
+			Binary: pluginBin, // knhk-plugin-myhsm
 			Params: map[string]string{"slot": "0"},
 			Keys: map[shared.KeyType]string{
 				shared.ECP256:  "conformance-ec",

@@ -2,13 +2,17 @@ package providertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/knhk/knhk/internal/contract"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -17,25 +21,49 @@ import (
 // running tests, so the kit's binary path is tested without another
 // module's plugin.
 func TestMain(m *testing.M) {
-	if os.Getenv(shared.Handshake.MagicCookieKey) == shared.Handshake.MagicCookieValue {
+	if os.Getenv(contract.Handshake.MagicCookieKey) == contract.Handshake.MagicCookieValue {
 		if err := shared.Serve(newSoft()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
+}
+
+// pluginDir holds this test binary under plugin names (symbolic links).
+var pluginDir string
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "knhk-kit-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	pluginDir = dir
+	return m.Run()
 }
 
 // selfBinary is this test binary, which serves the soft provider when
-// launched as a plugin.
+// launched as a plugin, as knhk-plugin-soft.
 func selfBinary(t *testing.T) string {
+	t.Helper()
+	return selfBinaryAs(t, "knhk-plugin-soft")
+}
+
+// selfBinaryAs is this test binary under the file name name.
+func selfBinaryAs(t *testing.T, name string) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatalf("finding the test binary: %v", err)
 	}
-	return exe
+	link := filepath.Join(pluginDir, name)
+	if err := os.Symlink(exe, link); err != nil && !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("linking the test binary as %s: %v", name, err)
+	}
+	return link
 }
 
 // TestRunInProcess runs the whole kit, as a plugin author would, against
@@ -92,54 +120,70 @@ func TestEveryCheckRuns(t *testing.T) {
 }
 
 // TestKitCatchesBugs runs the kit against deliberately broken providers and
-// asserts that the check for each bug fails, and that checks the bug does
+// asserts that exactly the checks for each bug fail, that checks which need
+// what the bug breaks are skipped, saying why, and that checks the bug does
 // not touch still pass.
 func TestKitCatchesBugs(t *testing.T) {
 	ec := "ec-p256/"
 	for _, tc := range []struct {
 		name     string
 		bugs     bugs
-		mustFail []string
+		mustFail []string // exactly the failing checks
+		mustSkip []string // skipped because signing failed
 		mustPass []string
 	}{
 		{"bad signature", bugs{badSignature: true},
-			[]string{ec + "Sign/ES256/digest", ec + "Sign/ES256/message", ec + "Concurrent", ec + "SignBatch", ec + "Rotation"},
-			[]string{"Describe", ec + "PublicKey", ec + "WrongDigestLength"}},
+			[]string{ec + "Sign/ES256/digest", ec + "Sign/ES256/message"},
+			[]string{ec + "Verify/ES256", ec + "SignBatch", ec + "Concurrent", ec + "Rotation"},
+			[]string{"Describe", ec + "PublicKey", ec + "Metadata", ec + "WrongDigestLength", ec + "MismatchedAlgorithm", ec + "Cancelled"}},
 		{"unknown key without ErrKeyNotFound", bugs{plainNotFound: true},
 			[]string{"UnknownKey/PublicKey", "UnknownKey/Sign", "UnknownKey/KeyMetadata", "UnknownKey/Verify", "UnknownKey/RotateKey", ec + "SignBatch"},
+			nil,
 			[]string{ec + "Sign/ES256/digest", ec + "Rotation"}},
 		{"named version ignored", bugs{ignoreVersion: true},
 			[]string{ec + "Rotation"},
+			nil,
 			[]string{ec + "Sign/ES256/digest", ec + "PublicKey", "UnknownKey/Sign"}},
 		{"context ignored", bugs{ignoreContext: true},
 			[]string{ec + "Cancelled", ec + "DeadlineExceeded"},
+			nil,
 			[]string{ec + "Sign/ES256/digest", ec + "Concurrent"}},
-		{"digest length unchecked", bugs{noDigestCheck: true},
-			[]string{ec + "WrongDigestLength", ec + "SignBatch"},
-			[]string{ec + "Sign/ES256/digest", ec + "MismatchedAlgorithm"}},
+		// The SDK's Validate checks digest lengths before the provider.
+		{"digest length unchecked by the provider", bugs{noDigestCheck: true},
+			nil,
+			nil,
+			[]string{ec + "WrongDigestLength", ec + "SignBatch", ec + "Sign/ES256/digest"}},
 		{"algorithm unchecked", bugs{noAlgorithmCheck: true},
 			[]string{ec + "MismatchedAlgorithm", ec + "SignBatch"},
+			nil,
 			[]string{ec + "Sign/ES256/digest", ec + "WrongDigestLength"}},
 		{"verify accepts anything", bugs{verifyAll: true},
 			[]string{ec + "Verify/ES256"},
+			nil,
 			[]string{ec + "Sign/ES256/digest", ec + "Rotation"}},
 		{"metadata wrong type", bugs{metadataType: true},
 			[]string{ec + "Metadata", ec + "Rotation/Metadata"},
+			nil,
 			[]string{ec + "PublicKey", ec + "Sign/ES256/digest"}},
 		{"rotation keeps the key", bugs{rotateSameKey: true},
 			[]string{ec + "Rotation"},
+			nil,
 			[]string{ec + "Rotation/Metadata", ec + "Sign/ES256/digest"}},
 		{"wrong protocol version", bugs{protocolVersion: true},
-			[]string{"Describe", ""},
+			[]string{"", "Describe"},
+			nil,
 			nil},
 		{"batch loses a result", bugs{shortBatch: true},
 			[]string{ec + "SignBatch"},
+			nil,
 			[]string{ec + "Concurrent"}},
 		{"message signing hangs", bugs{hang: make(chan struct{})},
-			[]string{ec + "Sign/ES256/message", ec + "Verify/ES256"},
-			[]string{ec + "Sign/ES256/digest", ec + "Rotation", ec + "Cancelled"}},
+			[]string{ec + "Sign/ES256/message", ec + "MismatchedAlgorithm"}, // EdDSA signs a message
+			[]string{ec + "Verify/ES256"},
+			[]string{ec + "Sign/ES256/digest", ec + "Rotation", ec + "Cancelled", ec + "Concurrent"}},
 		{"sign names no version", bugs{noVersion: true},
-			[]string{ec + "Sign/ES256/digest", ec + "Concurrent", ec + "Rotation"},
+			[]string{ec + "Sign/ES256/digest", ec + "Sign/ES256/message"},
+			[]string{ec + "Verify/ES256", ec + "SignBatch", ec + "Concurrent", ec + "Rotation"},
 			[]string{ec + "PublicKey", ec + "Metadata"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,17 +195,50 @@ func TestKitCatchesBugs(t *testing.T) {
 				timeout = 2 * time.Second // each hung call (two) waits this long
 			}
 			res := runRecorded(Config{Provider: p, KeyTypes: []shared.KeyType{shared.ECP256}, Concurrency: 8, Timeout: timeout})
-			for _, name := range tc.mustFail {
-				if !res.failed(name) {
-					t.Errorf("check %q passed; want it to catch the bug (failing: %v)", name, res.failing())
+			if got, want := res.failing(), slices.Sorted(slices.Values(tc.mustFail)); !slices.Equal(got, want) {
+				t.Errorf("failing checks %q, want exactly %q:%s", got, want, res)
+			}
+			for _, name := range tc.mustSkip {
+				if why := res.skipped(name); !strings.HasPrefix(why, "skipped: signing failed") {
+					t.Errorf("check %q: skipped %q; want it skipped because signing failed (failing: %v)", name, why, res.failing())
 				}
 			}
 			for _, name := range tc.mustPass {
-				if !res.didRun(name) || res.failed(name) {
+				if !res.didRun(name) || res.failed(name) || res.skipped(name) != "" {
 					t.Errorf("check %q did not run and pass; the bug does not touch it:%s", name, res)
 				}
 			}
 		})
+	}
+}
+
+// TestMessagesNameErrors: a wrong error is reported with the sentinels
+// named as the plugin author writes them in Go.
+func TestMessagesNameErrors(t *testing.T) {
+	for _, tc := range []struct {
+		bugs  bugs
+		check string
+		want  string
+	}{
+		{bugs{plainNotFound: true}, "UnknownKey/Sign", "which wraps no sentinel; want an error wrapping shared.ErrKeyNotFound"},
+		{bugs{noAlgorithmCheck: true}, "ec-p256/MismatchedAlgorithm", "succeeded, want an error wrapping shared.ErrUnsupportedAlgorithm or shared.ErrInvalidArgument"},
+	} {
+		p := newSoft()
+		p.bugs = tc.bugs
+		res := runRecorded(Config{Provider: p, KeyTypes: []shared.KeyType{shared.ECP256}, Concurrency: 2})
+		if msgs := strings.Join(res.failures[tc.check], "\n"); !strings.Contains(msgs, tc.want) {
+			t.Errorf("check %s reported %q; want it to say %q", tc.check, msgs, tc.want)
+		}
+	}
+}
+
+// TestBatchClaimNeedsBatchSigner: an in-process provider that claims
+// sign_batch without implementing shared.BatchSigner fails Describe.
+func TestBatchClaimNeedsBatchSigner(t *testing.T) {
+	noBatch := struct{ shared.Provider }{newSoft()} // claims sign_batch, hides SignBatch
+	res := runRecorded(Config{Provider: noBatch, KeyTypes: []shared.KeyType{shared.ECP256}})
+	if msgs := strings.Join(res.failures["Describe"], "\n"); !strings.Contains(msgs, "does not implement shared.BatchSigner") {
+		t.Errorf("Describe reported %q; want the unbacked sign_batch claim", msgs)
 	}
 }
 
@@ -209,6 +286,10 @@ func TestConfigMistakes(t *testing.T) {
 		{"both", Config{Provider: newSoft(), Binary: "x"}, "", "not both"},
 		{"missing binary", Config{Binary: "/nonexistent/knhk-plugin-none"}, "", "starting plugin"},
 		{"binary that is no plugin", Config{Binary: "/bin/true"}, "", "starting plugin"},
+		{"binary named for another provider", Config{Binary: selfBinaryAs(t, "knhk-plugin-other")}, "Describe",
+			`Describe().Name is "soft", but the binary knhk-plugin-other is named for provider "other"`},
+		{"binary not named as a plugin", Config{Binary: selfBinaryAs(t, "soft-plugin")}, "Describe",
+			"the binary soft-plugin is not named knhk-plugin-<name>"},
 		{"unclaimed key type", Config{Provider: newSoft(), KeyTypes: []shared.KeyType{"dsa-1024"}}, "Scope", "does not claim"},
 		{"unclaimed algorithm", Config{Provider: newSoft(), Algorithms: []shared.Algorithm{"HS256"}}, "Scope", "does not claim"},
 	} {

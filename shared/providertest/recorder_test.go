@@ -25,13 +25,14 @@ type results struct {
 	mu       sync.Mutex
 	ran      []string
 	failures map[string][]string
+	skips    map[string]string // why a check was skipped
 }
 
 var _ reporter = (*recorder)(nil)
 
 // runRecorded runs the kit against cfg and returns what each check reported.
 func runRecorded(cfg Config) *results {
-	res := &results{failures: map[string][]string{}}
+	res := &results{failures: map[string][]string{}, skips: map[string]string{}}
 	root := &recorder{res: res}
 	root.do(func() { run(root, cfg) })
 	return res
@@ -55,6 +56,13 @@ func (r *recorder) Errorf(f string, a ...any) { r.fail(fmt.Sprintf(f, a...)) }
 
 func (r *recorder) Fatalf(f string, a ...any) {
 	r.fail(fmt.Sprintf(f, a...))
+	runtime.Goexit()
+}
+
+func (r *recorder) Skipf(f string, a ...any) {
+	r.res.mu.Lock()
+	r.res.skips[r.name] = fmt.Sprintf(f, a...)
+	r.res.mu.Unlock()
 	runtime.Goexit()
 }
 
@@ -126,6 +134,13 @@ func (res *results) failed(name string) bool {
 	res.mu.Lock()
 	defer res.mu.Unlock()
 	return len(res.failures[name]) > 0
+}
+
+// skipped returns why a check was skipped, or "" when it was not.
+func (res *results) skipped(name string) string {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	return res.skips[name]
 }
 
 func (res *results) String() string {

@@ -11,6 +11,9 @@ type reporter interface {
 	Errorf(format string, args ...any)
 	// Fatalf reports and stops the current check (runtime.Goexit).
 	Fatalf(format string, args ...any)
+	// Skipf says why the current check cannot run and stops it without
+	// failing it.
+	Skipf(format string, args ...any)
 	Cleanup(func())
 	Failed() bool
 	// Run runs f as a named sub-check and reports whether it passed.

@@ -82,7 +82,7 @@ func (k *kit) rejects(req shared.VerifyRequest) error {
 	case err == nil && vr.Valid:
 		return errors.New("accepted as valid")
 	case err != nil && !errors.Is(err, shared.ErrInvalidArgument):
-		return fmt.Errorf("want Valid=false (or ErrInvalidArgument), got error: %w", err)
+		return fmt.Errorf("want Valid=false (or an error wrapping shared.ErrInvalidArgument), got %w", err)
 	}
 	return nil
 }
