@@ -1,18 +1,21 @@
 # knhk build, test and codegen. Every target loops over all Go modules.
 SHELL := /bin/bash
 
-# The root module, the cloud plugins' own modules (DESIGN.md §2) and the
-# benchmark module.
+# The root module, the cloud plugins' own modules (each keeps its cloud SDK
+# out of the others) and the benchmark module.
 MODULES := . $(patsubst %/go.mod,%,$(wildcard plugins/*/go.mod)) bench
 
 BIN        := $(CURDIR)/bin
 TOOLS      := $(CURDIR)/.tools/bin
 GO_TEST    ?= go test -race -count=1 -timeout 15m
 
-# Pinned code generators (protoc itself: Debian's protobuf-compiler 3.21.12).
+# Pinned code generators, installed into .tools/bin by `make tools` with
+# go install: buf compiles the .proto files (and brings the well-known
+# types), the protoc-gen-* plugins write the Go code (buf.gen.yaml).
+BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
-PROTO_DIR := shared/proto/knhk/kms/v1
+PROTO_OUT := shared/proto
 
 .PHONY: all build test testdeps vet fmt tidy proto proto-check tools demo bench clean deps-check
 
@@ -65,33 +68,34 @@ fmt:
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
 
-# The host must never link a cloud SDK (DESIGN.md §2).
+# The host must never link a cloud SDK: each lives in its plugin's module.
 deps-check:
 	@if go list -deps ./cmd/knhk-host ./host/... | grep -E 'aws-sdk-go|azure-sdk-for-go|hashicorp/vault/api'; then \
 		echo "the host links a cloud SDK"; exit 1; fi
 
-tools: $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
-$(TOOLS)/protoc-gen-go:
+# tools installs the pinned generators; a stamp file per version makes a
+# changed pin reinstall its tool.
+tools: $(TOOLS)/.buf-$(BUF_VERSION) $(TOOLS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) $(TOOLS)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
+$(TOOLS)/.buf-$(BUF_VERSION):
+	GOBIN=$(TOOLS) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	@touch $@
+$(TOOLS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION):
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
-$(TOOLS)/protoc-gen-go-grpc:
+	@touch $@
+$(TOOLS)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION):
 	GOBIN=$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@touch $@
 
 # proto regenerates the committed Go code from the .proto files.
 proto: tools
-	PATH=$(TOOLS):$$PATH protoc -I shared/proto -I /usr/include \
-		--go_out=shared/proto --go_opt=paths=source_relative \
-		--go-grpc_out=shared/proto --go-grpc_opt=paths=source_relative \
-		$(PROTO_DIR)/*.proto
+	$(TOOLS)/buf generate
 
 # proto-check fails when the committed generated code differs from what
 # `make proto` would write.
 proto-check: tools
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	PATH=$(TOOLS):$$PATH protoc -I shared/proto -I /usr/include \
-		--go_out=$$tmp --go_opt=paths=source_relative \
-		--go-grpc_out=$$tmp --go-grpc_opt=paths=source_relative \
-		$(PROTO_DIR)/*.proto; \
-	if ! diff -r -q $$tmp/knhk/kms/v1 $(PROTO_DIR) --exclude='*.proto' ; then \
+	$(TOOLS)/buf generate -o $$tmp || exit 1; \
+	if ! diff -r -q --exclude='*.proto' $$tmp/$(PROTO_OUT) $(PROTO_OUT); then \
 		echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; fi
 
 clean:

@@ -7,8 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
-
-	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/internal/pluginrpc"
 )
 
 // roundTrip times the floor under row 2's latency: one caller making

@@ -30,9 +30,17 @@ const PluginPrefix = "knhk-plugin-"
 type Config struct {
 	// PluginDirs are searched first, in order, for knhk-plugin-<provider>
 	// executables; then the directories in KNHK_PLUGIN_PATH
-	// (colon-separated); then plugins/ next to the running executable. The
-	// first directory holding a plugin's file wins.
+	// (colon-separated); then plugins/ next to the running executable,
+	// unless OnlyPluginDirs. The first directory holding a plugin's file
+	// wins.
 	PluginDirs []string
+
+	// OnlyPluginDirs makes PluginDirs the only directories searched:
+	// KNHK_PLUGIN_PATH and plugins/ next to the executable are left out
+	// (with an empty PluginDirs, no plugin is found). Set it when the
+	// directories were named on purpose, as knhk-host does for
+	// --plugin-dir: the user then expects exactly those.
+	OnlyPluginDirs bool
 
 	// LockFile, when set, pins every plugin's SHA-256 (see WriteLockFile).
 	// A plugin missing from it or whose hash differs is never executed.
@@ -138,9 +146,22 @@ func SearchDirs(dirs []string) []string {
 	if exe, err := os.Executable(); err == nil {
 		out = append(out, filepath.Join(filepath.Dir(exe), "plugins"))
 	}
+	return uniqueDirs(out)
+}
+
+// searchDirs lists the directories a Host made from c searches, in order.
+func (c Config) searchDirs() []string {
+	if c.OnlyPluginDirs {
+		return uniqueDirs(append([]string(nil), c.PluginDirs...))
+	}
+	return SearchDirs(c.PluginDirs)
+}
+
+// uniqueDirs drops empty and repeated entries from dirs, in place.
+func uniqueDirs(dirs []string) []string {
 	seen := map[string]bool{}
-	kept := out[:0]
-	for _, d := range out {
+	kept := dirs[:0]
+	for _, d := range dirs {
 		if d == "" || seen[d] {
 			continue
 		}

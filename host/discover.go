@@ -38,6 +38,10 @@ type PluginInfo struct {
 // with Err set and no hash. Missing directories are skipped.
 func Discover(dirs []string) []PluginInfo { return discoverIn(SearchDirs(dirs)) }
 
+// DiscoverIn is Discover over exactly dirs, in order: what a Host with
+// Config.OnlyPluginDirs searches.
+func DiscoverIn(dirs []string) []PluginInfo { return discoverIn(dirs) }
+
 func discoverIn(dirs []string) []PluginInfo {
 	seen := map[string]bool{}
 	var out []PluginInfo
@@ -75,8 +79,8 @@ func findPlugin(dirs []string, name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%w: no %s in %s; install the plugin there or set %s",
-		ErrPluginNotFound, file, strings.Join(dirs, ", "), PluginPathEnv)
+	return "", fmt.Errorf("%w: no %s in %s; install the plugin in one of them",
+		ErrPluginNotFound, file, strings.Join(dirs, ", "))
 }
 
 // checkFile refuses plugin files that someone other than their owner could
@@ -96,11 +100,11 @@ func checkFile(path string) error {
 		target, _ := os.Readlink(path)
 		return fmt.Errorf("%w: %s is a symlink (to %s); copy the binary into the plugin directory instead", ErrPluginRefused, path, target)
 	case !mode.IsRegular():
-		return fmt.Errorf("%w: %s is not a regular file (%s)", ErrPluginRefused, path, mode.Type())
+		return fmt.Errorf("%w: %s is not a regular file (%s); install the plugin binary there instead", ErrPluginRefused, path, mode.Type())
 	case mode.Perm()&0o022 != 0:
 		return fmt.Errorf("%w: %s is group- or world-writable (mode %04o); run chmod go-w on it", ErrPluginRefused, path, mode.Perm())
 	case mode.Perm()&0o111 == 0:
-		return fmt.Errorf("%w: %s is not executable (mode %04o)", ErrPluginRefused, path, mode.Perm())
+		return fmt.Errorf("%w: %s is not executable (mode %04o); run chmod u+x on it", ErrPluginRefused, path, mode.Perm())
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h := &Host{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		dirs:    SearchDirs(cfg.PluginDirs),
+		dirs:    cfg.searchDirs(),
 		cache:   newPubCache(cfg.PublicKeyTTL),
 		plugins: map[string]*managed{},
 	}

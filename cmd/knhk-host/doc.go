@@ -19,6 +19,11 @@
 // --log-level off|error|warn|info|debug|trace (default off; logs go to
 // stderr), -o text|json.
 //
+// Plugins are found in exactly the directories --plugin-dir names (or
+// plugin_dirs in --config), and plugins lock pins only the plugins they
+// hold; without either, in $KNHK_PLUGIN_PATH (colon-separated), then in
+// plugins/ next to knhk-host.
+//
 // A key reference is PROVIDER:KEYID[?name=value&...], for example
 // fake:demo?state=/tmp/keys.json; --param name=value adds parameters. A
 // --config file (HCL) names keys, so --key NAME works wherever a reference

@@ -99,8 +99,15 @@ func (r result) String() string {
 // cleared so the machine's environment cannot change what is found.
 func knhk(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(knhkHost, args...)
-	cmd.Env = append(os.Environ(), "KNHK_PLUGIN_PATH=")
+	return run(t, knhkHost, "", stdin, args...)
+}
+
+// run runs the knhk-host binary bin with KNHK_PLUGIN_PATH set to
+// pluginPath, and args and stdin.
+func run(t *testing.T, bin, pluginPath string, stdin []byte, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "KNHK_PLUGIN_PATH="+pluginPath)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

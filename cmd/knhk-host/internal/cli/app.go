@@ -18,7 +18,7 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 
-	pluginDirs []string
+	pluginDirs []string // --plugin-dir, else plugin_dirs from --config
 	lockFile   string
 	configPath string
 	logLevel   string
@@ -70,7 +70,9 @@ func (a *app) rootCmd() *cobra.Command {
 		Short: "Sign and verify with keys held in key-management services, through provider plugins",
 		Long: `knhk-host signs, verifies and manages keys held in cloud key-management
 services. Each service is reached through a provider plugin, a binary named
-knhk-plugin-<provider> found in the plugin directories.
+knhk-plugin-<provider> found in the plugin directories: exactly those named
+with --plugin-dir (or plugin_dirs in --config), else $KNHK_PLUGIN_PATH
+(colon-separated), then plugins/ next to knhk-host.
 
 A key reference names the provider, the provider's key id and parameters:
   PROVIDER:KEYID[?name=value&...]     e.g. fake:demo?state=/tmp/keys.json
@@ -106,7 +108,7 @@ Results go to stdout, nothing else does; errors go to stderr as one line
 		return usagef(fmt.Sprintf("run '%s --help' for usage", c.CommandPath()), "%v", err)
 	})
 	f := root.PersistentFlags()
-	f.StringArrayVar(&a.pluginDirs, "plugin-dir", nil, "directory to find knhk-plugin-* binaries in (repeatable; default: $KNHK_PLUGIN_PATH, then the plugins directory next to knhk-host)")
+	f.StringArrayVar(&a.pluginDirs, "plugin-dir", nil, "directory to find knhk-plugin-* binaries in; repeatable, and only these are searched (default: $KNHK_PLUGIN_PATH, then the plugins directory next to knhk-host)")
 	f.StringVar(&a.lockFile, "lock-file", "", "plugin lock file pinning each plugin's SHA-256 (default: none, plugins are not pinned)")
 	f.StringVar(&a.configPath, "config", "", "HCL config file naming keys and setting plugin directories, lock file, timeouts")
 	f.StringVar(&a.logLevel, "log-level", "", "host and plugin log level on stderr: off, error, warn, info, debug, trace (default off)")
@@ -183,18 +185,29 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 		JSONFormat: a.output == formatJSON,
 	})
 	h, err := host.New(ctx, host.Config{
-		PluginDirs:   a.pluginDirs,
-		LockFile:     a.lockFile,
-		Logger:       logger,
-		StartTimeout: a.cfg.StartTimeout,
-		CallTimeout:  a.cfg.CallTimeout,
-		PublicKeyTTL: a.cfg.PublicKeyTTL,
+		PluginDirs:     a.pluginDirs,
+		OnlyPluginDirs: len(a.pluginDirs) > 0,
+		LockFile:       a.lockFile,
+		Logger:         logger,
+		StartTimeout:   a.cfg.StartTimeout,
+		CallTimeout:    a.cfg.CallTimeout,
+		PublicKeyTTL:   a.cfg.PublicKeyTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start host: %w", err)
 	}
 	a.host = h
 	return h, nil
+}
+
+// searchDirs lists the plugin directories the command searches, in order:
+// exactly the ones named (--plugin-dir, or plugin_dirs in --config), else
+// $KNHK_PLUGIN_PATH, then plugins/ next to knhk-host.
+func (a *app) searchDirs() []string {
+	if len(a.pluginDirs) > 0 {
+		return a.pluginDirs
+	}
+	return host.SearchDirs(nil)
 }
 
 // openKey starts the host and opens the key ref names.

@@ -32,10 +32,11 @@ func (a *app) pluginsCmd() *cobra.Command {
 		Use:   "plugins",
 		Short: "List the provider plugins found in the plugin directories",
 		Long: `List every knhk-plugin-<provider> binary found in the plugin directories
-(--plugin-dir, then $KNHK_PLUGIN_PATH, then plugins/ next to knhk-host): its
-name, path, SHA-256, and what the plugin reports when started: its version,
-protocol version and capabilities. A plugin that cannot be used is listed with
-the reason; the command still succeeds.`,
+(exactly those named with --plugin-dir or plugin_dirs in --config, else
+$KNHK_PLUGIN_PATH, then plugins/ next to knhk-host): its name, path, SHA-256,
+and what the plugin reports when started: its version, protocol version and
+capabilities. A plugin that cannot be used is listed with the reason; the
+command still succeeds.`,
 		Example: `  knhk-host plugins --plugin-dir ./bin/plugins
   knhk-host plugins -o json | jq -r '.[].name'`,
 		Args: cobra.NoArgs,
@@ -69,7 +70,7 @@ the reason; the command still succeeds.`,
 			}
 			return a.printer().print(out, func(w io.Writer) error {
 				if len(out) == 0 {
-					_, err := fmt.Fprintf(a.stderr, "no plugins found in %s\n", strings.Join(host.SearchDirs(a.pluginDirs), ", "))
+					_, err := fmt.Fprintf(a.stderr, "no plugins found in %s\n", strings.Join(a.searchDirs(), ", "))
 					return err
 				}
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -107,8 +108,9 @@ func (a *app) pluginsLockCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "lock",
 		Short: "Write or update the lock file pinning each plugin's SHA-256",
-		Long: `Hash every plugin found in the plugin directories and write the lock file
-(--lock-file, or lock_file in --config), replacing it atomically. From then on
+		Long: `Hash every plugin found in the plugin directories (with --plugin-dir, only
+those) and write the lock file (--lock-file, or lock_file in --config),
+replacing it atomically: plugins elsewhere are not pinned. From then on
 the host refuses to run a plugin that is missing from the lock file or whose
 SHA-256 differs. Plugins run nothing while being locked. Prints each plugin
 with "added", "updated" or "unchanged", and plugins dropped from the file.`,
@@ -131,10 +133,14 @@ with "added", "updated" or "unchanged", and plugins dropped from the file.`,
 			} else if !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("read lock file: %w", unwrapPathError(err))
 			}
-			infos := host.Discover(a.pluginDirs)
+			dirs := a.searchDirs()
+			infos := host.DiscoverIn(dirs)
 			if len(infos) == 0 {
-				return usagef("pass --plugin-dir DIR naming the directory with the knhk-plugin-* binaries",
-					"no plugins found in %s", strings.Join(host.SearchDirs(a.pluginDirs), ", "))
+				hint := "pass --plugin-dir DIR naming the directory with the knhk-plugin-* binaries"
+				if len(a.pluginDirs) > 0 {
+					hint = "check that --plugin-dir (or plugin_dirs in --config) names the directory with the knhk-plugin-* binaries"
+				}
+				return usagef(hint, "no plugins found in %s", strings.Join(dirs, ", "))
 			}
 			res := lockJSON{LockFile: a.lockFile, Removed: []string{}}
 			for _, p := range infos {

@@ -77,13 +77,16 @@ func classify(err error, cmdPath string) (code int, hint string) {
 	case errors.Is(err, host.ErrPluginNotFound):
 		return ExitUsage, "check the provider name or --plugin-dir; 'knhk-host plugins' lists the plugins found"
 	case errors.Is(err, host.ErrLockFile):
+		if strings.HasSuffix(cmdPath, " plugins lock") {
+			return ExitUsage, "check the --lock-file path and that its directory is writable"
+		}
 		return ExitUsage, "check the --lock-file path, or write the file with 'knhk-host plugins lock'"
 	case errors.Is(err, shared.ErrUnsupportedAlgorithm):
 		return ExitUsage, "choose an algorithm the key supports; 'knhk-host metadata --key REF' lists them"
 	case errors.Is(err, shared.ErrInvalidArgument):
 		return ExitUsage, fmt.Sprintf("check the arguments and key parameters; run '%s --help' for usage", cmdPath)
 	case errors.Is(err, host.ErrPluginRefused):
-		return ExitRuntime, "if the plugin was installed or updated on purpose, run 'knhk-host plugins lock' to pin it; otherwise reinstall it"
+		return ExitRuntime, refusedHint(err)
 	case errors.Is(err, host.ErrHandshake):
 		return ExitRuntime, "check that the file is a knhk plugin built for this host; rerun with --log-level debug to see its output"
 	case errors.Is(err, shared.ErrKeyNotFound):
@@ -104,6 +107,19 @@ func classify(err error, cmdPath string) (code int, hint string) {
 		return ExitRuntime, "the command was interrupted"
 	}
 	return ExitRuntime, "rerun with --log-level debug for details"
+}
+
+// refusedHint says what to do about a refused plugin without repeating the
+// host's message. The host names the fix for an unsafe file (chmod go-w,
+// chmod u+x, a copy instead of a symlink) and for a plugin missing from the
+// lock file; a plugin that no longer matches the lock file was updated on
+// purpose or tampered with, and only the user knows which.
+func refusedHint(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "changed since it was locked") || strings.Contains(msg, "changed after it was checked") {
+		return "if the plugin was updated on purpose, run 'knhk-host plugins lock' to pin it again; otherwise reinstall it"
+	}
+	return "'knhk-host plugins' lists every plugin found and why any is refused"
 }
 
 // oneLine folds an error message onto one line: no stack traces, no
