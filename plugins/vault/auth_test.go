@@ -39,13 +39,14 @@ func signerToken(t *testing.T, ttl string) string {
 	return tok
 }
 
-// capture returns a provider logging at trace level into a buffer.
-func capture(t *testing.T) (*vault.Provider, *lockedBuffer) {
+// capture returns a provider (behind the SDK's request checks) logging at
+// trace level into a buffer.
+func capture(t *testing.T) (shared.Provider, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	p := vault.New(vault.Config{Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs})})
 	t.Cleanup(func() { p.Close() })
-	return p, logs
+	return shared.Validate(p), logs
 }
 
 // TestPermissionDenied: a token that may sign but not rotate signs, and
@@ -361,4 +362,60 @@ func TestTLS(t *testing.T) {
 	if !errors.Is(err, shared.ErrInvalidArgument) {
 		t.Errorf("missing ca_file: %v, want ErrInvalidArgument", err)
 	}
+}
+
+// TestPasswordInAddr: an address with a password in it
+// (http://admin:s3cret@...) is refused with ErrInvalidArgument, in process
+// and through the plugin binary, from the addr parameter and from
+// VAULT_ADDR, and the password appears in no error and no log line.
+func TestPasswordInAddr(t *testing.T) {
+	const password = "s3cret"
+	addr := "http://admin:" + password + "@127.0.0.1:1"
+	try := func(t *testing.T, p shared.Provider, prm map[string]string) string {
+		t.Helper()
+		ref := shared.KeyRef{ID: "transit/x", Params: prm}
+		d := sha256.Sum256([]byte("userinfo"))
+		var errs []error
+		_, err := p.Sign(ctx(t), shared.SignRequest{Key: ref, Algorithm: shared.ES256, Digest: d[:]})
+		errs = append(errs, err)
+		_, err = p.PublicKey(ctx(t), shared.PublicKeyRequest{Key: ref})
+		errs = append(errs, err)
+		_, err = p.CreateKey(ctx(t), shared.CreateKeyRequest{Key: ref, Type: shared.ECP256})
+		errs = append(errs, err)
+		_, err = p.ListKeys(ctx(t), shared.ListKeysRequest{Params: prm})
+		errs = append(errs, err)
+		var text []string
+		for i, err := range errs {
+			if !errors.Is(err, shared.ErrInvalidArgument) {
+				t.Errorf("operation %d with a password in the address: %v, want ErrInvalidArgument", i, err)
+				continue
+			}
+			text = append(text, err.Error())
+		}
+		if len(text) > 0 {
+			t.Logf("%s", text[0])
+		}
+		return strings.Join(text, "\n")
+	}
+	t.Run("in process", func(t *testing.T) {
+		p, logs := capture(t)
+		errs := try(t, p, map[string]string{"addr": addr})
+		assertNoSecrets(t, errs+"\n"+logs.String(), password)
+	})
+	t.Run("in process from VAULT_ADDR", func(t *testing.T) {
+		t.Setenv("VAULT_ADDR", addr)
+		p, logs := capture(t)
+		errs := try(t, p, nil)
+		assertNoSecrets(t, errs+"\n"+logs.String(), password)
+	})
+	t.Run("binary", func(t *testing.T) {
+		logs := &lockedBuffer{}
+		errs := try(t, launchPlugin(t, logs), map[string]string{"addr": addr})
+		assertNoSecrets(t, errs+"\n"+logs.String(), password)
+	})
+	t.Run("binary from VAULT_ADDR", func(t *testing.T) {
+		logs := &lockedBuffer{}
+		errs := try(t, launchPlugin(t, logs, "VAULT_ADDR="+addr), nil)
+		assertNoSecrets(t, errs+"\n"+logs.String(), password)
+	})
 }

@@ -33,7 +33,7 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 	var order []string
 	now := time.Now()
 	for i, req := range reqs {
-		key, input, err := batchKey(req)
+		key, err := batchKey(req)
 		if err == nil && !req.Deadline.IsZero() && !req.Deadline.After(now) {
 			err = fmt.Errorf("batch item expired before it was sent: %w", context.DeadlineExceeded)
 		}
@@ -53,7 +53,8 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 			g.deadline = req.Deadline
 		}
 		g.items = append(g.items, i)
-		g.inputs = append(g.inputs, map[string]any{"input": base64.StdEncoding.EncodeToString(input)})
+		in, _ := input(req.Digest, req.Message)
+		g.inputs = append(g.inputs, map[string]any{"input": base64.StdEncoding.EncodeToString(in)})
 	}
 	var wg sync.WaitGroup
 	for _, key := range order {
@@ -67,26 +68,23 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 	return results
 }
 
-// batchKey checks one item and names its group.
-func batchKey(req shared.SignRequest) (string, []byte, error) {
-	alg, prehashed, input, err := signInput(req.Algorithm, req.Digest, req.Message)
-	if err != nil {
-		return "", nil, err
-	}
+// batchKey checks one item's version, key id and parameters, and names
+// its group.
+func batchKey(req shared.SignRequest) (string, error) {
 	version, err := parseVersion(req.Version)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	k, err := parseKeyID(req.Key.ID)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	s, err := parseParams(req.Key.Params)
+	prm, err := parseParams(req.Key.Params)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	return strings.Join([]string{s.cacheKey(), req.Key.Params[ParamMount], k.String(), string(alg),
-		strconv.Itoa(version), strconv.FormatBool(prehashed)}, "\x01"), input, nil
+	return strings.Join([]string{prm.Key(), k.String(), string(req.Algorithm),
+		strconv.Itoa(version), strconv.FormatBool(req.Digest != nil)}, "\x01"), nil
 }
 
 // signGroup makes one Transit call for a group and fills in its results.
@@ -102,19 +100,20 @@ func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *
 		defer cancel()
 	}
 	first := reqs[g.items[0]]
-	alg, prehashed, _, _ := signInput(first.Algorithm, first.Digest, first.Message)
-	version, _ := parseVersion(first.Version)
-	k, c, err := p.key(ctx, first.Key)
+	_, prehashed := input(first.Digest, first.Message)
+	version, _ := parseVersion(first.Version) // checked by batchKey
+	t, err := p.resolve(ctx, first.Key)
 	if err != nil {
 		fail(err)
 		return
 	}
+	k, c := t.key, t.c
 	kt, err := c.keyType(ctx, k)
 	if err != nil {
 		fail(err)
 		return
 	}
-	body, err := signParams(kt, alg, prehashed)
+	body, err := signParams(kt, first.Algorithm, prehashed)
 	if err != nil {
 		fail(err)
 		return
@@ -126,7 +125,7 @@ func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *
 	path := k.mount + "/sign/" + k.name
 	secret, err := c.write(ctx, path, body)
 	if err != nil {
-		fail(c.apiError("batch sign with "+k.String(), path, err))
+		fail(c.mapError("batch sign with "+k.String(), path, err))
 		return
 	}
 	var out struct {
@@ -136,7 +135,7 @@ func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *
 		} `json:"batch_results"`
 	}
 	if secret == nil || decode(secret.Data, &out) != nil || len(out.Results) != len(g.items) {
-		fail(fmt.Errorf("%w: Transit returned no or too few batch results for %s", shared.ErrUnavailable, k))
+		fail(fmt.Errorf("%w: vault: Transit returned no or too few batch results for %s", shared.ErrUnavailable, k))
 		return
 	}
 	for j, i := range g.items {
@@ -146,19 +145,9 @@ func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *
 			if notFound(r.Error) {
 				sentinel = shared.ErrKeyNotFound
 			}
-			results[i].Err = c.scrub(fmt.Errorf("vault: batch sign with %s: item %d: %s: %w", k, i, r.Error, sentinel))
+			results[i].Err = c.redact(fmt.Errorf("vault: batch sign with %s: item %d: %s: %w", k, i, r.Error, sentinel))
 			continue
 		}
-		used, b64, err := splitSignature(r.Signature)
-		if err != nil {
-			results[i].Err = err
-			continue
-		}
-		sig, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
-			results[i].Err = fmt.Errorf("%w: Transit returned a signature that is not base64", shared.ErrUnavailable)
-			continue
-		}
-		results[i].Response = shared.SignResponse{Signature: sig, Version: strconv.Itoa(used)}
+		results[i].Response, results[i].Err = signResponse(r.Signature)
 	}
 }

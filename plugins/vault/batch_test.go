@@ -72,7 +72,7 @@ func TestSignBatch(t *testing.T) {
 	if err := c.Sys().EnableAuditWithOptions("knhk-batch", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": audit}}); err != nil {
 		t.Fatal(err)
 	}
-	results := p.SignBatch(ctx(t), reqs)
+	results := p.(shared.BatchSigner).SignBatch(ctx(t), reqs)
 	if err := c.Sys().DisableAudit("knhk-batch"); err != nil {
 		t.Fatal(err)
 	}

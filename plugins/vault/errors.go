@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,27 +11,25 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// apiError turns an error from the Vault client into one that wraps a shared
-// sentinel. op says what was being done ("sign with transit/release"), path
-// is the Vault path, so a 403 names what was denied. The message is built
-// from Vault's error strings, never from the request, and scrubbed of the
-// token as a last line of defence.
-func (c *conn) apiError(op, path string, err error) error {
+// mapError turns an error from the Vault client into one that wraps a
+// shared sentinel. op says what was being done ("sign with
+// transit/release"), path is the Vault path, so a 403 names what was
+// denied. The message is built from Vault's error strings, never from the
+// request, and has the token redacted as a last line of defence.
+func (c *client) mapError(op, path string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("vault: %s: %w", op, contextErr(err))
+	if ctxErr := shared.ContextError(err); ctxErr != nil {
+		return fmt.Errorf("vault: %s: %w", op, ctxErr)
 	}
-	for _, sentinel := range sentinels {
-		if errors.Is(err, sentinel) {
-			return err // already typed (a failed relogin)
-		}
+	if shared.SentinelOf(err) != nil {
+		return err // already typed (a failed relogin)
 	}
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
 		// Transport failures: connection refused, TLS, DNS.
-		return c.scrub(fmt.Errorf("vault: %s: cannot talk to Vault at %s: %v: %w", op, c.addr, err, shared.ErrUnavailable))
+		return c.redact(fmt.Errorf("vault: %s: cannot talk to Vault at %s: %v: %w", op, c.addr, err, shared.ErrUnavailable))
 	}
 	detail := strings.Join(re.Errors, "; ")
 	if detail == "" {
@@ -41,30 +38,18 @@ func (c *conn) apiError(op, path string, err error) error {
 	var sentinel error
 	switch {
 	case re.StatusCode == http.StatusForbidden:
-		return c.scrub(fmt.Errorf("vault: %s: permission denied on %s %s at %s (the token's policy does not allow it): %w",
+		return c.redact(fmt.Errorf("vault: %s: permission denied on %s %s at %s (the token's policy does not allow it): %w",
 			op, re.HTTPMethod, path, c.addr, shared.ErrPermissionDenied))
-	case re.StatusCode == http.StatusNotFound, notFound(detail):
-		sentinel = shared.ErrKeyNotFound
 	case re.StatusCode == http.StatusServiceUnavailable && strings.Contains(detail, "sealed"):
-		return c.scrub(fmt.Errorf("vault: %s: Vault at %s is sealed; unseal it and retry: %w", op, c.addr, shared.ErrUnavailable))
-	case re.StatusCode == http.StatusTooManyRequests, re.StatusCode >= 500, standby(detail):
+		return c.redact(fmt.Errorf("vault: %s: Vault at %s is sealed; unseal it and retry: %w", op, c.addr, shared.ErrUnavailable))
+	case notFound(detail):
+		sentinel = shared.ErrKeyNotFound // Transit answers 400 for a missing key or version
+	case standby(detail):
 		sentinel = shared.ErrUnavailable
-	case re.StatusCode == http.StatusBadRequest:
-		sentinel = shared.ErrInvalidArgument
-	case re.StatusCode == http.StatusUnauthorized:
-		sentinel = shared.ErrPermissionDenied
 	default:
-		sentinel = shared.ErrUnavailable
+		sentinel = shared.HTTPStatusError(re.StatusCode)
 	}
-	return c.scrub(fmt.Errorf("vault: %s: %s returned %d: %s: %w", op, path, re.StatusCode, detail, sentinel))
-}
-
-// contextErr keeps the context's own sentinel so callers can errors.Is it.
-func contextErr(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return context.DeadlineExceeded
-	}
-	return context.Canceled
+	return c.redact(fmt.Errorf("vault: %s: %s returned %d: %s: %w", op, path, re.StatusCode, detail, sentinel))
 }
 
 // notFound recognises Transit's 400 answers for a missing key or version.
@@ -82,39 +67,21 @@ func standby(detail string) bool {
 	return strings.Contains(d, "standby") || strings.Contains(d, "not active")
 }
 
-// scrub removes the connection's current token from an error message. The
-// messages above are built without it; this guards against a Vault or
-// transport message that quotes it.
-func (c *conn) scrub(err error) error {
-	return c.scrubWith(c.client.Token(), err)
-}
-
-// scrubOut replaces tok in err's message, keeping only err's sentinel.
-func scrubOut(err error, tok string) error {
-	s := &scrubbed{msg: strings.ReplaceAll(err.Error(), tok, "[token]")}
-	for _, sentinel := range sentinels {
-		if errors.Is(err, sentinel) {
-			s.sentinel = sentinel
-			break
-		}
+// malformedSignature recognises Transit's 400 for a signature it cannot
+// parse (bad ASN.1, trailing data): Verify reports such a signature
+// invalid, not an error.
+func malformedSignature(err error) bool {
+	var re *api.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+		return false
 	}
-	return s
+	d := strings.ToLower(strings.Join(re.Errors, " "))
+	return strings.Contains(d, "supplied signature") || strings.Contains(d, "invalid base64 signature")
 }
 
-var sentinels = []error{
-	shared.ErrKeyNotFound, shared.ErrInvalidArgument, shared.ErrUnsupportedAlgorithm,
-	shared.ErrPermissionDenied, shared.ErrUnavailable, shared.ErrFailedPrecondition,
-	shared.ErrAlreadyExists, context.DeadlineExceeded, context.Canceled,
+// redact removes the client's current token, and any other given secret,
+// from err's message. The messages above are built without them; this
+// guards against a Vault or transport message that quotes one.
+func (c *client) redact(err error, secrets ...string) error {
+	return shared.RedactError(err, append(secrets, c.api.Token())...)
 }
-
-// scrubbed is an error whose message had the token removed. It unwraps to
-// the sentinel only, so nothing below it can leak the original message.
-type scrubbed struct {
-	msg      string
-	sentinel error
-}
-
-func (e *scrubbed) Error() string { return e.msg }
-func (e *scrubbed) Unwrap() error { return e.sentinel }
-
-var errClosed = fmt.Errorf("vault: provider is closed: %w", shared.ErrUnavailable)

@@ -12,9 +12,12 @@ import (
 // The provider used directly: create a Transit key, sign with it, and check
 // the signature against its public key. Like the vault CLI, it reads
 // VAULT_ADDR and VAULT_TOKEN when the parameters do not say otherwise.
+// shared.Validate puts the SDK's request checks in front of it, as Serve
+// does in the plugin binary.
 func Example() {
-	p := vault.New(vault.Config{})
-	defer p.Close()
+	v := vault.New(vault.Config{})
+	defer v.Close()
+	p := shared.Validate(v)
 	ctx := context.Background()
 	key := shared.KeyRef{ID: "transit/example-release"}
 
@@ -42,8 +45,9 @@ func Example() {
 // Parameters pick the Vault and the identity per request: here an AppRole
 // login whose secret id is read from a file.
 func ExampleNew_appRole() {
-	p := vault.New(vault.Config{})
-	defer p.Close()
+	v := vault.New(vault.Config{})
+	defer v.Close()
+	p := shared.Validate(v)
 	_, err := p.Sign(context.Background(), shared.SignRequest{
 		Key: shared.KeyRef{ID: "transit/release", Params: map[string]string{
 			"addr":           "https://vault.example.com:8200",

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/knhk/knhk/shared"
@@ -69,17 +70,22 @@ func TestSplitSignature(t *testing.T) {
 func TestParseParams(t *testing.T) {
 	t.Setenv("VAULT_ADDR", "http://env:8200")
 	s, err := parseParams(nil)
-	if err != nil || s.addr != "http://env:8200" || s.auth != AuthToken {
+	if err != nil || s.String(ParamAddr) != "http://env:8200" || s.String(ParamAuth) != AuthToken {
 		t.Fatalf("defaults: %+v, %v", s, err)
 	}
 	s, err = parseParams(map[string]string{"addr": "http://p:1", "auth": "kubernetes", "role": "r"})
-	if err != nil || s.addr != "http://p:1" || s.authMount != "kubernetes" || s.jwtFile != DefaultJWTFile {
+	if err != nil || s.String(ParamAddr) != "http://p:1" || authMount(s) != "kubernetes" || jwtFile(s) != DefaultJWTFile {
 		t.Fatalf("kubernetes: %+v, %v", s, err)
 	}
 	a, _ := parseParams(map[string]string{"namespace": "a/"})
 	b, _ := parseParams(map[string]string{"namespace": "b/"})
-	if a.cacheKey() == b.cacheKey() {
+	if a.Key(clientParams...) == b.Key(clientParams...) {
 		t.Error("two namespaces share a cached client")
+	}
+	m1, _ := parseParams(map[string]string{"mount": "m1"})
+	m2, _ := parseParams(map[string]string{"mount": "m2"})
+	if m1.Key(clientParams...) != m2.Key(clientParams...) {
+		t.Error("the mount parameter picks another client")
 	}
 	for _, bad := range []map[string]string{
 		{"adr": "x"},
@@ -88,10 +94,26 @@ func TestParseParams(t *testing.T) {
 		{"auth": "approle", "role": "r"},
 		{"auth": "approle", "role_id": "a", "role_id_file": "b"},
 		{"token_file": "x", "auth": "approle"},
+		{"addr": "vault.example.com:8200"},
+		{"token_file": ""},
 	} {
 		if _, err := parseParams(bad); !errors.Is(err, shared.ErrInvalidArgument) {
 			t.Errorf("parseParams(%v): %v, want ErrInvalidArgument", bad, err)
 		}
+	}
+}
+
+// TestAddrUserInfo: a password in the address is refused and never
+// echoed, whether it comes from the addr parameter or from VAULT_ADDR.
+func TestAddrUserInfo(t *testing.T) {
+	_, err := parseParams(map[string]string{"addr": "http://admin:s3cret@127.0.0.1:1"})
+	if !errors.Is(err, shared.ErrInvalidArgument) || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("addr with a password: %v, want ErrInvalidArgument without the password", err)
+	}
+	t.Setenv("VAULT_ADDR", "http://admin:s3cret@127.0.0.1:1")
+	_, err = parseParams(nil)
+	if !errors.Is(err, shared.ErrInvalidArgument) || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("VAULT_ADDR with a password: %v, want ErrInvalidArgument without the password", err)
 	}
 }
 

@@ -1,10 +1,6 @@
 package vault
 
-import (
-	"fmt"
-
-	"github.com/knhk/knhk/shared"
-)
+import "github.com/knhk/knhk/shared"
 
 // transitTypes maps knhk key types to Transit's key type names.
 var transitTypes = map[shared.KeyType]string{
@@ -33,32 +29,4 @@ var hashNames = map[shared.Algorithm]string{
 	shared.RS256: "sha2-256", shared.PS256: "sha2-256", shared.ES256: "sha2-256",
 	shared.RS384: "sha2-384", shared.PS384: "sha2-384", shared.ES384: "sha2-384",
 	shared.RS512: "sha2-512", shared.PS512: "sha2-512", shared.ES512: "sha2-512",
-}
-
-// signParams are the Transit sign/verify body fields for an algorithm,
-// besides input and key_version. prehashed says the input is a digest.
-func signParams(kt shared.KeyType, alg shared.Algorithm, prehashed bool) (map[string]any, error) {
-	if err := shared.CheckAlgorithm(kt, alg); err != nil {
-		return nil, err
-	}
-	body := map[string]any{}
-	switch kt {
-	case shared.Ed25519:
-		if prehashed {
-			return nil, fmt.Errorf("%w: EdDSA signs whole messages; send the message, not a digest", shared.ErrInvalidArgument)
-		}
-		return body, nil
-	case shared.ECP256, shared.ECP384, shared.ECP521:
-		body["marshaling_algorithm"] = "asn1"
-	default: // RSA
-		if alg.IsPSS() {
-			body["signature_algorithm"] = "pss"
-			body["salt_length"] = "hash" // PS* means salt = hash length (RFC 7518)
-		} else {
-			body["signature_algorithm"] = "pkcs1v15"
-		}
-	}
-	body["hash_algorithm"] = hashNames[alg]
-	body["prehashed"] = prehashed
-	return body, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/knhk/knhk/plugins/vault/internal/vaulttest"
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/shared/providertest"
 )
 
 var (
@@ -30,16 +31,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer srv.Stop()
-	dir, err := os.MkdirTemp("", "knhk-vault-test-")
+	bin, remove, err := providertest.BuildTemp("./cmd/knhk-plugin-vault")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vault tests:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	if pluginBin, err = vaulttest.BuildPlugin(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "vault tests:", err)
-		return 1
-	}
+	defer remove()
+	pluginBin = bin
 	// The in-process provider and the plugin binary (which inherits this
 	// environment) talk to the test server and log in with the root token
 	// by default; tests that need another identity say so in parameters.

@@ -1,9 +1,10 @@
 package vault
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/knhk/knhk/shared"
@@ -42,10 +43,27 @@ const (
 	AuthKubernetes = "kubernetes"
 )
 
-var knownParams = map[string]bool{
-	ParamAddr: true, ParamNamespace: true, ParamCAFile: true, ParamAuth: true, ParamAuthMount: true,
-	ParamTokenFile: true, ParamRoleID: true, ParamRoleIDFile: true, ParamSecretIDFile: true,
-	ParamRole: true, ParamJWTFile: true, ParamMount: true,
+// params declares every parameter. Secrets are never parameters, only the
+// files or variables that hold them.
+var params = shared.NewParamSchema(Name,
+	shared.Param{Name: ParamAddr, Kind: shared.ParamURL, Env: "VAULT_ADDR", Required: true, Doc: "the Vault address"},
+	shared.Param{Name: ParamNamespace, Env: "VAULT_NAMESPACE", Doc: "the Vault Enterprise namespace"},
+	shared.Param{Name: ParamCAFile, Kind: shared.ParamPath, Env: "VAULT_CACERT", Doc: "PEM CA bundle for Vault's TLS certificate"},
+	shared.Param{Name: ParamAuth, Kind: shared.ParamEnum, Choices: []string{AuthToken, AuthAppRole, AuthKubernetes}, Default: AuthToken, Doc: "how to log in"},
+	shared.Param{Name: ParamAuthMount, Doc: "approle/kubernetes: where the auth method is mounted (default approle / kubernetes)"},
+	shared.Param{Name: ParamTokenFile, Kind: shared.ParamPath, Doc: "auth=token: file holding the token (default VAULT_TOKEN, then ~/.vault-token)"},
+	shared.Param{Name: ParamRoleID, Doc: "auth=approle: the role id (default " + EnvRoleID + ")"},
+	shared.Param{Name: ParamRoleIDFile, Kind: shared.ParamPath, Doc: "auth=approle: file holding the role id"},
+	shared.Param{Name: ParamSecretIDFile, Kind: shared.ParamPath, Doc: "auth=approle: file holding the secret id (default " + EnvSecretID + ")"},
+	shared.Param{Name: ParamRole, Doc: "auth=kubernetes: the Vault role to log in as"},
+	shared.Param{Name: ParamJWTFile, Kind: shared.ParamPath, Doc: "auth=kubernetes: service-account token file (default " + DefaultJWTFile + ")"},
+	shared.Param{Name: ParamMount, Doc: "ListKeys: the Transit mount to list (default transit); elsewhere it must match the key id's mount"},
+)
+
+// clientParams are the parameters that pick a Vault client: all but mount.
+var clientParams = []string{
+	ParamAddr, ParamNamespace, ParamCAFile, ParamAuth, ParamAuthMount, ParamTokenFile,
+	ParamRoleID, ParamRoleIDFile, ParamSecretIDFile, ParamRole, ParamJWTFile,
 }
 
 // authParams lists the parameters each auth method accepts besides the
@@ -56,90 +74,131 @@ var authParams = map[string][]string{
 	AuthKubernetes: {ParamAuthMount, ParamRole, ParamJWTFile},
 }
 
-// settings are the parameters after defaults: everything that picks a Vault
-// client. Secrets themselves are not here, only where to find them.
-type settings struct {
-	addr, namespace, caFile string
-	auth, authMount         string
-	tokenFile               string
-	roleID, roleIDFile      string
-	secretIDFile            string
-	role, jwtFile           string
-}
-
-// cacheKey identifies one cached client.
-func (s settings) cacheKey() string {
-	return strings.Join([]string{s.addr, s.namespace, s.caFile, s.auth, s.authMount, s.tokenFile,
-		s.roleID, s.roleIDFile, s.secretIDFile, s.role, s.jwtFile}, "\x00")
-}
-
-// parseParams checks request parameters and fills in defaults from the
-// environment.
-func parseParams(p map[string]string) (settings, error) {
-	var unknown []string
-	for k := range p {
-		if !knownParams[k] {
-			unknown = append(unknown, k)
-		}
+// parseParams checks a request's parameters with the schema, then what
+// depends on the auth method: a parameter of another method is refused, so
+// a mistaken auth= does not go unnoticed.
+func parseParams(raw map[string]string) (shared.Params, error) {
+	prm, err := params.Parse(raw)
+	if err != nil {
+		return shared.Params{}, err
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return settings{}, fmt.Errorf("%w: unknown parameter(s) %q (known: addr, namespace, ca_file, auth, auth_mount, token_file, role_id, role_id_file, secret_id_file, role, jwt_file, mount)",
-			shared.ErrInvalidArgument, unknown)
-	}
-	s := settings{
-		addr:         or(p[ParamAddr], os.Getenv("VAULT_ADDR")),
-		namespace:    or(p[ParamNamespace], os.Getenv("VAULT_NAMESPACE")),
-		caFile:       or(p[ParamCAFile], os.Getenv("VAULT_CACERT")),
-		auth:         or(p[ParamAuth], AuthToken),
-		authMount:    p[ParamAuthMount],
-		tokenFile:    p[ParamTokenFile],
-		roleID:       p[ParamRoleID],
-		roleIDFile:   p[ParamRoleIDFile],
-		secretIDFile: p[ParamSecretIDFile],
-		role:         p[ParamRole],
-		jwtFile:      p[ParamJWTFile],
-	}
-	allowed, ok := authParams[s.auth]
-	if !ok {
-		return settings{}, fmt.Errorf("%w: auth %q is not one of token, approle, kubernetes", shared.ErrInvalidArgument, s.auth)
-	}
+	auth := prm.String(ParamAuth)
 	for _, name := range []string{ParamAuthMount, ParamTokenFile, ParamRoleID, ParamRoleIDFile, ParamSecretIDFile, ParamRole, ParamJWTFile} {
-		if p[name] != "" && !contains(allowed, name) {
-			return settings{}, fmt.Errorf("%w: parameter %q does not apply to auth=%s", shared.ErrInvalidArgument, name, s.auth)
+		if prm.String(name) != "" && !slices.Contains(authParams[auth], name) {
+			return shared.Params{}, fmt.Errorf("%w: vault: parameter %s does not apply to auth=%s", shared.ErrInvalidArgument, name, auth)
 		}
 	}
-	if s.addr == "" {
-		return settings{}, fmt.Errorf("%w: no Vault address: set the addr parameter or VAULT_ADDR", shared.ErrInvalidArgument)
-	}
-	switch s.auth {
+	switch auth {
 	case AuthAppRole:
-		s.authMount = or(s.authMount, "approle")
-		if s.roleID != "" && s.roleIDFile != "" {
-			return settings{}, fmt.Errorf("%w: set role_id or role_id_file, not both", shared.ErrInvalidArgument)
+		if prm.String(ParamRoleID) != "" && prm.Has(ParamRoleIDFile) {
+			return shared.Params{}, fmt.Errorf("%w: vault: set role_id or role_id_file, not both", shared.ErrInvalidArgument)
 		}
 	case AuthKubernetes:
-		s.authMount = or(s.authMount, "kubernetes")
-		s.jwtFile = or(s.jwtFile, DefaultJWTFile)
-		if s.role == "" {
-			return settings{}, fmt.Errorf("%w: auth=kubernetes needs the role parameter (the Vault role to log in as)", shared.ErrInvalidArgument)
+		if prm.String(ParamRole) == "" {
+			return shared.Params{}, fmt.Errorf("%w: vault: auth=kubernetes needs the role parameter (the Vault role to log in as)", shared.ErrInvalidArgument)
 		}
 	}
-	return s, nil
+	return prm, nil
 }
 
-func or(a, b string) string {
-	if a != "" {
-		return a
+// authMount is where the chosen auth method is mounted.
+func authMount(prm shared.Params) string {
+	if m := prm.String(ParamAuthMount); m != "" {
+		return m
 	}
-	return b
+	return prm.String(ParamAuth)
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// jwtFile is the Kubernetes service-account token file.
+func jwtFile(prm shared.Params) string {
+	if f := prm.String(ParamJWTFile); f != "" {
+		return f
+	}
+	return DefaultJWTFile
+}
+
+// defaultMount is the Transit mount a bare key name lives in.
+const defaultMount = "transit"
+
+// keyID is a parsed MOUNT/NAME.
+type keyID struct {
+	mount string // e.g. "transit" or "team/transit"
+	name  string
+}
+
+func (k keyID) String() string { return k.mount + "/" + k.name }
+
+// parseKeyID splits MOUNT/NAME at the last slash (mounts may nest; key
+// names may not contain a slash). A bare NAME means mount "transit".
+func parseKeyID(id string) (keyID, error) {
+	if id == "" {
+		return keyID{}, fmt.Errorf("%w: vault: empty key id (want MOUNT/NAME, e.g. transit/release)", shared.ErrInvalidArgument)
+	}
+	k := keyID{mount: defaultMount, name: id}
+	if i := strings.LastIndex(id, "/"); i >= 0 {
+		k = keyID{mount: id[:i], name: id[i+1:]}
+	}
+	if k.mount == "" || k.name == "" || strings.HasPrefix(k.mount, "/") {
+		return keyID{}, fmt.Errorf("%w: vault: key id %s is not MOUNT/NAME (e.g. transit/release)", shared.ErrInvalidArgument, shared.Quote(id))
+	}
+	for _, seg := range strings.Split(k.String(), "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "?#%\\ \t\n") {
+			return keyID{}, fmt.Errorf("%w: vault: key id %s has an empty, relative or unsafe path segment %s", shared.ErrInvalidArgument, shared.Quote(id), shared.Quote(seg))
 		}
 	}
-	return false
+	return k, nil
+}
+
+// parseVersion reads a key version as knhk writes it ("3"), also accepting
+// Transit's "v3" and "vault:v3" forms. Empty means the latest (0).
+func parseVersion(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	s := strings.TrimPrefix(strings.TrimPrefix(v, "vault:"), "v")
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%w: vault: key version %s is not a positive number", shared.ErrInvalidArgument, shared.Quote(v))
+	}
+	return n, nil
+}
+
+// parseMount checks a Transit mount path (the ListKeys mount parameter).
+func parseMount(mount string) (string, error) {
+	if mount == "" {
+		return defaultMount, nil
+	}
+	if _, err := parseKeyID(mount + "/x"); err != nil {
+		return "", fmt.Errorf("%w: vault: mount %s is not a valid Vault path", shared.ErrInvalidArgument, shared.Quote(mount))
+	}
+	return mount, nil
+}
+
+// target is what a request acts on: the key and a logged-in client of the
+// Vault its parameters name.
+type target struct {
+	key keyID
+	c   *client
+}
+
+// resolve is the one place a key reference becomes a parsed key id,
+// checked parameters and a logged-in client.
+func (p *Provider) resolve(ctx context.Context, ref shared.KeyRef) (target, error) {
+	k, err := parseKeyID(ref.ID)
+	if err != nil {
+		return target{}, err
+	}
+	prm, err := parseParams(ref.Params)
+	if err != nil {
+		return target{}, err
+	}
+	if prm.Has(ParamMount) && prm.String(ParamMount) != k.mount {
+		return target{}, fmt.Errorf("%w: vault: parameter mount=%s contradicts key id %s (the mount is part of the key id)",
+			shared.ErrInvalidArgument, shared.Quote(prm.String(ParamMount)), shared.Quote(ref.ID))
+	}
+	c, err := p.client(ctx, prm)
+	if err != nil {
+		return target{}, err
+	}
+	return target{key: k, c: c}, nil
 }

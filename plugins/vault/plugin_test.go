@@ -13,16 +13,18 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
 // launchPlugin starts the built knhk-plugin-vault as the host would and
 // returns its provider. The plugin's log lines (at trace level) go to logs.
-func launchPlugin(t *testing.T, logs *lockedBuffer, env ...string) *shared.Client {
+func launchPlugin(t *testing.T, logs *lockedBuffer, env ...string) *pluginrpc.Client {
 	t.Helper()
 	cmd := exec.Command(pluginBin)
 	cmd.Env = append(append(os.Environ(), "KNHK_LOG_LEVEL=trace"), env...)
-	cfg := shared.ClientConfig(cmd)
+	cfg := pluginrpc.ClientConfig(cmd)
+	cfg.SkipHostEnv = true // cmd.Env has it already; go-plugin would append it after env and override env
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Trace, Output: logs})
 	client := plugin.NewClient(cfg)
 	t.Cleanup(client.Kill)
@@ -30,7 +32,7 @@ func launchPlugin(t *testing.T, logs *lockedBuffer, env ...string) *shared.Clien
 	if err != nil {
 		t.Fatalf("starting %s: %v", pluginBin, err)
 	}
-	p, err := shared.Dispense(rpc)
+	p, err := pluginrpc.Dispense(rpc)
 	if err != nil {
 		t.Fatal(err)
 	}

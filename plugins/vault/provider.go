@@ -9,86 +9,63 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// Version is the plugin's version, reported by Describe.
-const Version = "0.1.0"
+// Name is the provider's name: keys are written "vault:<key id>" and the
+// binary is knhk-plugin-vault.
+const Name = "vault"
 
-// Config configures a Provider. The zero value works: no logging.
+// Config configures a Provider. The zero value works.
 type Config struct {
-	// Logger receives renewal and login events (never a token). Default:
-	// discard.
+	// Version is what Describe reports as the plugin version; default
+	// (left empty here) the SDK fills in shared.BuildVersion().
+	Version string
+	// Logger receives login, renewal and relogin events (never a token);
+	// default shared.Logger(), the plugin's logger.
 	Logger hclog.Logger
+}
+
+// keyTypes are the key types Transit can hold and knhk can sign with:
+// all of knhk's.
+var keyTypes = []shared.KeyType{
+	shared.RSA2048, shared.RSA3072, shared.RSA4096, shared.ECP256, shared.ECP384, shared.ECP521, shared.Ed25519,
 }
 
 // Provider is the Vault Transit provider. It keeps one Vault client per
 // address, namespace, TLS setting and identity, logged in on first use and
-// kept logged in. Safe for concurrent use; call Close when done.
+// kept logged in. Safe for concurrent use; Close stops the token renewers.
 type Provider struct {
-	log  hclog.Logger
-	done chan struct{}
+	version string
+	log     hclog.Logger
+	clients shared.ClientCache[*client]
 
-	mu     sync.Mutex
-	conns  map[string]*conn
-	closed bool
+	done      chan struct{} // closed by Close: stops every client's renewer
+	closeOnce sync.Once
 }
 
 var _ shared.Provider = (*Provider)(nil)
 
-// New returns a Provider.
+// New returns a Provider. It does not contact Vault.
 func New(cfg Config) *Provider {
-	log := cfg.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
+	if cfg.Logger == nil {
+		cfg.Logger = shared.Logger()
 	}
-	return &Provider{log: log, done: make(chan struct{}), conns: map[string]*conn{}}
+	return &Provider{version: cfg.Version, log: cfg.Logger, done: make(chan struct{})}
 }
 
 // Close stops renewing tokens. Later calls fail with ErrUnavailable.
 func (p *Provider) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.closed {
-		p.closed = true
-		close(p.done)
-	}
+	p.closeOnce.Do(func() { close(p.done) })
 	return nil
-}
-
-// conn returns the logged-in client the parameters point at.
-func (p *Provider) conn(ctx context.Context, params map[string]string) (*conn, error) {
-	s, err := parseParams(params)
-	if err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, errClosed
-	}
-	c, ok := p.conns[s.cacheKey()]
-	if !ok {
-		c, err = newConn(s, p.log, p.done)
-		if err != nil {
-			p.mu.Unlock()
-			return nil, err
-		}
-		p.conns[s.cacheKey()] = c
-	}
-	p.mu.Unlock()
-	if err := c.ensure(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // Describe says what the Vault provider can do; it does not call Vault.
 func (p *Provider) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
-		Name:    "vault",
-		Version: Version,
+		Name:    Name,
+		Version: p.version,
 		Capabilities: []shared.Capability{
 			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage, shared.CapSignBatch,
 		},
-		KeyTypes:   append([]shared.KeyType(nil), shared.KeyTypes...),
-		Algorithms: append([]shared.Algorithm(nil), shared.Algorithms...),
+		KeyTypes:   append([]shared.KeyType(nil), keyTypes...),
+		Algorithms: shared.AlgorithmsFor(keyTypes...),
 	}, nil
 }

@@ -12,11 +12,13 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-func newProvider(t *testing.T) *vault.Provider {
+// newProvider returns the provider as callers in this process get it:
+// behind the SDK's request checks.
+func newProvider(t *testing.T) shared.Provider {
 	t.Helper()
 	p := vault.New(vault.Config{})
 	t.Cleanup(func() { p.Close() })
-	return p
+	return shared.Validate(p)
 }
 
 // publicKey fetches and parses a key version's public key.

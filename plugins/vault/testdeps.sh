@@ -2,7 +2,9 @@
 # Builds the real Vault server the vault plugin's tests run against, once per
 # machine, into the knhk cache, and prints its path. Idempotent: does nothing
 # when the binary is already there. The tool module in testvault/ pins the
-# version (see /work/shared/vault-recipe/README.md for why v1.21.0).
+# version: v1.21.0 builds from the Go module proxy with the two replace lines
+# Vault's own go.mod carries; later releases (v1.21.4) do not, because the
+# sdk module they publish differs from the sdk in their source tree.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

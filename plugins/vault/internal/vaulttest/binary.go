@@ -70,21 +70,3 @@ func testdepsScript() (string, error) {
 	}
 	return filepath.Clean(script), nil
 }
-
-// BuildPlugin builds knhk-plugin-vault into dir and returns its path. It
-// must run with the plugin module as the working directory (go test does
-// that for packages in plugins/vault) or a subdirectory of it.
-func BuildPlugin(dir string) (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("vaulttest: cannot locate the plugin module")
-	}
-	module := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-	bin := filepath.Join(dir, "knhk-plugin-vault")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/knhk-plugin-vault")
-	cmd.Dir = module
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("vaulttest: building knhk-plugin-vault: %w\n%s", err, out)
-	}
-	return bin, nil
-}
