@@ -104,6 +104,17 @@ func Serve(p Provider, opts ...ServeOption) error {
 	return nil
 }
 
+// Main is a plugin's whole main function: it serves p and, if serving
+// fails, logs why and exits with status 1.
+//
+//	func main() { shared.Main(mykms.New(mykms.Config{})) }
+func Main(p Provider) {
+	if err := Serve(p); err != nil {
+		Logger().Error("cannot serve the provider", "error", err)
+		os.Exit(1)
+	}
+}
+
 // parentPoll is how often a plugin checks that the host is still there.
 const parentPoll = 500 * time.Millisecond
 

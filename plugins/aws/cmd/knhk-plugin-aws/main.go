@@ -2,15 +2,8 @@
 package main
 
 import (
-	"os"
-
 	"github.com/knhk/knhk/plugins/aws"
 	"github.com/knhk/knhk/shared"
 )
 
-func main() {
-	if err := shared.Serve(aws.New(aws.Config{})); err != nil {
-		shared.Logger().Error("knhk-plugin-aws cannot serve", "error", err)
-		os.Exit(1)
-	}
-}
+func main() { shared.Main(aws.New(aws.Config{})) }

@@ -2,15 +2,8 @@
 package main
 
 import (
-	"os"
-
 	"github.com/knhk/knhk/plugins/azure"
 	"github.com/knhk/knhk/shared"
 )
 
-func main() {
-	if err := shared.Serve(azure.New(azure.Config{})); err != nil {
-		shared.Logger().Error("knhk-plugin-azure cannot serve", "error", err)
-		os.Exit(1)
-	}
-}
+func main() { shared.Main(azure.New(azure.Config{})) }

@@ -2,15 +2,8 @@
 package main
 
 import (
-	"os"
-
 	"github.com/knhk/knhk/plugins/fake"
 	"github.com/knhk/knhk/shared"
 )
 
-func main() {
-	if err := shared.Serve(fake.New(fake.Config{})); err != nil {
-		shared.Logger().Error("knhk-plugin-fake cannot serve", "error", err)
-		os.Exit(1)
-	}
-}
+func main() { shared.Main(fake.New(fake.Config{})) }

@@ -2,15 +2,8 @@
 package main
 
 import (
-	"os"
-
 	"github.com/knhk/knhk/plugins/vault"
 	"github.com/knhk/knhk/shared"
 )
 
-func main() {
-	if err := shared.Serve(vault.New(vault.Config{})); err != nil {
-		shared.Logger().Error("knhk-plugin-vault cannot serve", "error", err)
-		os.Exit(1)
-	}
-}
+func main() { shared.Main(vault.New(vault.Config{})) }
