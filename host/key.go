@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -77,8 +76,16 @@ func (k *Key) SignDigest(ctx context.Context, digest []byte, opts SignOptions) (
 	return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: opts.Version, Digest: digest})
 }
 
+// MaxWholeMessage is the largest message SignMessage sends to a plugin:
+// shared.MaxMessageSize less room for the rest of the request. A larger
+// message is hashed here for hashed algorithms; with EdDSA, which signs
+// the whole message, it is refused with shared.ErrInvalidArgument before
+// it is sent, since it could never cross.
+const MaxWholeMessage = shared.MaxMessageSize - 1<<20
+
 // SignMessage signs a whole message: sent as is for EdDSA and for
-// providers that sign messages themselves, hashed here otherwise.
+// providers that sign messages themselves, hashed here otherwise and for
+// messages over MaxWholeMessage.
 func (k *Key) SignMessage(ctx context.Context, message []byte, opts SignOptions) (Signature, error) {
 	alg, _, err := k.algorithm(ctx, opts, false)
 	if err != nil {
@@ -92,9 +99,13 @@ func (k *Key) signMessage(ctx context.Context, alg shared.Algorithm, version str
 		message = []byte{} // nil would mean "no message" on the wire
 	}
 	if alg == shared.EdDSA {
+		if len(message) > MaxWholeMessage {
+			return Signature{}, fmt.Errorf("%w: EdDSA signs the whole message, which must cross to the plugin: the limit is %d bytes (%d MiB) and this message is %d bytes",
+				shared.ErrInvalidArgument, MaxWholeMessage, MaxWholeMessage>>20, len(message))
+		}
 		return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Message: message})
 	}
-	if k.signsMessages() {
+	if k.signsMessages() && len(message) <= MaxWholeMessage {
 		sig, err := k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Message: message})
 		if !errors.Is(err, shared.ErrUnimplemented) {
 			return sig, err
@@ -167,10 +178,7 @@ func (k *Key) verify(ctx context.Context, opts SignOptions, check func(PublicKey
 // key's cached public keys. Never retried: after a plugin crash, look at
 // Metadata before rotating again.
 func (k *Key) Rotate(ctx context.Context) (string, error) {
-	resp, err := call(ctx, k.m, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
-		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: k.ref.keyRef()})
-	})
-	k.h.cache.invalidate(k.ref) // even on error: the rotation may have happened
+	resp, err := k.m.rotateKey(ctx, k.ref)
 	if err != nil {
 		return "", err
 	}
@@ -179,13 +187,11 @@ func (k *Key) Rotate(ctx context.Context) (string, error) {
 
 // Metadata describes the key and its versions.
 func (k *Key) Metadata(ctx context.Context) (shared.KeyMetadata, error) {
-	return call(ctx, k.m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
-		return c.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: k.ref.keyRef()})
-	})
+	return k.m.keyMetadata(ctx, k.ref)
 }
 
-// Signer returns a crypto.Signer for the key's current version (see
-// Host.Signer).
+// Signer returns a Signer (a crypto.Signer and crypto.MessageSigner) for
+// the key's current version; see Host.Signer.
 func (k *Key) Signer(ctx context.Context) (*Signer, error) {
 	pk, err := k.PublicKey(ctx, "")
 	if err != nil {

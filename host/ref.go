@@ -44,20 +44,22 @@ type Ref struct {
 //   - The key id ends at the FIRST '?'. A key id therefore cannot contain
 //     '?' (no supported service uses one); it is taken literally (no
 //     percent-decoding), must be non-empty valid UTF-8 without control
-//     characters.
+//     characters, at most shared.MaxKeyIDLen bytes.
 //   - Parameters are name=value pairs separated by '&'; names and values
 //     are query-unescaped ('%XX', '+' for space), so a value may contain
 //     '&' or '=' as %26 and %3D, and may contain a literal '?' or ':'.
 //     Every pair needs '=' and a non-empty name; a name may appear once.
 //
 // Errors wrap ErrMalformedRef and shared.ErrInvalidArgument and show the
-// expected form. They never echo parameter values, which may be sensitive.
+// expected form. They never echo parameter values, which may be sensitive;
+// what they echo of the reference is escaped and cut short (shared.Quote),
+// with any URL's user info removed, so the message is one safe line.
 func ParseRef(s string) (Ref, error) {
 	head, query, hasQuery := strings.Cut(s, "?")
 	provider, keyID, ok := strings.Cut(head, ":")
 	bad := func(why string) (Ref, error) {
-		return Ref{}, fmt.Errorf("%w: %q: %s; want %s, e.g. fake:demo?state=/tmp/keys.json: %w",
-			ErrMalformedRef, shorten(head), why, RefForm, shared.ErrInvalidArgument)
+		return Ref{}, fmt.Errorf("%w: %s: %s; want %s, e.g. fake:demo?state=/tmp/keys.json: %w",
+			ErrMalformedRef, shared.Quote(shared.Redact(head)), why, RefForm, shared.ErrInvalidArgument)
 	}
 	switch {
 	case s == "":
@@ -70,6 +72,8 @@ func ParseRef(s string) (Ref, error) {
 		return bad("the provider must be 1-64 of a-z 0-9 _ - starting with a letter or digit")
 	case keyID == "":
 		return bad("the key id is empty")
+	case len(keyID) > shared.MaxKeyIDLen:
+		return bad(fmt.Sprintf("the key id is %d bytes; the limit is %d", len(keyID), shared.MaxKeyIDLen))
 	case !utf8.ValidString(keyID):
 		return bad("the key id is not valid UTF-8")
 	case strings.IndexFunc(keyID, unicode.IsControl) >= 0:
@@ -94,13 +98,13 @@ func ParseRef(s string) (Ref, error) {
 		}
 		value, err := url.QueryUnescape(rawValue)
 		if err != nil {
-			return bad(fmt.Sprintf("parameter %q has a badly escaped value", name))
+			return bad(fmt.Sprintf("parameter %s has a badly escaped value", shared.Quote(name)))
 		}
 		if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
 			return bad(fmt.Sprintf("parameter %d has a name with a control character or invalid UTF-8", i+1))
 		}
 		if _, dup := r.Params[name]; dup {
-			return bad(fmt.Sprintf("parameter %q appears twice", name))
+			return bad(fmt.Sprintf("parameter %s appears twice", shared.Quote(name)))
 		}
 		r.Params[name] = value
 	}
@@ -134,11 +138,3 @@ func (r Ref) String() string {
 
 // keyRef is the part of the reference the plugin sees.
 func (r Ref) keyRef() shared.KeyRef { return shared.KeyRef{ID: r.KeyID, Params: r.Params} }
-
-// shorten keeps error messages readable for absurd inputs.
-func shorten(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
-}

@@ -76,6 +76,52 @@ func TestParseRefNeverEchoesParamValues(t *testing.T) {
 	}
 }
 
+// TestParseRefErrorsAreSafeLines: what a malformed reference's error
+// echoes is escaped (no raw ESC or NUL reaches a terminal or a log), cut
+// short (a 1 MB key id does not make a 1 MB message), free of URL user
+// info, and never includes a parameter value.
+func TestParseRefErrorsAreSafeLines(t *testing.T) {
+	huge := "fake:" + strings.Repeat("a", 1<<20)
+	for _, tc := range []struct {
+		name, in string
+		want     []string // in the message
+		never    []string // nowhere in the message
+	}{
+		{"control characters in the key id", "fake:a\x1b[2Jb\x00c", []string{`\x1b[2J`, `\x00`}, []string{"\x1b", "\x00"}},
+		{"control characters in the provider", "fa\x1bke:demo", []string{`\x1b`}, []string{"\x1b"}},
+		{"control characters in a parameter value", "fake:demo?seed=x%1B[2J%00y&seed=z", []string{`"seed" appears twice`}, []string{"\x1b", "\x00", "[2J"}},
+		{"control characters in a parameter name", "fake:demo?a%1B[2J=1", []string{"control character"}, []string{"\x1b", "[2J"}},
+		{"huge key id", huge, []string{"1048576 bytes", "the limit is 2048", "…"}, nil},
+		{"huge key id with parameters", huge + "?seed=s3cr3t", []string{"the limit is 2048"}, []string{"s3cr3t"}},
+		{"password in a URL parameter", "vault:transit/k?addr=http://admin:pw@127.0.0.1:1&addr=x", []string{`"addr" appears twice`}, []string{"admin", "pw@"}},
+		{"password in a URL key id", "Vault:http://admin:pw@127.0.0.1:1/k", []string{"provider must be"}, []string{"admin:pw", "pw@"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseRef(tc.in)
+			if err == nil {
+				t.Fatalf("ParseRef accepted %q", tc.in)
+			}
+			msg := err.Error()
+			if len(msg) > 1024 {
+				t.Fatalf("error is %d bytes, want under 1 KB: %.300q", len(msg), msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+			for _, n := range tc.never {
+				if strings.Contains(msg, n) {
+					t.Errorf("error %q contains %q", msg, n)
+				}
+			}
+			if strings.ContainsFunc(msg, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+				t.Errorf("error %q contains a raw control character", msg)
+			}
+		})
+	}
+}
+
 // FuzzParseRef checks that ParseRef never panics, that every error is a
 // typed malformed-reference error showing the form, and that a parsed
 // reference survives String and ParseRef unchanged.

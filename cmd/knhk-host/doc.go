@@ -47,11 +47,19 @@
 // (EdDSA signs the whole message); --alg defaults to the key's natural
 // algorithm (RS256 for RSA, ES256/ES384/ES512 by curve, EdDSA for Ed25519).
 // The signature (ECDSA as ASN.1 DER) is written raw to --out, or as base64
-// on stdout. verify accepts the raw bytes or that base64.
+// on stdout. verify accepts the raw bytes or that base64. Inputs of any
+// size work with a hashed algorithm: up to 1 MiB the message goes to the
+// host whole; past that it is hashed while it is read, in constant memory,
+// and only the digest goes on. EdDSA signs the whole message, which must
+// cross to the plugin: at most 63 MiB (host.MaxWholeMessage), refused past
+// that with exit status 2.
 //
 // Stdout carries only the requested output. Errors go to stderr as one
 // line, "knhk-host COMMAND: what failed: why (what to do)", or as one JSON
-// object {"error", "hint", "command", "exit_code"} with -o json.
+// object {"error", "hint", "command", "exit_code"} with -o json; control
+// characters are escaped, long inputs cut short, URL passwords removed.
+// A failed keys create or rotate never suggests a retry: the provider may
+// have acted, so the hint is to check with metadata first.
 //
 // Exit status:
 //

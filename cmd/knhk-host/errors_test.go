@@ -61,6 +61,8 @@ func TestBadInvocations(t *testing.T) {
 		{"missing --sig", withPlugins("verify", "--key", ec), []byte("m"), 2, "missing --sig"},
 		{"signature and message both on stdin", withPlugins("verify", "--key", ec, "--sig", "-"), []byte("m"), 2, "stdin"},
 		{"wrong digest length", withPlugins("sign", "--key", ec, "--prehashed"), shortDigest, 2, "invalid argument"},
+		{"digest far too long", withPlugins("sign", "--key", ec, "--prehashed"), make([]byte, 1<<20), 2, "digest is over 1024 bytes"},
+		{"signature far too long", withPlugins("verify", "--key", ec, "--sig", "-", "--in", badSig), make([]byte, 1<<20), 2, "signature is over 65536 bytes"},
 		{"EdDSA prehashed", withPlugins("sign", "--key", ed, "--prehashed"), shortDigest, 2, "Ed25519"},
 		{"EdDSA prehashed by --alg", withPlugins("sign", "--key", ed, "--alg", "EdDSA", "--prehashed"), shortDigest, 2, "EdDSA"},
 		{"malformed config", withPlugins("--config", badHCL, "sign", "--key", "release"), []byte("m"), 2, badHCL},

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
 )
 
 // app is one run of the command line: the standard streams, the global
@@ -132,7 +135,7 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 	if a.output != formatText && a.output != formatJSON {
 		bad := a.output
 		a.output = formatText
-		return usagef("use -o text or -o json", "unknown output format %q", bad)
+		return usagef("use -o text or -o json", "unknown output format %s", shared.Quote(bad))
 	}
 	cfg, err := loadConfig(a.configPath)
 	if err != nil {
@@ -163,7 +166,7 @@ func (a *app) level() (hclog.Level, error) {
 	}
 	l := hclog.LevelFromString(s)
 	if l == hclog.NoLevel {
-		return 0, usagef("use one of off, error, warn, info, debug, trace", "unknown log level %q", a.logLevel)
+		return 0, usagef("use one of off, error, warn, info, debug, trace", "unknown log level %s", shared.Quote(a.logLevel))
 	}
 	return l, nil
 }
@@ -218,7 +221,7 @@ func (a *app) openKey(ctx context.Context, ref host.Ref) (*host.Key, error) {
 	}
 	k, err := h.Key(ctx, ref.String())
 	if err != nil {
-		return nil, fmt.Errorf("open key %s: %w", show(ref), err)
+		return nil, fmt.Errorf("open key %s: %w", errName(ref), err)
 	}
 	return k, nil
 }
@@ -250,14 +253,14 @@ func (a *app) resolve(k keyFlags) (host.Ref, error) {
 	if named, ok := a.cfg.Keys[k.key]; ok {
 		ref, err = host.ParseRef(named.Ref)
 		if err != nil {
-			return host.Ref{}, fmt.Errorf("%w: key %q in %s: %w", errConfig, k.key, a.configPath, err)
+			return host.Ref{}, fmt.Errorf("%w: key %s in %s: %w", errConfig, shared.Quote(k.key), a.configPath, err)
 		}
 		ref.Params = merge(ref.Params, named.Params)
 	} else {
 		ref, err = host.ParseRef(k.key)
 		if err != nil {
 			if !strings.Contains(k.key, ":") && a.configPath != "" {
-				return host.Ref{}, usagef(fmt.Sprintf("name a key defined in %s or give PROVIDER:KEYID", a.configPath), "no key named %q in the config file", k.key)
+				return host.Ref{}, usagef(fmt.Sprintf("name a key defined in %s or give PROVIDER:KEYID", a.configPath), "no key named %s in the config file", shared.Quote(k.key))
 			}
 			return host.Ref{}, err
 		}
@@ -301,9 +304,24 @@ func merge(base, over map[string]string) map[string]string {
 	return out
 }
 
-// show is how a reference appears in output and errors: provider and key id,
-// never the parameters, which may hold endpoints or tokens.
+// show is how a reference appears in output: provider and key id, never
+// the parameters, which may hold endpoints or tokens.
 func show(r host.Ref) string { return r.Provider + ":" + r.KeyID }
+
+// errName is how a reference appears in an error: as show has it, quoted
+// and cut short when it is long or not printable (see safe).
+func errName(r host.Ref) string { return safe(show(r)) }
+
+// safe is a caller's string (a key id, a provider name) as an error may
+// show it: unchanged when it is short and printable, else quoted with
+// escapes and cut short (shared.Quote), so it can neither rewrite the
+// terminal nor flood it.
+func safe(s string) string {
+	if len(s) <= shared.MaxQuoted && utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return shared.Quote(s)
+}
 
 // needsSubcommand is the RunE of a command group: naming the group alone is
 // a usage error that lists its subcommands.
@@ -316,9 +334,9 @@ func needsSubcommand(cmd *cobra.Command, args []string) error {
 	}
 	if len(args) > 0 {
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-			return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %q for %q; did you mean %s?", args[0], cmd.CommandPath(), strings.Join(s, " or "))
+			return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %s for %q; did you mean %s?", shared.Quote(args[0]), cmd.CommandPath(), strings.Join(s, " or "))
 		}
-		return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %q for %q (want one of %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+		return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "unknown command %s for %q (want one of %s)", shared.Quote(args[0]), cmd.CommandPath(), strings.Join(names, ", "))
 	}
 	return usagef(fmt.Sprintf("run '%s --help' for usage", cmd.CommandPath()), "missing subcommand (want one of %s)", strings.Join(names, ", "))
 }

@@ -42,6 +42,8 @@ func (a *app) keysCreateCmd() *cobra.Command {
 		Long: `Create a key of the given type with the provider named in the reference and
 print the key (PROVIDER:KEYID, as --key takes it) and its first version. Some
 providers choose the key id themselves; the printed one is the one to use.
+Creation is never retried: if it fails without an answer, check with
+'knhk-host metadata' (or 'keys list') before creating the key again.
 
 Key types: ` + joinStrings(shared.KeyTypes) + `.`,
 		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ed25519
@@ -65,12 +67,12 @@ Key types: ` + joinStrings(shared.KeyTypes) + `.`,
 			}
 			k, err := h.CreateKey(cmd.Context(), ref.String(), kt)
 			if err != nil {
-				return fmt.Errorf("create %s key %s: %w", kt, show(ref), err)
+				return fmt.Errorf("create %s key %s: %w", kt, errName(ref), err)
 			}
 			// CreateKey's handle carries the id; the version comes with the public key.
 			pk, err := k.PublicKey(cmd.Context(), "")
 			if err != nil {
-				return fmt.Errorf("created key %s but could not read it back: %w", show(k.Ref()), err)
+				return fmt.Errorf("created key %s but could not read it back: %w", errName(k.Ref()), err)
 			}
 			res := createdJSON{Key: show(k.Ref()), KeyID: k.Ref().KeyID, Type: pk.Type, Version: pk.Version}
 			return a.printer().print(res, func(w io.Writer) error {
@@ -118,7 +120,7 @@ a vault address, a state file...): key, type, current version and aliases.`,
 			}
 			keys, err := h.ListKeys(cmd.Context(), provider, p)
 			if err != nil {
-				return fmt.Errorf("list keys of %s: %w", provider, err)
+				return fmt.Errorf("list keys of %s: %w", safe(provider), err)
 			}
 			out := make([]keyJSON, 0, len(keys))
 			for _, k := range keys {

@@ -48,7 +48,7 @@ func (a *app) metadataCmd() *cobra.Command {
 			}
 			md, err := k.Metadata(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("get metadata of %s: %w", show(ref), err)
+				return fmt.Errorf("get metadata of %s: %w", errName(ref), err)
 			}
 			res := metadataJSON{Key: show(ref), KeyID: md.KeyID, Type: md.Type, Algorithms: md.Algorithms,
 				CurrentVersion: md.CurrentVersion, Versions: []versionJSON{}, Attributes: md.Attributes}

@@ -33,7 +33,7 @@ nothing else, so it can be piped:
 				return err
 			}
 			if format != "pem" && format != "jwk" {
-				return usagef("use --format pem or --format jwk", "unknown format %q", format)
+				return usagef("use --format pem or --format jwk", "unknown format %s", shared.Quote(format))
 			}
 			var jwkAlg shared.Algorithm
 			if alg != "" {
@@ -47,7 +47,7 @@ nothing else, so it can be piped:
 			}
 			pk, err := k.PublicKey(cmd.Context(), version)
 			if err != nil {
-				return fmt.Errorf("get public key of %s: %w", show(ref), err)
+				return fmt.Errorf("get public key of %s: %w", errName(ref), err)
 			}
 			var out []byte
 			if format == "pem" {
@@ -59,7 +59,7 @@ nothing else, so it can be piped:
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("public key of %s: %w", show(ref), err)
+				return fmt.Errorf("public key of %s: %w", errName(ref), err)
 			}
 			_, err = a.stdout.Write(out)
 			return writeErr(err)

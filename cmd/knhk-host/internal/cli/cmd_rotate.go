@@ -36,7 +36,7 @@ metadata' before rotating again.`,
 			}
 			v, err := k.Rotate(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("rotate %s: %w", show(ref), err)
+				return fmt.Errorf("rotate %s: %w", errName(ref), err)
 			}
 			res := rotatedJSON{Key: show(ref), Version: v}
 			return a.printer().print(res, func(w io.Writer) error {

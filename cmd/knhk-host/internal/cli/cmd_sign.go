@@ -30,53 +30,63 @@ func (f *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.in, "in", "i", "", "file holding the message or digest (default: stdin)")
 }
 
-// prepare checks the flags, reads the input and opens the key, in that
-// order, so a bad command line never starts a plugin.
-func (a *app) prepare(ctx context.Context, f signFlags, stdinFree bool) (*host.Key, host.SignOptions, []byte, error) {
+// prepare checks the flags, opens the input and the key, in that order, so
+// a bad command line never starts a plugin, then reads the input: the
+// digest with --prehashed, else the message, hashed while it is read when
+// it is long (see readMessage). edLimit bounds an EdDSA message (0: no
+// bound).
+func (a *app) prepare(ctx context.Context, f signFlags, stdinFree bool, edLimit int64) (*host.Key, host.SignOptions, input, error) {
 	var opts host.SignOptions
 	ref, err := a.resolve(f.keyFlags)
 	if err != nil {
-		return nil, opts, nil, err
+		return nil, opts, input{}, err
 	}
 	if f.alg != "" {
 		alg, err := shared.ParseAlgorithm(f.alg)
 		if err != nil {
-			return nil, opts, nil, usagef("pass --alg, one of "+joinStrings(shared.Algorithms), "%v", err)
+			return nil, opts, input{}, usagef("pass --alg, one of "+joinStrings(shared.Algorithms), "%v", err)
 		}
 		if alg == shared.EdDSA && f.prehashed {
-			return nil, opts, nil, usagef("leave out --prehashed: Ed25519 signs the whole message", "EdDSA cannot sign a prehashed digest")
+			return nil, opts, input{}, usagef("leave out --prehashed: Ed25519 signs the whole message", "EdDSA cannot sign a prehashed digest")
 		}
 		opts.Algorithm = alg
 	}
 	opts.Version = f.version
 	if !stdinFree && (f.in == "" || f.in == "-") {
-		return nil, opts, nil, usagef("pass the message with --in FILE", "the signature is read from stdin, so the message cannot be too")
+		return nil, opts, input{}, usagef("pass the message with --in FILE", "the signature is read from stdin, so the message cannot be too")
 	}
 	what := "message"
 	if f.prehashed {
 		what = "digest"
 	}
-	input, err := readInput(f.in, a.stdin, what)
+	r, err := openInput(f.in, a.stdin, what)
 	if err != nil {
-		return nil, opts, nil, err
+		return nil, opts, input{}, err
 	}
+	defer r.Close()
 	k, err := a.openKey(ctx, ref)
 	if err != nil {
-		return nil, opts, nil, err
+		return nil, opts, input{}, err
 	}
-	if f.prehashed && opts.Algorithm == "" {
-		// The default algorithm depends on the key: find it now, so EdDSA
-		// keys get a clear refusal instead of a digest-length error.
+	if opts.Algorithm == "" {
+		// The default algorithm depends on the key: find it now, to know
+		// whether the message is hashed, and so that EdDSA keys get a
+		// clear refusal of --prehashed instead of a digest-length error.
 		pk, err := k.PublicKey(ctx, f.version)
 		if err != nil {
-			return nil, opts, nil, fmt.Errorf("get public key of %s: %w", show(ref), err)
+			return nil, opts, input{}, fmt.Errorf("get public key of %s: %w", errName(ref), err)
 		}
 		opts.Algorithm = pk.Type.DefaultAlgorithm()
-		if opts.Algorithm == shared.EdDSA {
-			return nil, opts, nil, usagef("leave out --prehashed: Ed25519 signs the whole message", "%s is an Ed25519 key, which cannot sign a prehashed digest", show(ref))
+		if opts.Algorithm == shared.EdDSA && f.prehashed {
+			return nil, opts, input{}, usagef("leave out --prehashed: Ed25519 signs the whole message", "%s is an Ed25519 key, which cannot sign a prehashed digest", errName(ref))
 		}
 	}
-	return k, opts, input, nil
+	if f.prehashed {
+		digest, err := readBounded(r, maxDigestInput, f.in, "digest", "--prehashed takes the binary digest (32, 48 or 64 bytes), e.g. from openssl dgst -binary")
+		return k, opts, input{data: digest, digest: true}, err
+	}
+	in, err := readMessage(r, opts.Algorithm, edLimit, f.in)
+	return k, opts, in, err
 }
 
 // signatureJSON is `sign -o json`.
@@ -98,6 +108,13 @@ func (a *app) signCmd() *cobra.Command {
 algorithm's hash (SHA-256 for RS256, PS256, ES256...) unless --prehashed says
 the input already is that binary digest; EdDSA signs the whole message.
 
+Messages of any size can be signed with a hashed algorithm: up to ` + mib(streamThreshold) + ` the
+message goes to the host whole (a provider that signs whole messages itself
+gets it as is); past ` + mib(streamThreshold) + ` it is hashed here while it is read, in constant
+memory, and only the digest goes to the provider. The signature is the same
+either way. EdDSA sends the whole message to the plugin, so it is limited to
+` + mib(host.MaxWholeMessage) + `; a longer one is refused (exit status 2) before it is sent.
+
 The signature (ECDSA as ASN.1 DER, RSA and Ed25519 raw, as openssl writes
 them) goes to --out as raw bytes, or to stdout as one line of base64. With
 -o json, stdout gets the signature, algorithm and key version as JSON.
@@ -110,18 +127,18 @@ returned.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			k, opts, input, err := a.prepare(ctx, f, true)
+			k, opts, in, err := a.prepare(ctx, f, true, host.MaxWholeMessage)
 			if err != nil {
 				return err
 			}
 			var sig host.Signature
-			if f.prehashed {
-				sig, err = k.SignDigest(ctx, input, opts)
+			if in.digest {
+				sig, err = k.SignDigest(ctx, in.data, opts)
 			} else {
-				sig, err = k.SignMessage(ctx, input, opts)
+				sig, err = k.SignMessage(ctx, in.data, opts)
 			}
 			if err != nil {
-				return fmt.Errorf("sign with %s: %w", show(k.Ref()), err)
+				return fmt.Errorf("sign with %s: %w", errName(k.Ref()), err)
 			}
 			if out != "" && out != "-" {
 				if err := writeOutput(out, sig.Signature); err != nil {
@@ -177,23 +194,30 @@ signature is valid, 1 when it is not, 2 or 3 on any error.`,
 			if sigPath == "" {
 				return usagef("pass --sig FILE holding the signature (raw or base64)", "missing --sig")
 			}
-			raw, err := readInput(sigPath, a.stdin, "signature")
+			sr, err := openInput(sigPath, a.stdin, "signature")
+			if err != nil {
+				return err
+			}
+			raw, err := readBounded(sr, maxSignatureInput, sigPath, "signature", "--sig takes the signature, raw or in base64, as sign writes it")
+			sr.Close()
 			if err != nil {
 				return err
 			}
 			sig := decodeSignature(raw)
-			k, opts, input, err := a.prepare(ctx, f, sigPath != "-")
+			// Verification is local: an EdDSA message of any size can be
+			// checked, so it is not bounded.
+			k, opts, in, err := a.prepare(ctx, f, sigPath != "-", 0)
 			if err != nil {
 				return err
 			}
-			if f.prehashed {
-				err = k.VerifyDigest(ctx, input, sig, opts)
+			if in.digest {
+				err = k.VerifyDigest(ctx, in.data, sig, opts)
 			} else {
-				err = k.VerifyMessage(ctx, input, sig, opts)
+				err = k.VerifyMessage(ctx, in.data, sig, opts)
 			}
 			valid := err == nil
 			if err != nil && !errors.Is(err, shared.ErrBadSignature) {
-				return fmt.Errorf("verify with %s: %w", show(k.Ref()), err)
+				return fmt.Errorf("verify with %s: %w", errName(k.Ref()), err)
 			}
 			res := verdictJSON{Key: show(k.Ref()), Algorithm: opts.Algorithm, Version: opts.Version, Valid: valid}
 			// Name the algorithm and version that were checked; the public

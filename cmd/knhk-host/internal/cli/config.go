@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hclsimple"
+
+	"github.com/knhk/knhk/shared"
 )
 
 // fileConfig is the --config file. Every attribute is optional; flags on the
@@ -104,16 +106,16 @@ func loadConfig(path string) (*config, error) {
 		}
 		v, err := time.ParseDuration(d.in)
 		if err != nil || v < 0 {
-			return nil, fmt.Errorf("%w: %s: %s = %q is not a duration (write e.g. \"30s\" or \"2m\")", errConfig, path, d.name, d.in)
+			return nil, fmt.Errorf("%w: %s: %s = %s is not a duration (write e.g. \"30s\" or \"2m\")", errConfig, path, d.name, shared.Quote(d.in))
 		}
 		*d.out = v
 	}
 	for _, k := range fc.Keys {
 		if _, dup := cfg.Keys[k.Name]; dup {
-			return nil, fmt.Errorf("%w: %s: key %q is defined twice", errConfig, path, k.Name)
+			return nil, fmt.Errorf("%w: %s: key %s is defined twice", errConfig, path, shared.Quote(k.Name))
 		}
 		if strings.TrimSpace(k.Ref) == "" {
-			return nil, fmt.Errorf("%w: %s: key %q has an empty ref", errConfig, path, k.Name)
+			return nil, fmt.Errorf("%w: %s: key %s has an empty ref", errConfig, path, shared.Quote(k.Name))
 		}
 		cfg.Keys[k.Name] = k
 	}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
@@ -101,12 +104,24 @@ func classify(err error, cmdPath string) (code int, hint string) {
 		return ExitRuntime, "check the key's state with 'knhk-host metadata --key REF'"
 	case errors.Is(err, host.ErrVerifyAfterSign):
 		return ExitRuntime, "the plugin is faulty or compromised; do not use its signatures and report it"
+	case mayHaveHappened(err) && strings.HasSuffix(cmdPath, " keys create"):
+		return ExitRuntime, "the key may have been created anyway: check with 'knhk-host metadata --key REF' (or 'knhk-host keys list') before creating it again"
+	case mayHaveHappened(err) && strings.HasSuffix(cmdPath, " rotate"):
+		return ExitRuntime, "the key may have been rotated anyway: check its current version with 'knhk-host metadata --key REF' before rotating again"
 	case host.IsRetryable(err), errors.Is(err, context.DeadlineExceeded):
 		return ExitRuntime, "retry later; rerun with --log-level debug to see the plugin's logs"
 	case errors.Is(err, context.Canceled):
 		return ExitRuntime, "the command was interrupted"
 	}
 	return ExitRuntime, "rerun with --log-level debug for details"
+}
+
+// mayHaveHappened reports whether err leaves it unknown if the provider
+// did what was asked: the answer was lost (the provider was unavailable,
+// the plugin crashed or timed out, the command was interrupted). Create
+// and rotate are not idempotent, so the hint is to look, never to retry.
+func mayHaveHappened(err error) bool {
+	return host.IsRetryable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // refusedHint says what to do about a refused plugin without repeating the
@@ -122,10 +137,38 @@ func refusedHint(err error) string {
 	return "'knhk-host plugins' lists every plugin found and why any is refused"
 }
 
-// oneLine folds an error message onto one line: no stack traces, no
-// multi-line dumps on stderr.
+// maxErrorLine bounds an error message, in bytes: one that echoes a huge
+// input is cut there with an ellipsis.
+const maxErrorLine = 2048
+
+// oneLine makes an error message one line that is safe on a terminal and
+// in a log, whoever wrote it (the host, a plugin, a library): white space
+// runs become one space, so no stack traces or multi-line dumps; other
+// control and non-printing characters (ESC, NUL, C1 controls, direction
+// overrides) and invalid UTF-8 become Go escapes such as \x1b; URL user
+// info and secret-looking query values are redacted; and it is cut at
+// maxErrorLine bytes.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	s = shared.Redact(strings.Join(strings.Fields(s), " "))
+	var b strings.Builder
+	for len(s) > 0 {
+		if b.Len() >= maxErrorLine {
+			b.WriteString("…")
+			break
+		}
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case unicode.IsPrint(r):
+			b.WriteString(s[:n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
 
 // errorReport is an error as -o json prints it on stderr.
