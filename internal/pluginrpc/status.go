@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -73,6 +74,11 @@ func fromStatus(err error) error {
 
 func itemError(code codes.Code, msg, reason string) error {
 	sentinel := sentinelFor(code, reason)
+	if code == codes.ResourceExhausted && strings.Contains(msg, "larger than max") {
+		// gRPC's own size limit: the request can never succeed as it is,
+		// unlike a throttled provider.
+		sentinel = shared.ErrInvalidArgument
+	}
 	if sentinel == nil {
 		return fmt.Errorf("plugin error (%s): %s", code, msg)
 	}

@@ -77,6 +77,10 @@ func TestForeignCodesMapToSentinels(t *testing.T) {
 		codes.NotFound:          shared.ErrKeyNotFound,
 		codes.Unavailable:       shared.ErrUnavailable,
 	}
+	tooBig := status.Error(codes.ResourceExhausted, "grpc: trying to send message larger than max (70000000 vs. 67108864)")
+	if got := fromStatus(tooBig); !errors.Is(got, shared.ErrInvalidArgument) {
+		t.Errorf("an oversized message -> %v, want ErrInvalidArgument (it can never succeed)", got)
+	}
 	for code, want := range cases {
 		if got := fromStatus(status.Error(code, "x")); !errors.Is(got, want) {
 			t.Errorf("%s -> %v, want %v", code, got, want)

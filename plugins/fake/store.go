@@ -114,14 +114,14 @@ func (f *fileStore) kind() string { return storageFile }
 // stateError is the error for a state file that cannot be used; the file is
 // left as it is.
 func (f *fileStore) stateError(what string, err error) error {
-	return fmt.Errorf("%w: fake: state file %s %s: %v; fix or remove it (it was left untouched)", shared.ErrFailedPrecondition, f.path, what, err)
+	return fmt.Errorf("%w: fake: state file %s %s: %v; fix or remove it (it was left untouched)", shared.ErrFailedPrecondition, shared.Quote(f.path), what, err)
 }
 
 // lock takes the sidecar lock; how is unix.LOCK_SH or unix.LOCK_EX.
 func (f *fileStore) lock(how int) (unlock func(), err error) {
 	lf, err := os.OpenFile(f.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("%w: fake: cannot open lock file for state file %s: %v", shared.ErrFailedPrecondition, f.path, err)
+		return nil, fmt.Errorf("%w: fake: cannot open lock file for state file %s: %v", shared.ErrFailedPrecondition, shared.Quote(f.path), err)
 	}
 	for {
 		err = unix.Flock(int(lf.Fd()), how)
@@ -131,7 +131,7 @@ func (f *fileStore) lock(how int) (unlock func(), err error) {
 	}
 	if err != nil {
 		lf.Close()
-		return nil, fmt.Errorf("%w: fake: cannot lock state file %s: %v", shared.ErrFailedPrecondition, f.path, err)
+		return nil, fmt.Errorf("%w: fake: cannot lock state file %s: %v", shared.ErrFailedPrecondition, shared.Quote(f.path), err)
 	}
 	return func() {
 		_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
@@ -235,12 +235,12 @@ func (f *fileStore) write(s *state) error {
 	dir, base := filepath.Split(f.path)
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("%w: fake: cannot write state file %s: %v", shared.ErrFailedPrecondition, f.path, err)
+		return fmt.Errorf("%w: fake: cannot write state file %s: %v", shared.ErrFailedPrecondition, shared.Quote(f.path), err)
 	}
 	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("%w: fake: cannot write state file %s: %v", shared.ErrFailedPrecondition, f.path, err)
+		return fmt.Errorf("%w: fake: cannot write state file %s: %v", shared.ErrFailedPrecondition, shared.Quote(f.path), err)
 	}
 	if err := tmp.Chmod(0o600); err != nil {
 		return fail(err)
