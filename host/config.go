@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 )
 
 // Defaults used for zero Config fields.
@@ -48,6 +47,20 @@ type Config struct {
 	// group/world-writable).
 	LockFile string
 
+	// PluginEnv adds variables of the host's environment to what a
+	// plugin gets, keyed by provider name ("aws", or AllPlugins for
+	// every plugin). Each entry is a variable name (AWS_CONFIG_FILE) or a
+	// prefix ending in '*' (MYCORP_*). Without it a plugin gets only the
+	// base set (PATH, HOME, TMPDIR, USER, LANG, LC_*, TZ, the proxy
+	// variables HTTP_PROXY, HTTPS_PROXY and NO_PROXY in either case,
+	// SSL_CERT_FILE, SSL_CERT_DIR, OTEL_*) and its own provider's:
+	// AWS_* for aws; AZURE_*, IDENTITY_ENDPOINT, IDENTITY_HEADER,
+	// MSI_ENDPOINT, MSI_SECRET and IMDS_ENDPOINT for azure; VAULT_* for
+	// vault; <NAME>_* for any other provider (its name upper-cased, '-'
+	// as '_'). So one provider's credentials never reach another's
+	// plugin. KNHK_LOG_LEVEL is set by the host. Nil: nothing added.
+	PluginEnv map[string][]string
+
 	// Logger receives the host's log lines and, under the plugin's name,
 	// every plugin's. Nil: warnings and errors to stderr.
 	Logger hclog.Logger
@@ -55,8 +68,12 @@ type Config struct {
 	// StartTimeout bounds a plugin's launch and handshake. Zero: 10s.
 	StartTimeout time.Duration
 
-	// CallTimeout bounds every call to a plugin. A plugin that does not
-	// answer in time is killed and replaced. Zero: 30s.
+	// CallTimeout bounds every call to a plugin: a call without an answer
+	// by then fails with ErrCallTimeout. A plugin that has answered
+	// nothing for CallTimeout while calls waited is killed and replaced,
+	// whatever deadlines the callers had (a watchdog checks, so callers
+	// that gave up earlier count too); one that keeps answering other
+	// calls keeps running. Zero: 30s.
 	CallTimeout time.Duration
 
 	// PublicKeyTTL is how long a fetched public key is cached, per
@@ -85,14 +102,6 @@ type Config struct {
 	// very different latency behind one plugin, say one far region, turn
 	// batching off.
 	DisableBatching bool
-
-	// Reattach attaches to already-running plugins instead of launching
-	// binaries, keyed by provider name: go-plugin's reattach mode, used by
-	// host/hosttest to serve a provider inside the test process. Reattached
-	// plugins get no file checks, no lock-file check and no AutoMTLS; the
-	// host never signals their process (dropping one closes the
-	// connection, and the next call reattaches). Leave nil in production.
-	Reattach map[string]*plugin.ReattachConfig
 }
 
 // RetryPolicy says how the host recovers from a plugin that died or hung.
@@ -137,8 +146,9 @@ func (c Config) withDefaults() Config {
 }
 
 // SearchDirs lists the plugin directories in search order: dirs, then
-// KNHK_PLUGIN_PATH, then plugins/ next to the running executable.
-// Empty entries are skipped.
+// KNHK_PLUGIN_PATH, then plugins/ next to the running executable. Empty
+// entries are skipped, and relative ones made absolute (against the
+// working directory now): a plugin is never looked up on $PATH.
 func SearchDirs(dirs []string) []string {
 	var out []string
 	out = append(out, dirs...)
@@ -157,12 +167,17 @@ func (c Config) searchDirs() []string {
 	return SearchDirs(c.PluginDirs)
 }
 
-// uniqueDirs drops empty and repeated entries from dirs, in place.
+// uniqueDirs makes dirs absolute and drops empty and repeated entries,
+// in place.
 func uniqueDirs(dirs []string) []string {
 	seen := map[string]bool{}
 	kept := dirs[:0]
 	for _, d := range dirs {
-		if d == "" || seen[d] {
+		if d == "" {
+			continue
+		}
+		d = absDir(d)
+		if seen[d] {
 			continue
 		}
 		seen[d] = true
@@ -183,4 +198,14 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, p.MaxBackoff)
+}
+
+// absDir makes a plugin directory absolute. exec would look a command
+// whose path has no slash up on $PATH; an absolute path is also what the
+// integrity checks and messages name.
+func absDir(d string) string {
+	if abs, err := filepath.Abs(d); err == nil {
+		return abs
+	}
+	return d
 }

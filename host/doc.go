@@ -17,29 +17,59 @@
 // # Discovery and integrity
 //
 // Plugin directories come from Config.PluginDirs, then KNHK_PLUGIN_PATH
-// (colon-separated), then plugins/ next to the executable (SearchDirs).
-// Symlinks, non-regular, non-executable and group- or world-writable files
-// are refused (ErrPluginRefused). A lock file pins each plugin's SHA-256,
-// one line per plugin:
+// (colon-separated), then plugins/ next to the executable (SearchDirs),
+// made absolute: a plugin is never looked up on $PATH. The host opens a
+// plugin file once, without following a symlink, and checks the open
+// file: a regular, executable file, not group- or world-writable, owned by
+// the host's user or root, in a directory owned by one of them and not
+// group- or world-writable (a sticky /tmp-like directory is refused too).
+// Anything else is refused (ErrPluginRefused) and never executed. On Linux
+// the host then executes that same open file (through /proc/self/fd), so a
+// file swapped in the directory after the check is not what runs;
+// elsewhere, or without /proc, it executes the path. A lock file pins each
+// plugin's SHA-256, one line per plugin:
 //
 //	knhk-plugin-fake sha256:4f0c...e1
 //
 // Discover lists plugins without running them and WriteLockFile writes the
 // lock file. With Config.LockFile set, a plugin missing from the lock file
-// or whose hash differs is never executed: the host checks the hash itself
-// and go-plugin's SecureConfig checks it again right before exec.
+// or whose hash differs is never executed: the host hashes the file it
+// opened and checked, and executes exactly that file.
+//
+// # Environment
+//
+// A plugin does not inherit the host's environment. It gets a base set
+// (PATH, HOME, TMPDIR, USER, LANG, LC_*, TZ, HTTP_PROXY, HTTPS_PROXY and
+// NO_PROXY in either case, SSL_CERT_FILE, SSL_CERT_DIR, OTEL_*), its own
+// provider's variables (AWS_* for aws; AZURE_*, IDENTITY_ENDPOINT,
+// IDENTITY_HEADER, MSI_ENDPOINT, MSI_SECRET and IMDS_ENDPOINT for azure;
+// VAULT_* for vault; <NAME>_* for any other provider), what
+// Config.PluginEnv allows it, and KNHK_LOG_LEVEL, the host's log level. So
+// one provider's credentials never reach another provider's plugin.
 //
 // # Lifecycle
 //
 // One process per provider, shared by all its keys, started on first use
-// (Config.StartTimeout bounds the launch). Every call has
-// Config.CallTimeout. A plugin that dies or does not answer in time is
-// killed and relaunched, with capped exponential backoff after repeated
-// failures (Config.Retry). Sign, verify, public-key, metadata, list and
-// describe calls are retried once on a fresh process when the process
+// (Config.StartTimeout bounds the launch) with stdin from /dev/null, in a
+// process group of its own. Every call has Config.CallTimeout. A plugin
+// that dies, that exits during start-up (ErrPluginCrashed), or that has
+// answered nothing for Config.CallTimeout while calls waited is killed and
+// relaunched, with capped exponential backoff after repeated failures
+// (Config.Retry). A watchdog per plugin checks the last, so a stuck plugin
+// is replaced whatever its callers' deadlines, and every call waiting on
+// it fails with ErrCallTimeout. Sign, verify, public-key, metadata, list
+// and describe calls are retried once on a fresh process when the process
 // died; create and rotate never are. Plugin log lines reach Config.Logger
-// under the provider's name. Close kills every plugin and leaves no process
-// or goroutine behind.
+// under the provider's name.
+//
+// Stopping a plugin asks it to shut down; if it has not exited two
+// seconds later, its whole process group gets SIGTERM, then SIGKILL a
+// second after. When a plugin exits, what it left in its group is killed
+// too, and no wait is unbounded. Close stops
+// every plugin and leaves no process or goroutine behind. On Linux a
+// plugin also gets SIGKILL from the kernel when its host dies, even by
+// SIGKILL; elsewhere the plugin SDK notices that its parent is gone and
+// exits.
 //
 // # Batching
 //

@@ -18,9 +18,11 @@ var (
 	// ErrPluginNotFound: no knhk-plugin-<provider> in any plugin directory.
 	ErrPluginNotFound = errors.New("plugin not found")
 	// ErrPluginRefused: the plugin file is not safe to run (a symlink, not a
-	// regular file, not executable, group- or world-writable, missing from
-	// the lock file, or its SHA-256 differs from the lock file's). A refused
-	// plugin is never executed.
+	// regular file, not executable, group- or world-writable, owned by
+	// another user than the host's or root, in a directory that is group-
+	// or world-writable or owned by another user, missing from the lock
+	// file, or its SHA-256 differs from the lock file's). A refused plugin
+	// is never executed.
 	ErrPluginRefused = errors.New("plugin refused")
 	// ErrHandshake: the plugin started but did not complete the go-plugin
 	// handshake (not a plugin at all, wrong magic cookie, wrong protocol
@@ -29,11 +31,15 @@ var (
 	// its file name says.
 	ErrHandshake = errors.New("plugin handshake failed")
 	// ErrPluginCrashed: the plugin process died during the call (and, for
-	// idempotent calls, again on the one retry). Retryable: the host
-	// launches a fresh process on the next call.
+	// idempotent calls, again on the one retry), or exited during
+	// start-up, before its handshake (the message has its exit status and
+	// last lines on stderr). Retryable: the host launches a fresh process
+	// on the next call.
 	ErrPluginCrashed = errors.New("plugin process died")
-	// ErrCallTimeout: the plugin did not answer within Config.CallTimeout;
-	// the host has killed it and will launch a fresh process on the next call.
+	// ErrCallTimeout: the plugin did not answer within Config.CallTimeout.
+	// If it answered nothing else meanwhile, the host has killed it and
+	// will launch a fresh process on the next call; every call waiting on
+	// it gets this error.
 	ErrCallTimeout = errors.New("plugin did not answer within the call timeout")
 	// ErrVerifyAfterSign: the plugin returned a signature that does not
 	// verify against the key's public key, even after refetching it. The

@@ -82,7 +82,7 @@ func ExampleHost_Signer() {
 
 	// It is a crypto.MessageSigner too.
 	msg := []byte("hello")
-	sig, err := signer.(crypto.MessageSigner).SignMessage(nil, msg, crypto.Hash(0))
+	sig, err := signer.SignMessage(nil, msg, crypto.Hash(0))
 	if err != nil {
 		panic(err)
 	}

@@ -2,15 +2,15 @@ package host
 
 import (
 	"context"
-	"crypto"
 	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
 
-	"github.com/knhk/knhk/internal/pluginrpc"
+	"github.com/knhk/knhk/host/internal/reattach"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -22,6 +22,11 @@ type Host struct {
 	dirs  []string
 	lock  *Lock
 	cache *pubCache
+	spawn spawner // starts the plugin processes
+
+	// reattach lists the plugins served elsewhere, by provider name
+	// (host/hosttest sets it through host/internal/reattach).
+	reattach map[string]*goplugin.ReattachConfig
 
 	mu      sync.Mutex // guards plugins; with closed, orders wg.Add before Wait
 	plugins map[string]*managed
@@ -60,6 +65,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		dirs:    cfg.searchDirs(),
 		cache:   newPubCache(cfg.PublicKeyTTL),
 		plugins: map[string]*managed{},
+
+		reattach: reattach.From(ctx),
 	}
 	if cfg.LockFile != "" {
 		l, err := ReadLockFile(cfg.LockFile)
@@ -96,6 +103,7 @@ func (h *Host) Close() error {
 	}
 	wg.Wait()
 	h.wg.Wait()
+	h.spawn.stop()
 	return nil
 }
 
@@ -136,7 +144,7 @@ func (h *Host) plugin(name string) (*managed, error) {
 	if m, ok := h.plugins[name]; ok {
 		return m, nil
 	}
-	if _, ok := h.cfg.Reattach[name]; !ok {
+	if _, ok := h.reattach[name]; !ok {
 		if _, err := findPlugin(h.dirs, name); err != nil {
 			return nil, err
 		}
@@ -178,12 +186,12 @@ func (h *Host) Key(ctx context.Context, ref string) (*Key, error) {
 	return &Key{h: h, m: m, ref: r}, nil
 }
 
-// Signer returns a crypto.Signer (also a crypto.MessageSigner; the value
-// is a *Signer) for the key ref names. It fetches the key's current public
+// Signer returns a Signer (a crypto.Signer and crypto.MessageSigner) for
+// the key ref names, as Key.Signer does. It fetches the key's current public
 // key now, so Public cannot fail, and keeps ctx for every later Sign: a
 // signer made with a request's context stops working when the request
 // ends.
-func (h *Host) Signer(ctx context.Context, ref string) (crypto.Signer, error) {
+func (h *Host) Signer(ctx context.Context, ref string) (*Signer, error) {
 	k, err := h.Key(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -201,19 +209,13 @@ func (h *Host) CreateKey(ctx context.Context, ref string, kt shared.KeyType) (*K
 	if err != nil {
 		return nil, err
 	}
-	if _, err := shared.ParseKeyType(string(kt)); err != nil {
-		return nil, err
-	}
-	resp, err := call(ctx, k.m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
-		return c.CreateKey(ctx, shared.CreateKeyRequest{Key: k.ref.keyRef(), Type: kt})
-	})
+	resp, err := k.m.createKey(ctx, k.ref, kt)
 	if err != nil {
 		return nil, err
 	}
 	if resp.KeyID != "" {
 		k.ref.KeyID = resp.KeyID
 	}
-	h.cache.invalidate(k.ref)
 	return k, nil
 }
 
@@ -224,9 +226,7 @@ func (h *Host) ListKeys(ctx context.Context, provider string, params map[string]
 	if err != nil {
 		return nil, err
 	}
-	return call(ctx, m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
-		return c.ListKeys(ctx, shared.ListKeysRequest{Params: params})
-	})
+	return m.listKeys(ctx, params)
 }
 
 // Plugins lists the plugins the host can see: every file Discover finds
@@ -235,7 +235,7 @@ func (h *Host) ListKeys(ctx context.Context, provider string, params map[string]
 // start are listed with Err set. Nothing refused is ever executed.
 func (h *Host) Plugins() []PluginInfo {
 	infos := discoverIn(h.dirs)
-	for name := range h.cfg.Reattach {
+	for name := range h.reattach {
 		if i := sort.Search(len(infos), func(i int) bool { return infos[i].Name >= name }); i < len(infos) && infos[i].Name == name {
 			infos[i] = PluginInfo{Name: name} // reattachment wins, as in launch
 		} else {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,7 +202,7 @@ func TestBadPluginsLeaveOthersWorking(t *testing.T) {
 			if err != nil {
 				t.Fatalf("fake after a bad plugin: %v", err)
 			}
-			if _, err := s.(*Signer).SignMessage(nil, []byte("m"), shared.ES256.Hash()); err != nil {
+			if _, err := s.SignMessage(nil, []byte("m"), shared.ES256.Hash()); err != nil {
 				t.Fatalf("fake after a bad plugin: %v", err)
 			}
 		})
@@ -359,5 +361,103 @@ func TestSearchOrder(t *testing.T) {
 	infos := Discover([]string{a})
 	if len(infos) != 1 || infos[0].Path != filepath.Join(b, "knhk-plugin-x") || infos[0].SHA256 == "" {
 		t.Fatalf("Discover = %+v", infos)
+	}
+}
+
+// TestSwappedPluginNeverRuns (integrity, item 1): while a goroutine swaps
+// the plugin file for a tampered one and back in a tight loop, 200
+// launches with a lock file each run the pinned file or are refused; the
+// tampered file never runs. The host executes the file it opened and
+// hashed, not the path again.
+func TestSwappedPluginNeverRuns(t *testing.T) {
+	dir, work := t.TempDir(), t.TempDir()
+	marker := filepath.Join(work, "tampered.ran")
+	good, tampered := filepath.Join(work, "good"), filepath.Join(work, "tampered")
+	writeScript(t, good, "exit 0\n")
+	writeScript(t, tampered, "touch "+marker+"\nexit 0\n")
+	plugin := filepath.Join(dir, "knhk-plugin-swap")
+	if err := os.Link(good, plugin); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := fileSHA256(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(t.TempDir(), "knhk.lock")
+	if err := WriteLockFile(lock, []PluginInfo{{Name: "swap", SHA256: sum}}); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := newHost(t, Config{PluginDirs: []string{dir}, LockFile: lock,
+		Retry: RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}})
+
+	stop := make(chan struct{})
+	var swaps atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tmp := filepath.Join(dir, ".swap")
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, src := range []string{tampered, good} {
+				os.Remove(tmp)
+				if err := os.Link(src, tmp); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := os.Rename(tmp, plugin); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			swaps.Add(1)
+		}
+	}()
+	ran, refused := 0, 0
+	for i := 0; i < 200; i++ {
+		_, err := h.ListKeys(context.Background(), "swap", nil)
+		switch {
+		case errors.Is(err, ErrPluginRefused) && strings.Contains(err.Error(), "lock file"):
+			refused++
+		case errors.Is(err, ErrPluginCrashed): // the pinned script ran and exited
+			ran++
+		default:
+			t.Fatalf("launch %d: %v", i, err)
+		}
+		time.Sleep(2 * time.Millisecond) // past the relaunch backoff
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d swaps, %d launches of the pinned file, %d refused", swaps.Load(), ran, refused)
+	if exists(marker) {
+		t.Fatal("the tampered plugin ran")
+	}
+	if ran == 0 || refused == 0 {
+		t.Fatalf("%d runs, %d refusals: the swap race was not exercised", ran, refused)
+	}
+}
+
+// TestRelativePluginDirIsNotPATH (item 2): with plugin directory ".", the
+// plugin in the working directory runs, not a same-named one on $PATH.
+func TestRelativePluginDirIsNotPATH(t *testing.T) {
+	here, onPath := t.TempDir(), t.TempDir()
+	writeScript(t, filepath.Join(here, "knhk-plugin-where"), "touch "+filepath.Join(here, "ran")+"\n")
+	writeScript(t, filepath.Join(onPath, "knhk-plugin-where"), "touch "+filepath.Join(onPath, "ran")+"\n")
+	t.Setenv("PATH", onPath+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Chdir(here)
+	h, _ := newHost(t, Config{PluginDirs: []string{"."}, OnlyPluginDirs: true})
+	_, err := h.ListKeys(context.Background(), "where", nil)
+	if !errors.Is(err, ErrPluginCrashed) || !strings.Contains(err.Error(), filepath.Join(here, "knhk-plugin-where")) {
+		t.Fatalf("got %v; want the script in the working directory to run and exit (named by its absolute path)", err)
+	}
+	if exists(filepath.Join(onPath, "ran")) {
+		t.Fatal("the plugin on $PATH ran")
+	}
+	if !exists(filepath.Join(here, "ran")) {
+		t.Fatal("the plugin in the plugin directory did not run")
 	}
 }

@@ -196,7 +196,7 @@ func TestCorruptSignaturesNeverPass(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := []byte("payload")
-		sig, err := always.(crypto.MessageSigner).SignMessage(nil, msg, hashFor(kt))
+		sig, err := always.SignMessage(nil, msg, hashFor(kt))
 		if !errors.Is(err, ErrVerifyAfterSign) || !errors.Is(err, shared.ErrBadSignature) || sig != nil {
 			t.Fatalf("%s: corrupted signature came back: %x, %v", kt, sig, err)
 		}
@@ -208,7 +208,7 @@ func TestCorruptSignaturesNeverPass(t *testing.T) {
 		good, rejected := 0, 0
 		for i := 0; i < 20; i++ {
 			m := fmt.Appendf(nil, "message %d", i)
-			sig, err := some.(crypto.MessageSigner).SignMessage(nil, m, hashFor(kt))
+			sig, err := some.SignMessage(nil, m, hashFor(kt))
 			switch {
 			case err == nil:
 				if verr := shared.VerifyMessage(some.Public(), kt.DefaultAlgorithm(), m, sig); verr != nil {

@@ -3,10 +3,13 @@ package host
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +32,18 @@ const (
 	markerPlugin      = "knhk-plugin-marker"      // writes <its path>.ran, then serves the fake
 	wrongProtoPlugin  = "knhk-plugin-wrongproto"  // serves the fake on protocol version 2
 	wrongCookiePlugin = "knhk-plugin-wrongcookie" // expects another magic cookie
+	crashyPlugin      = "knhk-plugin-crashy"      // writes a line to stderr and exits 3, before the handshake
 )
+
+// envDumpDir: a copy of this test binary in a directory of that name,
+// whatever its plugin name, writes its environment to <its path>.env and
+// exits (see TestPluginEnvironment).
+const envDumpDir = "envdump"
+
+// childHostEnv, when set (to a plugin directory), makes this test binary a
+// small host that signs in a loop with the fake from that directory (see
+// TestNoPluginOutlivesItsHost).
+const childHostEnv = "KNHK_TEST_CHILD_HOST"
 
 var (
 	fakeDir string // holds only knhk-plugin-fake
@@ -37,7 +51,19 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(childHostEnv); dir != "" {
+		os.Exit(childHost(dir))
+	}
+	if filepath.Base(filepath.Dir(os.Args[0])) == envDumpDir {
+		if err := os.WriteFile(os.Args[0]+".env", []byte(strings.Join(os.Environ(), "\n")), 0o600); err != nil {
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
 	switch filepath.Base(os.Args[0]) {
+	case crashyPlugin:
+		fmt.Fprintln(os.Stderr, "crashy: cannot read my configuration")
+		os.Exit(3)
 	case markerPlugin:
 		if err := os.WriteFile(os.Args[0]+".ran", []byte("executed\n"), 0o600); err != nil {
 			os.Exit(2)
@@ -145,10 +171,10 @@ func (h *Host) pid(name string) int {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cur == nil || m.cur.cmd == nil {
+	if m.cur == nil || m.cur.proc == nil {
 		return 0
 	}
-	return m.cur.cmd.Process.Pid
+	return m.cur.proc.pid
 }
 
 // copyFile copies src to dst with the given mode.
@@ -174,6 +200,16 @@ func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 	}
 }
 
+// fileSHA256 hashes a file.
+func fileSHA256(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
 // testBinaryAs copies this test binary into dir under a plugin name.
 func testBinaryAs(t testing.TB, dir, name string) string {
 	t.Helper()
@@ -184,4 +220,64 @@ func testBinaryAs(t testing.TB, dir, name string) string {
 	p := filepath.Join(dir, name)
 	copyFile(t, exe, p, 0o755)
 	return p
+}
+
+// writeScript writes an executable shell script.
+func writeScript(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// gone reports whether a process has ended (a zombie counts: it runs
+// nothing and waits only for its parent, maybe an init that does not reap).
+func gone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(stat)
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(rest) == 0 || rest[0] == "Z"
+}
+
+// descendants lists the live processes below pid.
+func descendants(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(rest) < 2 || rest[0] == "Z" {
+			continue
+		}
+		ppid, _ := strconv.Atoi(rest[1])
+		children[ppid] = append(children[ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		out = append(out, children[p]...)
+		queue = append(queue, children[p]...)
+	}
+	return out
 }

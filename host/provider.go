@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 
-	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -26,28 +25,17 @@ func (p *managedProvider) ref(k shared.KeyRef) Ref {
 
 // Describe asks the plugin what it is.
 func (p *managedProvider) Describe(ctx context.Context) (shared.Description, error) {
-	return call(ctx, p.m, "describe", true, func(ctx context.Context, c *pluginrpc.Client) (shared.Description, error) {
-		return c.Describe(ctx)
-	})
+	return p.m.describe(ctx)
 }
 
 // CreateKey creates a key; never retried.
 func (p *managedProvider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
-	resp, err := call(ctx, p.m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
-		return c.CreateKey(ctx, req)
-	})
-	p.h.cache.invalidate(p.ref(req.Key))
-	if resp.KeyID != "" && resp.KeyID != req.Key.ID {
-		p.h.cache.invalidate(p.ref(shared.KeyRef{ID: resp.KeyID, Params: req.Key.Params}))
-	}
-	return resp, err
+	return p.m.createKey(ctx, p.ref(req.Key), req.Type)
 }
 
 // ListKeys lists keys.
 func (p *managedProvider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
-	return call(ctx, p.m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
-		return c.ListKeys(ctx, req)
-	})
+	return p.m.listKeys(ctx, req.Params)
 }
 
 // PublicKey goes through the host's public-key cache.
@@ -65,10 +53,10 @@ func (p *managedProvider) Sign(ctx context.Context, req shared.SignRequest) (sha
 }
 
 // SignBatch signs every item through the host's sign path at once, each
-// within its own deadline: the host coalesces them into SignBatch calls
-// (unless Config.DisableBatching) and verifies every signature.
-func (p *managedProvider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
-	out := make([]shared.SignResult, len(reqs))
+// within its own deadline, and emits each result as soon as it is ready:
+// the host coalesces them into SignBatch calls (unless
+// Config.DisableBatching) and verifies every signature.
+func (p *managedProvider) SignBatch(ctx context.Context, reqs []shared.SignRequest, emit func(int, shared.SignResult)) {
 	var wg sync.WaitGroup
 	for i, req := range reqs {
 		wg.Add(1)
@@ -81,32 +69,23 @@ func (p *managedProvider) SignBatch(ctx context.Context, reqs []shared.SignReque
 				defer cancel()
 			}
 			resp, err := p.Sign(ctx, req)
-			out[i] = shared.SignResult{Response: resp, Err: err}
+			emit(i, shared.SignResult{Response: resp, Err: err})
 		}()
 	}
 	wg.Wait()
-	return out
 }
 
 // Verify asks the plugin to verify (provider-side).
 func (p *managedProvider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {
-	return call(ctx, p.m, "verify", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VerifyResponse, error) {
-		return c.Verify(ctx, req)
-	})
+	return p.m.verify(ctx, p.ref(req.Key), req)
 }
 
 // RotateKey rotates; never retried; drops the key's cached public keys.
 func (p *managedProvider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
-	resp, err := call(ctx, p.m, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
-		return c.RotateKey(ctx, req)
-	})
-	p.h.cache.invalidate(p.ref(req.Key))
-	return resp, err
+	return p.m.rotateKey(ctx, p.ref(req.Key))
 }
 
 // KeyMetadata describes a key.
 func (p *managedProvider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
-	return call(ctx, p.m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
-		return c.KeyMetadata(ctx, req)
-	})
+	return p.m.keyMetadata(ctx, p.ref(req.Key))
 }

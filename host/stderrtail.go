@@ -46,3 +46,15 @@ func (s *stderrTail) hint() string {
 	}
 	return "; its last output on stderr: " + strings.Join(s.lines, " / ")
 }
+
+// contains reports whether a kept line contains s.
+func (s *stderrTail) contains(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}

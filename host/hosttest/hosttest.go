@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/host/internal/reattach"
 	"github.com/knhk/knhk/plugins/fake"
 	"github.com/knhk/knhk/shared"
 )
@@ -30,8 +31,9 @@ type options struct {
 }
 
 // WithConfig sets the host's configuration (timeouts, logger, TTL...).
-// Its Reattach field is replaced; PluginDirs still work, so a test may mix
-// in-process providers and plugin binaries.
+// PluginDirs still work, so a test may mix in-process providers and
+// plugin binaries; an in-process provider wins over a binary of the same
+// name.
 func WithConfig(cfg host.Config) Option {
 	return func(o *options) { o.cfg = cfg }
 }
@@ -82,7 +84,7 @@ func start(o options, opts []Option) (*host.Host, func() error, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logger
 	}
-	cfg.Reattach = map[string]*plugin.ReattachConfig{}
+	attach := map[string]*plugin.ReattachConfig{}
 	var stops []func()
 	stopAll := func() {
 		for _, s := range stops {
@@ -96,9 +98,9 @@ func start(o options, opts []Option) (*host.Host, func() error, error) {
 			return nil, nil, fmt.Errorf("serving provider %q: %w", name, err)
 		}
 		stops = append(stops, stop)
-		cfg.Reattach[name] = rc
+		attach[name] = rc
 	}
-	h, err := host.New(context.Background(), cfg)
+	h, err := host.New(reattach.With(context.Background(), attach), cfg)
 	if err != nil {
 		stopAll()
 		return nil, nil, err

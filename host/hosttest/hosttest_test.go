@@ -68,7 +68,7 @@ func TestWithProviderAndLocalHashing(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := []byte("a message the provider never sees")
-	sig, err := s.(crypto.MessageSigner).SignMessage(nil, msg, crypto.SHA384)
+	sig, err := s.SignMessage(nil, msg, crypto.SHA384)
 	if err != nil {
 		t.Fatal(err)
 	}
