@@ -195,6 +195,7 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 		StartTimeout:   a.cfg.StartTimeout,
 		CallTimeout:    a.cfg.CallTimeout,
 		PublicKeyTTL:   a.cfg.PublicKeyTTL,
+		PluginEnv:      a.cfg.PluginEnv,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start host: %w", err)

@@ -32,6 +32,7 @@ log_level      = "debug"
 start_timeout  = "5s"
 call_timeout   = "1m"
 public_key_ttl = "0s"
+plugin_env     = { aws = ["AWS_CONFIG_FILE"], "*" = ["MYCORP_*"] }
 key "release" {
   ref    = "aws:alias/release"
   params = { region = "eu-west-1" }
@@ -50,6 +51,9 @@ key "dev" { ref = "fake:dev" }
 	}
 	if cfg.StartTimeout != 5*time.Second || cfg.CallTimeout != time.Minute || cfg.PublicKeyTTL != 0 {
 		t.Errorf("timeouts %v %v %v", cfg.StartTimeout, cfg.CallTimeout, cfg.PublicKeyTTL)
+	}
+	if e := cfg.PluginEnv; len(e) != 2 || e["aws"][0] != "AWS_CONFIG_FILE" || e["*"][0] != "MYCORP_*" {
+		t.Errorf("plugin_env %v", e)
 	}
 	if k := cfg.Keys["release"]; k.Ref != "aws:alias/release" || k.Params["region"] != "eu-west-1" || cfg.Keys["dev"].Ref != "fake:dev" {
 		t.Errorf("keys %+v", cfg.Keys)
@@ -70,6 +74,7 @@ key "dev" { ref = "fake:dev" }
 		{"missing ref", "key \"a\" {}\n", "ref"},
 		{"empty plugin dir", "plugin_dirs = [\"\"]\n", "empty entry"},
 		{"wrong type", "plugin_dirs = \"x\"\n", "list of string required"},
+		{"bad plugin_env name", "plugin_env = { aws = [\"AWS_*_X\"] }\n", "not a variable name"},
 	} {
 		p := write("bad.hcl", tc.src)
 		_, err := loadConfig(p)

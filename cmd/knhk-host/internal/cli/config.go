@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,19 +23,24 @@ import (
 //	start_timeout  = "10s"
 //	call_timeout   = "30s"
 //	public_key_ttl = "5m"
+//	plugin_env     = { aws = ["AWS_CONFIG_FILE"], "*" = ["MYCORP_*"] }
 //
 //	key "release" {
 //	  ref    = "aws:alias/release"
 //	  params = { region = "eu-west-1" }
 //	}
 type fileConfig struct {
-	PluginDirs   []string   `hcl:"plugin_dirs,optional"`
-	LockFile     string     `hcl:"lock_file,optional"`
-	LogLevel     string     `hcl:"log_level,optional"`
-	StartTimeout string     `hcl:"start_timeout,optional"`
-	CallTimeout  string     `hcl:"call_timeout,optional"`
-	PublicKeyTTL string     `hcl:"public_key_ttl,optional"`
-	Keys         []keyBlock `hcl:"key,block"`
+	PluginDirs   []string `hcl:"plugin_dirs,optional"`
+	LockFile     string   `hcl:"lock_file,optional"`
+	LogLevel     string   `hcl:"log_level,optional"`
+	StartTimeout string   `hcl:"start_timeout,optional"`
+	CallTimeout  string   `hcl:"call_timeout,optional"`
+	PublicKeyTTL string   `hcl:"public_key_ttl,optional"`
+	// PluginEnv lets more of knhk-host's environment through to plugins,
+	// as host.Config.PluginEnv: provider name (or "*") to variable names
+	// or PREFIX_* patterns.
+	PluginEnv map[string][]string `hcl:"plugin_env,optional"`
+	Keys      []keyBlock          `hcl:"key,block"`
 }
 
 // keyBlock names a key: `--key NAME` then means Ref plus Params.
@@ -53,6 +59,7 @@ type config struct {
 	StartTimeout time.Duration
 	CallTimeout  time.Duration
 	PublicKeyTTL time.Duration
+	PluginEnv    map[string][]string
 	Keys         map[string]keyBlock
 }
 
@@ -110,6 +117,14 @@ func loadConfig(path string) (*config, error) {
 		}
 		*d.out = v
 	}
+	for provider, names := range fc.PluginEnv {
+		for _, n := range names {
+			if !envNameRE.MatchString(n) {
+				return nil, fmt.Errorf("%w: %s: plugin_env %s: %s is not a variable name or a PREFIX_* pattern", errConfig, path, shared.Quote(provider), shared.Quote(n))
+			}
+		}
+	}
+	cfg.PluginEnv = fc.PluginEnv
 	for _, k := range fc.Keys {
 		if _, dup := cfg.Keys[k.Name]; dup {
 			return nil, fmt.Errorf("%w: %s: key %s is defined twice", errConfig, path, shared.Quote(k.Name))
@@ -121,6 +136,10 @@ func loadConfig(path string) (*config, error) {
 	}
 	return cfg, nil
 }
+
+// envNameRE is an environment variable name, or a prefix of one ending
+// in '*'.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\*?$`)
 
 // relTo resolves a path in the config file relative to the file's directory.
 func relTo(base, p string) string {
