@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/knhk/knhk/internal/procinfo"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -35,7 +36,7 @@ func TestCloseKillsTheProcessGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := h.pid("fake")
-	procs := append([]int{leader}, descendants(leader)...)
+	procs := append([]int{leader}, procinfo.Descendants(leader)...)
 	if len(procs) < 3 {
 		h.Close()
 		t.Fatalf("plugin processes %v; want the script, the fake and a sleep", procs)
@@ -111,7 +112,7 @@ func TestNoPluginOutlivesItsHost(t *testing.T) {
 	if err != nil || perr != nil || pid == 0 {
 		t.Fatalf("child host said %q (%v)", line, err)
 	}
-	procs := append([]int{pid}, descendants(pid)...)
+	procs := append([]int{pid}, procinfo.Descendants(pid)...)
 	if len(procs) < 2 {
 		t.Fatalf("plugin processes %v; want the script and the fake", procs)
 	}

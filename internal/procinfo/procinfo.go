@@ -12,15 +12,19 @@ import (
 	"strings"
 )
 
-// Children finds this process's live children running the named
-// executable; an empty name matches every child.
-func Children(name string) []int {
+// proc is one process as /proc/PID/stat shows it.
+type proc struct {
+	pid, ppid int
+	zombie    bool // ended, not yet reaped by its parent
+}
+
+// procs lists the processes.
+func procs() []proc {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var out []int
-	me := strconv.Itoa(os.Getpid())
+	var out []proc
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -32,17 +36,50 @@ func Children(name string) []int {
 		}
 		s := string(stat)
 		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // state ppid ...
-		if len(rest) < 2 || rest[1] != me {
+		if len(rest) < 2 {
 			continue
 		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		ppid, _ := strconv.Atoi(rest[1])
+		out = append(out, proc{pid: pid, ppid: ppid, zombie: rest[0] == "Z"})
+	}
+	return out
+}
+
+// Children finds this process's children running the named executable
+// (an empty name matches every child), unreaped ones included: a child
+// the host has not waited for is a leak too.
+func Children(name string) []int {
+	var out []int
+	me := os.Getpid()
+	for _, p := range procs() {
+		if p.ppid != me {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.pid), "cmdline"))
 		if err != nil {
 			continue
 		}
 		argv0, _, _ := bytes.Cut(cmd, []byte{0})
 		if name == "" || filepath.Base(string(argv0)) == name {
-			out = append(out, pid)
+			out = append(out, p.pid)
 		}
+	}
+	return out
+}
+
+// Descendants lists the live processes below pid: its children, theirs,
+// and so on.
+func Descendants(pid int) []int {
+	children := map[int][]int{}
+	for _, p := range procs() {
+		if !p.zombie {
+			children[p.ppid] = append(children[p.ppid], p.pid)
+		}
+	}
+	var out []int
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		out = append(out, children[queue[0]]...)
+		queue = append(queue, children[queue[0]]...)
 	}
 	return out
 }
