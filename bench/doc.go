@@ -5,9 +5,11 @@
 // command and runs it; BENCHMARKS.md describes the rows and holds the
 // latest table.
 //
-//	knhk-bench -bin ../bin -json results.json [-dur 2s] [-cpuprofile f] [-memprofile f] [-inproc]
+//	knhk-bench -bin ../bin -json results.json [-dur 2s] [-cpuprofile f] [-memprofile f] [-inproc] [-soak 20s]
 //
 // -bin is the directory holding knhk-host, knhk-coldstart and plugins/.
+// -soak drives only the host path of the selected row 2 runs, for as long
+// as it says, to attach perf to both processes meanwhile.
 // -inproc serves the fake provider inside this process (go-plugin
 // reattach, no AutoMTLS) for rows 2 and 4, so one CPU profile covers both
 // sides of the boundary; use it with -cpuprofile and -memprofile for

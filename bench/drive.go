@@ -6,14 +6,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/knhk/knhk/internal/procinfo"
 )
 
-// measure is one measured run: throughput and latency percentiles.
+// measure is one measured run: throughput, latency percentiles, and the
+// CPU time and context switches per operation of this process and of the
+// plugin processes (its children).
 type measure struct {
 	Ops       int64
 	Seconds   float64
 	OpsPerSec float64
 	P50, P99  time.Duration
+	Use       cpuUse
 	lat       []time.Duration // every call's latency, when timed
 }
 
@@ -30,6 +35,8 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 		wg             sync.WaitGroup
 		lat            = make([][]time.Duration, n)
 	)
+	kids := procinfo.Children("")
+	s0, p0, t0 := selfUse(), pluginUse(kids), time.Now()
 	for g := 0; g < n; g++ {
 		lat[g] = make([]time.Duration, 0, 4096)
 		wg.Add(1)
@@ -56,6 +63,8 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 	elapsed := time.Since(start)
 	stop.Store(true)
 	wg.Wait()
+	total := time.Since(t0)
+	s1, p1 := selfUse(), pluginUse(kids)
 	if err, ok := firstErr.Load().(error); ok {
 		return measure{}, err
 	}
@@ -66,21 +75,18 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 	if len(all) == 0 {
 		return measure{}, fmt.Errorf("no call completed in %s", d)
 	}
-	return percentiles(all, elapsed), nil
+	m := percentiles(all, elapsed)
+	m.Use = perOp(s0, s1, p0, p1, float64(m.Ops)*total.Seconds()/elapsed.Seconds()) // warm-up included
+	return m, nil
 }
 
-// alternate measures ops side by side: rounds times, each op for d/rounds
-// in turn, so a change in the machine's background load hits every op
-// alike. Each op gets n goroutines; the results are merged per op.
-func alternate(n int, d time.Duration, rounds int, ops ...func(g int) error) ([]measure, error) {
-	ms, _, err := alternateRounds(n, d, rounds, ops...)
-	return ms, err
-}
-
-// alternateRounds is alternate that also returns, for each op after the
-// first, the median over the rounds of its throughput divided by the
-// first op's in the same round: a ratio that a burst of background load
-// during one round does not skew.
+// alternateRounds measures ops side by side: rounds times, each op for
+// d/rounds in turn, so a change in the machine's background load hits
+// every op alike. Each op gets n goroutines; the results are merged per
+// op, with the median CPU use per operation over the rounds. It also
+// returns, for each op after the first, the median over the rounds of its
+// throughput divided by the first op's in the same round: a ratio that a
+// burst of background load during one round does not skew.
 func alternateRounds(n int, d time.Duration, rounds int, ops ...func(g int) error) ([]measure, []float64, error) {
 	runs := make([][]measure, len(ops))
 	for range rounds {
@@ -95,6 +101,7 @@ func alternateRounds(n int, d time.Duration, rounds int, ops ...func(g int) erro
 	out := make([]measure, len(ops))
 	for i := range ops {
 		out[i] = merge(runs[i])
+		out[i].Use = medianUse(runs[i])
 	}
 	ratios := make([]float64, len(ops))
 	for i := 1; i < len(ops); i++ {
@@ -182,4 +189,20 @@ func percentiles(all []time.Duration, elapsed time.Duration) measure {
 	slices.Sort(all)
 	return measure{Ops: int64(len(all)), Seconds: elapsed.Seconds(), OpsPerSec: float64(len(all)) / elapsed.Seconds(),
 		P50: all[len(all)/2], P99: all[len(all)*99/100], lat: all}
+}
+
+// medianUse is the median of each field of the runs' CPU use.
+func medianUse(ms []measure) cpuUse {
+	med := func(f func(cpuUse) float64) float64 {
+		v := make([]float64, len(ms))
+		for i, m := range ms {
+			v[i] = f(m.Use)
+		}
+		slices.Sort(v)
+		return (v[(len(v)-1)/2] + v[len(v)/2]) / 2
+	}
+	return cpuUse{
+		HostUs: med(func(u cpuUse) float64 { return u.HostUs }), PluginUs: med(func(u cpuUse) float64 { return u.PluginUs }),
+		HostCS: med(func(u cpuUse) float64 { return u.HostCS }), PluginCS: med(func(u cpuUse) float64 { return u.PluginCS }),
+	}
 }

@@ -26,12 +26,14 @@ type bench struct {
 
 	onlyAlg, onlyVerify string // rows 1-2 filters, for profiling
 	onlyCallers         int
+	soak                time.Duration // rows 1-2: only drive the host path this long
 	keys                *material
 	res                 Results
 
 	limit map[string]measure // row 1 by "alg/callers/verify"
 	host  map[string]measure // row 2, same keys
 	ratio map[string]float64 // row 2 ÷ row 1, median of the rounds
+	cpu   map[string]float64 // row 2's boundary CPU per signature, core-µs
 	rss   map[string]int64   // peak RSS (KiB) by process name
 	exec  measure            // row 3
 	aws   awsResult          // row 5
@@ -45,6 +47,7 @@ type bench struct {
 var only struct {
 	alg, verify string
 	callers     int
+	soak        time.Duration
 }
 
 func main() {
@@ -60,6 +63,7 @@ func main() {
 	flag.StringVar(&only.alg, "alg", "", "rows 1-2: only this algorithm (ES256, EdDSA)")
 	flag.StringVar(&only.verify, "verify", "", "rows 1-2: only verify on or off")
 	flag.IntVar(&only.callers, "callers", 0, "rows 1-2: only this many callers")
+	flag.DurationVar(&only.soak, "soak", 0, "rows 1-2: instead of measuring, drive the host path (batching on) alone this long, e.g. to profile both processes with perf")
 	flag.Parse()
 	if err := run(*bin, *out, *dur, *rows, *inproc, *cpuProf, *memProf); err != nil {
 		fmt.Fprintln(os.Stderr, "knhk-bench:", err)
@@ -79,8 +83,8 @@ func run(bin, out string, dur time.Duration, rows string, inproc bool, cpuProf, 
 	}
 	defer os.RemoveAll(tmp)
 	b := &bench{bin: abs, dur: dur, inproc: inproc, tmp: tmp, res: Results{Machine: machine()},
-		onlyAlg: only.alg, onlyVerify: only.verify, onlyCallers: only.callers,
-		limit: map[string]measure{}, host: map[string]measure{}, ratio: map[string]float64{}, rss: map[string]int64{}}
+		onlyAlg: only.alg, onlyVerify: only.verify, onlyCallers: only.callers, soak: only.soak,
+		limit: map[string]measure{}, host: map[string]measure{}, ratio: map[string]float64{}, cpu: map[string]float64{}, rss: map[string]int64{}}
 	ctx := context.Background()
 
 	setup, stop, err := b.newHost(host.Config{})

@@ -25,6 +25,7 @@ type Row struct {
 	RatioTo   string  `json:"ratio_to,omitempty"`
 	Value     string  `json:"value,omitempty"` // rows that are not throughputs
 	Note      string  `json:"note,omitempty"`
+	CPU       *cpuUse `json:"cpu,omitempty"` // per operation, rows 1 and 2 at 1 and 64 callers
 }
 
 // Target is one target of the issue and whether this run met it.
@@ -94,9 +95,21 @@ func (r *Results) print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	for _, row := range r.Rows {
-		if row.Note != "" {
-			fmt.Fprintf(w, "row %d %s %s %s: %s\n", row.Row, row.Name, row.Alg, row.Verify, row.Note)
+		if row.Note == "" {
+			continue
 		}
+		what := strings.Join(strings.Fields(row.Name+" "+row.Alg), " ")
+		switch row.Callers {
+		case 0:
+		case 1:
+			what += ", 1 caller"
+		default:
+			what += fmt.Sprintf(", %d callers", row.Callers)
+		}
+		if row.Verify != "" {
+			what += ", verify " + row.Verify
+		}
+		fmt.Fprintf(w, "row %d %s: %s\n", row.Row, what, row.Note)
 	}
 	fmt.Fprintln(w, "\ntargets:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

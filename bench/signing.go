@@ -5,10 +5,6 @@ import (
 	"crypto"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/internal/procinfo"
@@ -89,16 +85,17 @@ func (b *bench) rows12(ctx context.Context) error {
 					continue
 				}
 				ops := []func(int) error{limit, via(hosts[hostKey{v, true}][alg])}
-				if n == 64 {
-					ops = append(ops, via(hosts[hostKey{v, false}][alg]))
-				}
-				cpuNote := ""
-				if n != 16 {
-					hostUs, pluginUs, err := cpuPerOp(n, b.dur/2, ops[1])
+				if b.soak > 0 {
+					fmt.Fprintf(os.Stderr, "driving host → fake plugin, %s, %d callers, verify %s for %s (bench pid %d)\n", alg, n, v, b.soak, os.Getpid())
+					m, err := drive(n, b.soak, ops[1])
 					if err != nil {
 						return err
 					}
-					cpuNote = fmt.Sprintf("CPU per signature: host process %.0f µs, plugin process %.0f µs", hostUs, pluginUs)
+					fmt.Fprintf(os.Stderr, "%.0f signatures/s\n", m.OpsPerSec)
+					continue
+				}
+				if n == 64 {
+					ops = append(ops, via(hosts[hostKey{v, false}][alg]))
 				}
 				before := batched.Stats()
 				ms, ratios, err := alternateRounds(n, b.dur, rounds, ops...)
@@ -108,20 +105,27 @@ func (b *bench) rows12(ctx context.Context) error {
 				after := batched.Stats()
 				lim, hst := ms[0], ms[1]
 				k := key(alg, n, v)
+				b.cpu[k] = boundary(hst.Use, lim.Use)
+				cpuNote := fmt.Sprintf("CPU per signature: host process %.1f µs, plugin process %.1f µs, in process (row 1) %.1f µs, so the boundary costs %.1f core-µs; "+
+					"context switches per signature: host %.2f, plugin %.2f, in process %.2f",
+					hst.Use.HostUs, hst.Use.PluginUs, lim.Use.HostUs, b.cpu[k], hst.Use.HostCS, hst.Use.PluginCS, lim.Use.HostCS)
 				b.limit[k], b.host[k], b.ratio[k] = lim, hst, ratios[1]
 				name := "in-process sign"
 				if v == "on" {
 					name = "in-process sign+verify"
 				}
 				ops1, p50, p99 := fromMeasure(lim)
-				b.res.add(Row{Row: 1, Name: name, Alg: string(alg), Callers: n, Verify: v, OpsPerSec: ops1, P50us: p50, P99us: p99})
+				b.res.add(Row{Row: 1, Name: name, Alg: string(alg), Callers: n, Verify: v, OpsPerSec: ops1, P50us: p50, P99us: p99, CPU: &lim.Use})
 				note := cpuNote
 				if nb := after.SignBatches - before.SignBatches; nb > 0 {
 					note = join(note, fmt.Sprintf("%.1f signatures per SignBatch call", float64(after.BatchedSignatures-before.BatchedSignatures)/float64(nb)))
 				}
 				b.res.add(hostRow("host → fake plugin", alg, n, v, hst, ratios[1], note))
 				if n == 64 {
-					b.res.add(hostRow("host → fake, batching off", alg, n, v, ms[2], ratios[2], ""))
+					off := ms[2].Use
+					b.res.add(hostRow("host → fake, batching off", alg, n, v, ms[2], ratios[2],
+						fmt.Sprintf("CPU per signature: host process %.1f µs, plugin process %.1f µs; context switches per signature: host %.2f, plugin %.2f",
+							off.HostUs, off.PluginUs, off.HostCS, off.PluginCS)))
 				}
 			}
 		}
@@ -132,13 +136,20 @@ func (b *bench) rows12(ctx context.Context) error {
 	return nil
 }
 
+// boundary is what the boundary costs per signature in CPU time, in
+// core-µs: the host's and the plugin's CPU time per signature less what
+// the same work costs in process.
+func boundary(host, limit cpuUse) float64 {
+	return host.HostUs + host.PluginUs - limit.HostUs
+}
+
 // rounds is how many times rows12 alternates between what it compares.
 const rounds = 6
 
 func hostRow(name string, alg shared.Algorithm, n int, v string, m measure, ratio float64, note string) Row {
 	ops, p50, p99 := fromMeasure(m)
 	return Row{Row: 2, Name: name, Alg: string(alg), Callers: n, Verify: v, OpsPerSec: ops, P50us: p50, P99us: p99, Note: note,
-		Ratio: ratio, RatioTo: "row 1, median of rounds"}
+		Ratio: ratio, RatioTo: "row 1, median of rounds", CPU: &m.Use}
 }
 
 // join joins non-empty notes.
@@ -147,48 +158,4 @@ func join(a, b string) string {
 		return b
 	}
 	return a + "; " + b
-}
-
-// procCPU is a process's CPU time so far (user + system).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // from the state field on
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * time.Second / 100 // clock ticks (USER_HZ 100)
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// cpuPerOp runs op through the host alone for d and splits the CPU time
-// spent per signature between this (host) process and the fake plugin
-// processes: where the cost of the boundary lands.
-func cpuPerOp(n int, d time.Duration, op func(int) error) (hostUs, pluginUs float64, err error) {
-	pids := procinfo.Children("knhk-plugin-fake")
-	plugin := func() (t time.Duration) {
-		for _, p := range pids {
-			t += procCPU(p)
-		}
-		return t
-	}
-	p0, s0, t0 := plugin(), selfCPU(), time.Now()
-	m, err := drive(n, d, op)
-	if err != nil {
-		return 0, 0, err
-	}
-	ops := float64(m.Ops) * time.Since(t0).Seconds() / m.Seconds // warm-up included
-	return float64((selfCPU() - s0).Microseconds()) / ops, float64((plugin() - p0).Microseconds()) / ops, nil
 }

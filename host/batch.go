@@ -24,21 +24,43 @@ const (
 // calls. A request that finds fewer than maxInFlight calls in flight is
 // sent at once (no added latency when idle); requests that arrive while
 // the calls are in flight queue and leave together, up to maxBatch, as
-// soon as one returns. The plugin signs a batch's items in parallel on
-// all its cores, and the callers verify the previous batch's signatures
-// on the host's cores meanwhile.
+// soon as one returns or stalls. The plugin signs a batch's items in
+// parallel on all its cores and streams each result back as soon as it
+// has it, so a caller whose item is done verifies its signature on the
+// host's cores while the plugin still signs the rest, and a slow item
+// holds up only its own caller.
 type batcher struct {
 	m *managed
 
 	mu       sync.Mutex // guards the fields below
 	queue    []*pending
 	inFlight int
+	stall    time.Duration // 0: stallAfter (tests hold calls in flight longer)
 }
 
 // maxInFlight bounds the sign calls in flight per plugin. With one, the
 // plugin idles for every round trip between batches; with two, it has the
 // next batch while the host reads and verifies the last one.
 const maxInFlight = 2
+
+// stallAfter is how long a sign call may go without delivering a result
+// before it stops counting as in flight. A call that has delivered what
+// the plugin could sign and waits for a slow item (a key behind a slow
+// service, an item that will meet its deadline) gives its place to the
+// requests queued behind it. Under load a call delivers a result every
+// few tens of microseconds; one that pauses anyway only lets one more
+// batch leave early.
+const stallAfter = 5 * time.Millisecond
+
+// flight is one sign call in flight. It holds one of the maxInFlight
+// places until it ends or stalls.
+type flight struct {
+	results  atomic.Int64 // results delivered so far
+	timer    *time.Timer  // checks for a stall
+	seen     int64        // results at the last check; guarded by batcher.mu
+	released bool         // gave its place up; guarded by batcher.mu
+	ended    bool         // guarded by batcher.mu
+}
 
 // pending is one queued sign request and, once done is closed, its result.
 type pending struct {
@@ -47,6 +69,7 @@ type pending struct {
 	size      int // about what req weighs on the wire
 	res       shared.SignResult
 	done      chan struct{}
+	finished  bool        // res is set; only the goroutine sending the request uses it
 	abandoned atomic.Bool // the caller stopped waiting
 }
 
@@ -77,6 +100,10 @@ func (b *batcher) sign(ctx context.Context, req shared.SignRequest) (shared.Sign
 		} else {
 			go b.run(batch, false)
 		}
+	}
+	if ctx.Done() == nil { // nobody can cancel: a plain receive is cheaper than a select
+		<-p.done
+		return p.res.Response, p.res.Err
 	}
 	select {
 	case <-p.done:
@@ -109,11 +136,14 @@ func (b *batcher) takeLocked() []*pending {
 }
 
 // run sends batch, then keeps sending what queued meanwhile until the
-// queue is empty. Inline (in a caller's goroutine) it sends one batch
-// and hands the rest to a new goroutine, so the caller is not held up.
+// queue is empty or the call stalled (its place then went to the queue).
+// Inline (in a caller's goroutine) it sends one batch and hands the rest
+// to a new goroutine, so the caller is not held up.
 func (b *batcher) run(batch []*pending, inline bool) {
 	for {
-		b.send(batch)
+		if !b.send(batch) {
+			return
+		}
 		b.mu.Lock()
 		if len(b.queue) == 0 {
 			b.inFlight--
@@ -129,11 +159,65 @@ func (b *batcher) run(batch []*pending, inline bool) {
 	}
 }
 
+// takeOff starts watching a call for a stall, once it is sent to the
+// plugin (not while the plugin is being launched); later attempts (a retry
+// on a fresh plugin) keep the first one's flight.
+func (b *batcher) takeOff(f *flight) *flight {
+	if f != nil {
+		return f
+	}
+	f = &flight{}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	stall := b.stall
+	if stall == 0 {
+		stall = stallAfter
+	}
+	f.timer = time.AfterFunc(stall, func() { b.check(f, stall) })
+	return f
+}
+
+// check runs stall after a call took off or was last checked: a call that
+// delivered nothing meanwhile gives its place to the next batch.
+func (b *batcher) check(f *flight, stall time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f.ended {
+		return
+	}
+	if n := f.results.Load(); n != f.seen {
+		f.seen = n
+		f.timer.Reset(stall)
+		return
+	}
+	f.released = true
+	if len(b.queue) > 0 {
+		go b.run(b.takeLocked(), false)
+		return
+	}
+	b.inFlight--
+}
+
+// land ends a call and reports whether it still held its place (always,
+// if it never took off).
+func (b *batcher) land(f *flight) bool {
+	if f == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f.ended = true
+	f.timer.Stop()
+	return !f.released
+}
+
 // send makes one plugin call for the requests still wanted: Sign for a
 // lone request (under its caller's context, as without batching),
-// SignBatch for several. Each request gets its own result; a failed call
-// fails every request it carried.
-func (b *batcher) send(batch []*pending) {
+// SignBatch for several, whose results stream back one by one. Each
+// request gets its own result; a failed call fails the requests it had
+// not answered. send reports whether the call still held its place in
+// flight when it ended (see stallAfter).
+func (b *batcher) send(batch []*pending) bool {
 	live := batch[:0:0]
 	for _, p := range batch {
 		switch {
@@ -144,25 +228,25 @@ func (b *batcher) send(batch []*pending) {
 			live = append(live, p)
 		}
 	}
+	if len(live) == 0 {
+		return true
+	}
+	var f *flight
 	m := b.m
-	switch len(live) {
-	case 0:
-		return
-	case 1:
+	if len(live) == 1 {
 		p := live[0]
 		req := p.req
 		req.Deadline = time.Time{} // the context carries it
 		resp, err := call(p.ctx, m, "sign", true, func(ctx context.Context, c *pluginrpc.Client) (shared.SignResponse, error) {
+			f = b.takeOff(f)
 			return c.Sign(ctx, req)
 		})
 		p.finish(shared.SignResult{Response: resp, Err: err})
-		return
+		return b.land(f)
 	}
-	reqs := make([]shared.SignRequest, len(live))
 	var latest time.Time
 	forever := false
-	for i, p := range live {
-		reqs[i] = p.req
+	for _, p := range live {
 		if d := p.req.Deadline; d.IsZero() {
 			forever = true
 		} else if d.After(latest) {
@@ -178,17 +262,33 @@ func (b *batcher) send(batch []*pending) {
 		defer cancel()
 	}
 	m.h.batches.Add(1)
-	m.h.batched.Add(uint64(len(reqs)))
-	results, err := call(ctx, m, "sign", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.SignResult, error) {
-		return c.SignItems(ctx, reqs)
-	})
-	for i, p := range live {
-		if err != nil {
-			p.finish(shared.SignResult{Err: err})
-			continue
+	m.h.batched.Add(uint64(len(live)))
+	reqs := make([]shared.SignRequest, 0, len(live))
+	rest := make([]*pending, 0, len(live))
+	_, err := call(ctx, m, "sign", true, func(ctx context.Context, c *pluginrpc.Client) (struct{}, error) {
+		f = b.takeOff(f)
+		// The requests still without a result: after a crash, the retry
+		// on a fresh plugin sends only those.
+		reqs, rest = reqs[:0], rest[:0]
+		for _, p := range live {
+			if !p.finished {
+				reqs = append(reqs, p.req)
+				rest = append(rest, p)
+			}
 		}
-		p.finish(results[i])
+		return struct{}{}, c.SignStream(ctx, reqs, func(i int, r shared.SignResult) {
+			f.results.Add(1)
+			rest[i].finish(r)
+		})
+	})
+	if err != nil {
+		for _, p := range live {
+			if !p.finished {
+				p.finish(shared.SignResult{Err: err})
+			}
+		}
 	}
+	return b.land(f)
 }
 
 // wireSize estimates a sign request's size in a SignBatch call.
@@ -206,6 +306,6 @@ func (p *pending) finish(r shared.SignResult) {
 	if r.Err == nil && r.Response.Signature == nil {
 		r.Err = fmt.Errorf("%w: plugin returned an empty signature", shared.ErrUnavailable)
 	}
-	p.res = r
+	p.res, p.finished = r, true
 	close(p.done)
 }

@@ -36,8 +36,9 @@ func (h *Host) idle() bool {
 }
 
 // slowSign starts maxInFlight signatures that hold the plugin calls for
-// latency, so the next requests queue behind them. done is closed when
-// they have all returned.
+// latency, so the next requests queue behind them (the calls keep their
+// places in flight however long they stall). done is closed when they
+// have all returned.
 func slowSign(t *testing.T, h *Host, state, latency string) (done chan struct{}) {
 	t.Helper()
 	ctx := context.Background()
@@ -46,6 +47,12 @@ func slowSign(t *testing.T, h *Host, state, latency string) (done chan struct{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.mu.Lock()
+	m := h.plugins["fake"]
+	h.mu.Unlock()
+	m.batch.mu.Lock()
+	m.batch.stall = time.Hour
+	m.batch.mu.Unlock()
 	// Cache its public key, so verify-after-sign makes no call.
 	k, err := h.Key(ctx, fakeRef(t, state, "slow", "fault_latency="+latency+"&fault_ops=sign"))
 	if err != nil {
@@ -324,4 +331,107 @@ func TestBatchSizeBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBatchSlowKeyIsolated: with batching on, 64 callers sign
+// continuously on a healthy key beside callers of a key behind 10 s of
+// latency. The healthy callers get every signature within their
+// deadline, the slow key's callers get their own deadline errors at their
+// deadlines, and the plugin process is never replaced: results stream
+// back per item, so a slow item holds up only its own caller, and an
+// item's deadline never counts as the plugin hanging.
+func TestBatchSlowKeyIsolated(t *testing.T) {
+	const (
+		run             = 4 * time.Second
+		healthyCallers  = 64
+		healthyDeadline = 1500 * time.Millisecond
+		slowCallers     = 3
+		slowDeadline    = 3 * time.Second // below the call timeout, above the healthy deadline
+	)
+	h, _ := newHost(t, Config{CallTimeout: 10 * time.Second})
+	state := filepath.Join(t.TempDir(), "keys.json")
+	ctx := context.Background()
+	newKey(t, h, state, "healthy", shared.ECP256)
+	newKey(t, h, state, "slow", shared.ECP256)
+	healthy, err := h.Key(ctx, fakeRef(t, state, "healthy", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := h.Key(ctx, fakeRef(t, state, "slow", "fault_latency=10s&fault_ops=sign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*Key{healthy, slow} { // cached: verify-after-sign makes no call
+		if _, err := k.PublicKey(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := h.pid("fake")
+	before := h.Stats()
+
+	var (
+		signed, failed atomic.Int64
+		firstErr       atomic.Value
+		wg             sync.WaitGroup
+		stop           = time.Now().Add(run)
+	)
+	for g := range healthyCallers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := sha256.Sum256(fmt.Appendf(nil, "healthy %d", g))
+			for time.Now().Before(stop) {
+				ctx, cancel := context.WithTimeout(context.Background(), healthyDeadline)
+				_, err := healthy.SignDigest(ctx, d[:], SignOptions{})
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				signed.Add(1)
+			}
+		}()
+	}
+	slowErrs := make(chan error, 64)
+	for g := range slowCallers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Staggered, so that a slow item is in flight all along.
+			time.Sleep(time.Duration(g) * slowDeadline / slowCallers)
+			d := sha256.Sum256(fmt.Appendf(nil, "slow %d", g))
+			for time.Now().Before(stop) {
+				ctx, cancel := context.WithTimeout(context.Background(), slowDeadline)
+				start := time.Now()
+				_, err := slow.SignDigest(ctx, d[:], SignOptions{})
+				took := time.Since(start)
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) || took > slowDeadline+time.Second {
+					slowErrs <- fmt.Errorf("after %s: %v", took.Round(time.Millisecond), err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(slowErrs)
+
+	for err := range slowErrs {
+		t.Errorf("slow key: want its own deadline error at its deadline (%s); got one %v", slowDeadline, err)
+	}
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d healthy-key signatures failed; the first: %v", n, n+signed.Load(), firstErr.Load())
+	}
+	if signed.Load() == 0 {
+		t.Fatal("no healthy-key signature")
+	}
+	if p := h.pid("fake"); p != pid {
+		t.Errorf("plugin process %d replaced by %d", pid, p)
+	}
+	after := h.Stats()
+	if after.SignBatches == before.SignBatches {
+		t.Error("no SignBatch call: batching was not exercised")
+	}
+	t.Logf("%d healthy signatures in %s, %d SignBatch calls carrying %d", signed.Load(), run,
+		after.SignBatches-before.SignBatches, after.BatchedSignatures-before.BatchedSignatures)
 }

@@ -77,12 +77,16 @@
 // a signature that finds fewer than two sign calls in flight is sent at
 // once (alone, as a plain Sign: nothing is added when idle), and those
 // that arrive meanwhile leave together, up to 256 per call, when one
-// returns. The plugin signs a batch's items in parallel; each item keeps
-// its caller's deadline, its own result or error and its own
-// verify-after-sign, run in the caller's goroutine. A caller whose context
-// ends gets its error at once, and its request is dropped if not yet sent.
-// A batch whose plugin dies is retried once on a fresh process, like any
-// sign. Config.DisableBatching sends every signature on its own;
+// returns or has delivered nothing for a few milliseconds. The plugin
+// signs a batch's items in parallel and streams each result back as soon
+// as it is ready, so a slow item (a key behind a slow service) holds up
+// only its own caller, and its deadline is its own: it never counts
+// against the plugin. Each item keeps its caller's deadline, its own
+// result or error and its own verify-after-sign, run in the caller's
+// goroutine. A caller whose context ends gets its error at once, and its
+// request is dropped if not yet sent. A batch whose plugin dies is retried
+// once on a fresh process, like any sign, for the items still without a
+// result. Config.DisableBatching sends every signature on its own;
 // Host.Stats counts calls and batches. See BENCHMARKS.md for what it buys.
 //
 // # Safety

@@ -34,13 +34,22 @@ type Provider interface {
 
 // BatchSigner is implemented by providers with a native batch sign. Providers
 // without it are served SignBatch by the SDK, which calls Sign for each item
-// in parallel. Results are per item, in order; len(results) == len(reqs).
+// in parallel.
+//
+// SignBatch hands each item's result to emit as soon as it has it, so that
+// a slow item holds up only its own caller: emit(i, r) is reqs[i]'s result.
+// Call emit once per item, from any goroutine (calls may overlap), before
+// SignBatch returns. The SDK fails an item left without a result, and
+// ignores a second result for an item and any result after SignBatch has
+// returned. emit may take a moment: it sends the results ready so far to
+// the host itself rather than waking another goroutine to do it.
 type BatchSigner interface {
-	SignBatch(ctx context.Context, reqs []SignRequest) []SignResult
+	SignBatch(ctx context.Context, reqs []SignRequest, emit func(i int, r SignResult))
 }
 
 // KeyRef names one key: the provider's own id for it plus parameters such
-// as region, endpoint or vault address.
+// as region, endpoint or vault address. Requests may share one Params map
+// (a batch's items for one key do): read it, never change it.
 type KeyRef struct {
 	ID     string
 	Params map[string]string

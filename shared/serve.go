@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -68,7 +69,10 @@ func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
 // combination of options. Run the binary through the host, not by hand:
 // stdout carries go-plugin's handshake line and nothing else may be
 // written there before it. When the host stops the plugin, Serve closes p
-// if it is an io.Closer (to stop token renewers, flush state).
+// if it is an io.Closer (to stop token renewers, flush state). Outside
+// test mode it sets the garbage collector's target to GOGC=400 unless the
+// GOGC environment variable is set: a plugin's live heap is small and its
+// garbage short-lived, so collecting less often saves CPU for some memory.
 func Serve(p Provider, opts ...ServeOption) error {
 	if p == nil {
 		return errors.New("knhk: Serve needs a Provider")
@@ -84,13 +88,20 @@ func Serve(p Provider, opts ...ServeOption) error {
 	}
 	if cfg.test == nil {
 		go exitWithParent(os.Getppid(), cfg.logger)
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(gcPercent)
+		}
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: contract.Handshake,
 		Plugins:         contract.Plugins(newServer(p)),
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
 			o = append(o, contract.ServerOptions()...)
-			o = append(o, grpc.ChainUnaryInterceptor(recoverPanics(cfg.logger)))
+			// Long-lived goroutines serve the calls: a call's goroutine,
+			// its stack grown by signing, is not made and grown again for
+			// every call (when all are busy, a call gets a new one).
+			o = append(o, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
+			o = append(o, grpc.ChainUnaryInterceptor(recoverPanics(cfg.logger)), grpc.ChainStreamInterceptor(recoverStreamPanics(cfg.logger)))
 			return grpc.NewServer(o...)
 		},
 		Logger: cfg.logger,
@@ -114,6 +125,19 @@ func Main(p Provider) {
 		os.Exit(1)
 	}
 }
+
+// gcPercent is the garbage collector's target (GOGC) that Serve sets in a
+// plugin process when the GOGC environment variable is unset. A plugin
+// keeps little live memory, a few MiB, and makes short-lived garbage with
+// every request (messages, cryptographic temporaries): at Go's default of
+// 100 it collects many times a second under load, and the runtime hands
+// memory back to the system only to fault it in again. At 400 it collects
+// a quarter as often: measured with 64 callers signing, the fake plugin
+// spent about a sixth less CPU per signature, and its peak resident
+// memory went from about 23 to 34 MiB. A memory limit (GOMEMLIMIT) still
+// applies: the collector runs harder as the heap nears it, whatever GOGC
+// says.
+const gcPercent = 400
 
 // parentPoll is how often a plugin checks that the host is still there.
 const parentPoll = 500 * time.Millisecond
@@ -142,5 +166,18 @@ func recoverPanics(log hclog.Logger) grpc.UnaryServerInterceptor {
 			}
 		}()
 		return h(ctx, req)
+	}
+}
+
+// recoverStreamPanics is recoverPanics for streaming calls (SignBatch).
+func recoverStreamPanics(log hclog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("provider panicked", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = status.Errorf(codes.Internal, "provider panicked in %s: %v", info.FullMethod, r)
+			}
+		}()
+		return h(srv, ss)
 	}
 }

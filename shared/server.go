@@ -2,6 +2,8 @@ package shared
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -93,33 +95,112 @@ func (s *server) Sign(ctx context.Context, r *kmsv1.SignRequest) (*kmsv1.SignRes
 }
 
 // SignBatch serves a batch through the validating wrapper (natively when
-// the provider is a BatchSigner). Each item gets its own deadline.
-func (s *server) SignBatch(ctx context.Context, r *kmsv1.SignBatchRequest) (*kmsv1.SignBatchResponse, error) {
-	items := r.GetItems()
-	reqs := make([]SignRequest, len(items))
-	now := time.Now()
-	for i, it := range items {
-		reqs[i] = signRequest(it.GetRequest())
-		if d := it.GetTimeout(); d != nil && d.AsDuration() > 0 {
-			reqs[i].Deadline = now.Add(d.AsDuration())
-		}
+// the provider is a BatchSigner), each item within its own deadline, and
+// streams every result back as soon as it is ready.
+func (s *server) SignBatch(r *kmsv1.SignBatchRequest, stream kmsv1.KeyProvider_SignBatchServer) error {
+	reqs, err := batchRequests(r)
+	if err != nil {
+		return toStatus(err)
 	}
-	return &kmsv1.SignBatchResponse{Results: batchResults(s.p.SignBatch(ctx, reqs))}, nil
+	out := &resultStream{stream: stream, pool: make([]kmsv1.SignBatchResult, len(reqs))}
+	out.idle.L = &out.mu
+	defer out.close() // also when the provider panics: no send may outlive the handler
+	s.p.SignBatch(stream.Context(), reqs, out.emit)
+	return out.close()
 }
 
-func batchResults(results []SignResult) []*kmsv1.SignBatchResult {
-	out := make([]*kmsv1.SignBatchResult, len(results))
-	for i, r := range results {
-		if r.Err != nil {
-			code, reason := codeOf(r.Err)
-			out[i] = &kmsv1.SignBatchResult{Result: &kmsv1.SignBatchResult_Error{Error: &kmsv1.ItemError{
-				Code: int32(code), Message: r.Err.Error(), Reason: reason}}}
-			continue
-		}
-		out[i] = &kmsv1.SignBatchResult{Result: &kmsv1.SignBatchResult_Response{Response: &kmsv1.SignResponse{
-			Signature: r.Response.Signature, Version: r.Response.Version}}}
+// maxTimeout bounds an item's timeout on the wire, so that adding it to
+// the clock cannot overflow.
+const maxTimeout = 100 * 365 * 24 * time.Hour
+
+// batchRequests turns a wire batch into sign requests. The items naming
+// one entry of r.Keys share its KeyRef, parameter map included.
+func batchRequests(r *kmsv1.SignBatchRequest) ([]SignRequest, error) {
+	keys := make([]SignRequest, len(r.GetKeys()))
+	for i, k := range r.GetKeys() {
+		keys[i] = SignRequest{Key: keyRef(k.GetKey()), Algorithm: Algorithm(k.GetAlgorithm()), Version: k.GetVersion()}
 	}
-	return out
+	reqs := make([]SignRequest, len(r.GetItems()))
+	now := time.Now()
+	for i, it := range r.GetItems() {
+		k := int(it.GetKey())
+		if k >= len(keys) {
+			return nil, fmt.Errorf("%w: batch item %d names key %d of %d", ErrInvalidArgument, i, k, len(keys))
+		}
+		reqs[i] = keys[k]
+		if it.GetMessage() {
+			reqs[i].Message = nonNil(it.GetInput())
+		} else {
+			reqs[i].Digest = it.GetInput()
+		}
+		if us := it.GetTimeoutUs(); us > 0 {
+			reqs[i].Deadline = now.Add(time.Duration(min(us, uint64(maxTimeout/time.Microsecond))) * time.Microsecond)
+		}
+	}
+	return reqs, nil
+}
+
+// resultStream sends a batch's results as they come. Whoever emits a
+// result while no send is under way sends it, then what others emitted
+// meanwhile, in one message: no goroutine is woken up to send, and
+// results ready together travel together.
+type resultStream struct {
+	stream kmsv1.KeyProvider_SignBatchServer
+	pool   []kmsv1.SignBatchResult // one per item, allocated at once
+
+	mu      sync.Mutex // guards the fields below
+	ready   []*kmsv1.SignBatchResult
+	sending bool      // a goroutine is sending
+	closed  bool      // the handler is returning: later results are dropped
+	err     error     // the first failed send: later results are dropped
+	idle    sync.Cond // signalled when a goroutine stops sending
+}
+
+// emit sends item i's result (emit is the BatchSigner's callback; the
+// validating wrapper calls it at most once per item).
+func (s *resultStream) emit(i int, r SignResult) {
+	s.mu.Lock()
+	if s.closed || s.err != nil || i < 0 || i >= len(s.pool) {
+		s.mu.Unlock()
+		return
+	}
+	res := &s.pool[i]
+	res.Index = uint32(i)
+	if r.Err != nil {
+		code, reason := codeOf(r.Err)
+		res.Error = &kmsv1.ItemError{Code: int32(code), Message: r.Err.Error(), Reason: reason}
+	} else {
+		res.Signature, res.Version = r.Response.Signature, r.Response.Version
+	}
+	s.ready = append(s.ready, res)
+	if s.sending {
+		s.mu.Unlock()
+		return
+	}
+	s.sending = true
+	for len(s.ready) > 0 && s.err == nil {
+		msg := &kmsv1.SignBatchResponse{Results: s.ready}
+		s.ready = nil
+		s.mu.Unlock()
+		err := s.stream.Send(msg)
+		s.mu.Lock()
+		s.err = err
+	}
+	s.sending = false
+	s.idle.Broadcast()
+	s.mu.Unlock()
+}
+
+// close stops taking results and waits for a send under way; it returns
+// the error of the first failed send.
+func (s *resultStream) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for s.sending {
+		s.idle.Wait()
+	}
+	return s.err
 }
 
 func (s *server) Verify(ctx context.Context, r *kmsv1.VerifyRequest) (*kmsv1.VerifyResponse, error) {

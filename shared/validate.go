@@ -3,6 +3,7 @@ package shared
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"sync"
@@ -153,44 +154,74 @@ func (v *validated) KeyMetadata(ctx context.Context, req KeyMetadataRequest) (Ke
 
 // SignBatch checks every item, then signs the valid ones natively or, for
 // a provider without a native batch, with one Sign each in parallel, each
-// within its own deadline. Results are in order, one per request.
-func (v *validated) SignBatch(ctx context.Context, reqs []SignRequest) []SignResult {
-	results := make([]SignResult, len(reqs))
+// within its own deadline. Every item gets exactly one result through
+// emit, as soon as it is ready (an invalid one at once); SignBatch returns
+// once all have.
+func (v *validated) SignBatch(ctx context.Context, reqs []SignRequest, emit func(int, SignResult)) {
 	valid := make([]int, 0, len(reqs))
 	checked := make([]SignRequest, 0, len(reqs))
-	for i, req := range reqs {
-		req, err := v.checkSign(ctx, req)
+	var last *SignRequest // the last item that passed
+	for i := range reqs {
+		req, err := v.checkBatchItem(ctx, reqs[i], last)
 		if err != nil {
-			results[i].Err = err
+			emit(i, SignResult{Err: err})
 			continue
 		}
 		valid = append(valid, i)
 		checked = append(checked, req)
+		last = &reqs[i]
 	}
 	if len(checked) == 0 {
-		return results
+		return
 	}
-	if bs, ok := v.p.(BatchSigner); ok {
-		out := bs.SignBatch(ctx, checked)
+	bs, ok := v.p.(BatchSigner)
+	if !ok {
+		var wg sync.WaitGroup
+		wg.Add(len(valid))
 		for j, i := range valid {
-			if j < len(out) {
-				results[i] = out[j]
-			} else {
-				results[i].Err = fmt.Errorf("%w: provider returned %d batch results for %d items", ErrUnavailable, len(out), len(checked))
-			}
+			v.workers.do(func() {
+				defer wg.Done()
+				emit(i, SignItem(ctx, v.p, checked[j]))
+			})
 		}
-		return results
+		wg.Wait()
+		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(len(valid))
-	for j, i := range valid {
-		v.workers.do(func() {
-			defer wg.Done()
-			results[i] = SignItem(ctx, v.p, checked[j])
-		})
+	// Hold a native batch to its contract: one result per item, none
+	// after it returns.
+	emitted := make([]atomic.Bool, len(checked))
+	bs.SignBatch(ctx, checked, func(j int, r SignResult) {
+		if j >= 0 && j < len(emitted) && emitted[j].CompareAndSwap(false, true) {
+			emit(valid[j], r)
+		}
+	})
+	for j := range emitted {
+		if emitted[j].CompareAndSwap(false, true) {
+			emit(valid[j], SignResult{Err: fmt.Errorf("%w: the provider's SignBatch returned without a result for item %d", ErrUnavailable, valid[j])})
+		}
 	}
-	wg.Wait()
-	return results
+}
+
+// checkBatchItem is checkSign for one batch item. The items of a batch
+// mostly name one key, algorithm and version; when req names the same ones
+// as last, the previous item that passed, with the same parameter map,
+// only its input is left to check.
+func (v *validated) checkBatchItem(ctx context.Context, req SignRequest, last *SignRequest) (SignRequest, error) {
+	if last == nil || req.Key.ID != last.Key.ID || req.Algorithm != last.Algorithm || req.Version != last.Version ||
+		!sameMap(req.Key.Params, last.Key.Params) {
+		return v.checkSign(ctx, req)
+	}
+	d, err := v.Describe(ctx)
+	if err != nil {
+		return SignRequest{}, err
+	}
+	req.Digest, req.Message, err = inputOf(d, req.Algorithm, req.Digest, req.Message)
+	return req, err
+}
+
+// sameMap reports whether a and b are one map (not merely equal ones).
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // SignItem signs one batch item with p.Sign within the item's own
@@ -239,6 +270,12 @@ func (v *validated) checkInput(ctx context.Context, alg Algorithm, digest, messa
 	if !slices.Contains(d.Algorithms, alg) {
 		return nil, nil, fmt.Errorf("%w: the %s provider does not sign with %s (it does with %v)", ErrUnsupportedAlgorithm, d.Name, alg, d.Algorithms)
 	}
+	return inputOf(d, alg, digest, message)
+}
+
+// inputOf checks the one input of a request whose algorithm has passed
+// and returns the digest or message to sign.
+func inputOf(d Description, alg Algorithm, digest, message []byte) ([]byte, []byte, error) {
 	switch {
 	case digest != nil && message != nil:
 		return nil, nil, fmt.Errorf("%w: send a digest or a message, not both", ErrInvalidArgument)
@@ -249,7 +286,7 @@ func (v *validated) checkInput(ctx context.Context, alg Algorithm, digest, messa
 	case alg == EdDSA || d.Has(CapSignMessage):
 		return nil, message, nil
 	}
-	digest, err = Digest(alg, message)
+	digest, err := Digest(alg, message)
 	return digest, nil, err
 }
 

@@ -3,11 +3,12 @@ package pluginrpc
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/knhk/knhk/shared"
 	kmsv1 "github.com/knhk/knhk/shared/proto/knhk/kms/v1"
@@ -98,70 +99,115 @@ func (c *Client) Sign(ctx context.Context, req shared.SignRequest) (shared.SignR
 	return shared.SignResponse{Signature: r.GetSignature(), Version: r.GetVersion()}, nil
 }
 
-// SignBatch sends many sign requests in one call. Items whose Deadline has
+// SignBatch sends many sign requests in one call and hands each item's
+// result to emit as the plugin streams it back. Items whose Deadline has
 // already passed fail with context.DeadlineExceeded without being sent; a
-// failure of the call itself fails every item.
-func (c *Client) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
-	results, sent, err := c.signBatch(ctx, reqs)
+// failure of the call itself fails every item still without a result.
+// emit is called from this goroutine only.
+func (c *Client) SignBatch(ctx context.Context, reqs []shared.SignRequest, emit func(int, shared.SignResult)) {
+	done := make([]bool, len(reqs))
+	err := c.SignStream(ctx, reqs, func(i int, r shared.SignResult) {
+		done[i] = true
+		emit(i, r)
+	})
 	if err != nil {
-		for _, i := range sent {
-			results[i].Err = err
+		for i := range done {
+			if !done[i] {
+				emit(i, shared.SignResult{Err: err})
+			}
 		}
 	}
-	return results
 }
 
-// SignItems is SignBatch for callers that must tell a failed call (a dead
-// plugin, a broken connection) from failed items: a failure of the call
-// itself is returned as the error, with nil results, instead of being
-// copied into every item.
-func (c *Client) SignItems(ctx context.Context, reqs []shared.SignRequest) ([]shared.SignResult, error) {
-	results, _, err := c.signBatch(ctx, reqs)
-	if err != nil {
-		return nil, err
+// SignStream is SignBatch for callers that must tell a failed call (a dead
+// plugin, a broken connection, a malformed stream) from failed items: it
+// returns the error of the call itself and emits nothing for the items
+// still without a result, which the caller may send again.
+func (c *Client) SignStream(ctx context.Context, reqs []shared.SignRequest, emit func(int, shared.SignResult)) error {
+	wire, sent := batchRequest(reqs, emit)
+	if len(sent) == 0 {
+		return nil
 	}
-	return results, nil
+	ctx, cancel := context.WithCancel(ctx) // ends the stream when this returns early
+	defer cancel()
+	stream, err := c.rpc.SignBatch(ctx, wire)
+	if err != nil {
+		return fromStatus(err)
+	}
+	seen := make([]bool, len(sent))
+	left := len(sent)
+	for left > 0 {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return fmt.Errorf("%w: plugin ended SignBatch with %d of %d results missing", shared.ErrUnavailable, left, len(sent))
+		}
+		if err != nil {
+			return fromStatus(err)
+		}
+		for _, r := range msg.GetResults() {
+			j := int(r.GetIndex())
+			if j >= len(sent) || seen[j] {
+				return fmt.Errorf("%w: plugin sent a result for SignBatch item %d of %d, or sent it twice", shared.ErrUnavailable, j, len(sent))
+			}
+			seen[j] = true
+			left--
+			res := shared.SignResult{Response: shared.SignResponse{Signature: r.GetSignature(), Version: r.GetVersion()}}
+			if e := r.GetError(); e != nil {
+				res = shared.SignResult{Err: itemError(codes.Code(e.GetCode()), e.GetMessage(), e.GetReason())}
+			}
+			emit(sent[j], res)
+		}
+	}
+	return nil
 }
 
-// signBatch sends the items that have not expired and returns every
-// item's result, the indexes sent, and the error of the call itself.
-func (c *Client) signBatch(ctx context.Context, reqs []shared.SignRequest) ([]shared.SignResult, []int, error) {
-	results := make([]shared.SignResult, len(reqs))
+// keySearch is how many of a batch's distinct keys a new item is compared
+// with before it gets an entry of its own: items for one key mostly come
+// together, and a long search would cost more than a repeated key.
+const keySearch = 8
+
+// batchRequest makes the wire request for the items that have not expired
+// (emitting an error for those that have) and returns it with the indexes
+// of the items sent. Items naming the same key, algorithm and version
+// share one entry of the request's keys.
+func batchRequest(reqs []shared.SignRequest, emit func(int, shared.SignResult)) (*kmsv1.SignBatchRequest, []int) {
 	wire := &kmsv1.SignBatchRequest{Items: make([]*kmsv1.SignBatchItem, 0, len(reqs))}
+	items := make([]kmsv1.SignBatchItem, len(reqs)) // one allocation for all
 	sent := make([]int, 0, len(reqs))
+	var keys []*shared.SignRequest // the request each entry of wire.Keys was made from
 	now := time.Now()
-	for i, req := range reqs {
-		item := &kmsv1.SignBatchItem{Request: wireSign(req)}
+	for i := range reqs {
+		req := &reqs[i]
+		it := &items[len(sent)]
 		if !req.Deadline.IsZero() {
 			left := req.Deadline.Sub(now)
 			if left <= 0 {
-				results[i].Err = fmt.Errorf("batch item expired before it was sent: %w", context.DeadlineExceeded)
+				emit(i, shared.SignResult{Err: fmt.Errorf("batch item expired before it was sent: %w", context.DeadlineExceeded)})
 				continue
 			}
-			item.Timeout = durationpb.New(left)
+			it.TimeoutUs = max(1, uint64(left/time.Microsecond))
 		}
-		wire.Items = append(wire.Items, item)
+		k := len(keys) - 1
+		for ; k >= 0 && k >= len(keys)-keySearch; k-- {
+			if o := keys[k]; o.Key.ID == req.Key.ID && o.Algorithm == req.Algorithm && o.Version == req.Version && maps.Equal(o.Key.Params, req.Key.Params) {
+				break
+			}
+		}
+		if k < 0 || k < len(keys)-keySearch {
+			k = len(keys)
+			keys = append(keys, req)
+			wire.Keys = append(wire.Keys, &kmsv1.SignBatchKey{Key: wireRef(req.Key), Algorithm: string(req.Algorithm), Version: req.Version})
+		}
+		it.Key = uint32(k)
+		if req.Message != nil {
+			it.Input, it.Message = req.Message, true
+		} else {
+			it.Input = req.Digest
+		}
+		wire.Items = append(wire.Items, it)
 		sent = append(sent, i)
 	}
-	if len(sent) == 0 {
-		return results, sent, nil
-	}
-	r, err := c.rpc.SignBatch(ctx, wire)
-	if err != nil {
-		return results, sent, fromStatus(err)
-	}
-	if len(r.GetResults()) != len(sent) {
-		return results, sent, fmt.Errorf("%w: plugin returned %d batch results for %d items", shared.ErrUnavailable, len(r.GetResults()), len(sent))
-	}
-	for j, i := range sent {
-		res := r.GetResults()[j]
-		if e := res.GetError(); e != nil {
-			results[i].Err = itemError(codes.Code(e.GetCode()), e.GetMessage(), e.GetReason())
-			continue
-		}
-		results[i].Response = shared.SignResponse{Signature: res.GetResponse().GetSignature(), Version: res.GetResponse().GetVersion()}
-	}
-	return results, sent, nil
+	return wire, sent
 }
 
 // Verify asks the plugin to check a signature.

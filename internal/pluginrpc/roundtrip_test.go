@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -151,10 +152,7 @@ func TestSignBatchFallback(t *testing.T) {
 	reqs := []shared.SignRequest{item("a"), item("bad"), slow, expired, short, item("c")}
 
 	start := time.Now()
-	res := c.SignBatch(context.Background(), reqs)
-	if len(res) != len(reqs) {
-		t.Fatalf("%d results for %d items", len(res), len(reqs))
-	}
+	res := collect(t, c, context.Background(), reqs)
 	for i, id := range []string{"a", "", "", "", "", "c"} {
 		if id == "" {
 			if res[i].Err == nil {
@@ -177,5 +175,159 @@ func TestSignBatchFallback(t *testing.T) {
 	}
 	if n := p.calls.Load(); n != 4 {
 		t.Errorf("provider saw %d calls, want 4 (a, bad, slow, c)", n)
+	}
+}
+
+// collect runs a batch through c and returns its results in order,
+// failing t unless every item got exactly one.
+func collect(t *testing.T, c *Client, ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
+	t.Helper()
+	res := make([]shared.SignResult, len(reqs))
+	got := make([]int, len(reqs))
+	c.SignBatch(ctx, reqs, func(i int, r shared.SignResult) {
+		got[i]++
+		res[i] = r
+	})
+	for i, n := range got {
+		if n != 1 {
+			t.Fatalf("item %d got %d results", i, n)
+		}
+	}
+	return res
+}
+
+// streamingProvider signs every item at once except "slow" ones, which
+// wait for release; with bugs it breaks the BatchSigner contract the way
+// a careless native batch could.
+type streamingProvider struct {
+	countingProvider
+	release chan struct{}
+	twice   bool // emit the first item's result twice
+	skip    bool // return without a result for the last item
+	late    bool // emit the last item's result after returning
+}
+
+func (p *streamingProvider) SignBatch(ctx context.Context, reqs []shared.SignRequest, emit func(int, shared.SignResult)) {
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		switch {
+		case p.skip && i == len(reqs)-1:
+			continue
+		case p.late && i == len(reqs)-1:
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				emit(i, shared.SignResult{Response: shared.SignResponse{Signature: []byte("late"), Version: "7"}})
+			}()
+			continue
+		case r.Key.ID == "slow":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-p.release
+				emit(i, shared.SignItem(ctx, p, r))
+			}()
+			continue
+		}
+		res := shared.SignItem(ctx, p, r)
+		emit(i, res)
+		if p.twice && i == 0 {
+			emit(i, shared.SignResult{Err: shared.ErrUnavailable})
+		}
+	}
+	wg.Wait()
+}
+
+// TestSignBatchStreams: results cross the wire as the provider emits them,
+// natively or through the SDK's fallback: the fast items' results arrive
+// while a slow item is still being signed, then the slow one's.
+func TestSignBatchStreams(t *testing.T) {
+	d := sha256.Sum256([]byte("x"))
+	item := func(id string) shared.SignRequest {
+		return shared.SignRequest{Key: shared.KeyRef{ID: id}, Algorithm: shared.ES256, Digest: d[:]}
+	}
+	for _, native := range []bool{true, false} {
+		t.Run(fmt.Sprintf("native=%v", native), func(t *testing.T) {
+			release := make(chan struct{})
+			var p shared.Provider = &streamingProvider{release: release}
+			if !native {
+				p = &countingProvider{block: "slow"}
+			}
+			c := connect(t, p)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			reqs := []shared.SignRequest{item("a"), item("slow"), item("b"), item("c")}
+			fast := make(chan int, len(reqs))
+			done := make(chan struct{})
+			var res []shared.SignResult
+			go func() {
+				defer close(done)
+				res = make([]shared.SignResult, len(reqs))
+				c.SignBatch(ctx, reqs, func(i int, r shared.SignResult) {
+					res[i] = r
+					fast <- i
+				})
+			}()
+			for range 3 {
+				select {
+				case i := <-fast:
+					if reqs[i].Key.ID == "slow" {
+						t.Fatal("the slow item's result came before the others")
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("the fast items' results did not come while the slow item was held")
+				}
+			}
+			if native {
+				close(release)
+			} else {
+				cancel() // the fallback's slow Sign waits for its context
+			}
+			<-done
+			for i, r := range res {
+				if reqs[i].Key.ID == "slow" {
+					continue
+				}
+				if r.Err != nil || string(r.Response.Signature) != "sig:"+reqs[i].Key.ID {
+					t.Errorf("item %d: %+v", i, r)
+				}
+			}
+			if native && res[1].Err != nil {
+				t.Errorf("slow item: %v", res[1].Err)
+			}
+		})
+	}
+}
+
+// TestSignBatchContract: the SDK holds a native batch to one result per
+// item: a second result is dropped, a missing one becomes ErrUnavailable,
+// and one emitted after SignBatch returned never reaches the host.
+func TestSignBatchContract(t *testing.T) {
+	d := sha256.Sum256([]byte("x"))
+	reqs := []shared.SignRequest{
+		{Key: shared.KeyRef{ID: "a"}, Algorithm: shared.ES256, Digest: d[:]},
+		{Key: shared.KeyRef{ID: "b"}, Algorithm: shared.ES256, Digest: d[:]},
+	}
+	for _, tc := range []struct {
+		name string
+		p    *streamingProvider
+		last error // nil: a good signature for the last item
+	}{
+		{"twice", &streamingProvider{twice: true}, nil},
+		{"skip", &streamingProvider{skip: true}, shared.ErrUnavailable},
+		{"late", &streamingProvider{late: true}, shared.ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := collect(t, connect(t, tc.p), context.Background(), reqs)
+			if res[0].Err != nil || string(res[0].Response.Signature) != "sig:a" {
+				t.Errorf("first item: %+v", res[0])
+			}
+			if tc.last == nil && (res[1].Err != nil || string(res[1].Response.Signature) != "sig:b") {
+				t.Errorf("last item: %+v", res[1])
+			}
+			if tc.last != nil && !errors.Is(res[1].Err, tc.last) {
+				t.Errorf("last item: %+v, want %v", res[1], tc.last)
+			}
+			time.Sleep(200 * time.Millisecond) // the late result, if any, is dropped meanwhile
+		})
 	}
 }

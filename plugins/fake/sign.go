@@ -141,16 +141,16 @@ func corrupt(sig []byte) []byte {
 
 var _ shared.BatchSigner = (*Provider)(nil)
 
-// SignBatch signs a batch natively. The fake's signing is pure CPU, so the
-// items run on one goroutine per core, each taking the next item, rather
-// than on one goroutine per item as the SDK's fallback does for providers
-// that wait on a network: that saves a wake-up and a stack growth per
-// item. Items carrying fault parameters get a goroutine each, so an
-// injected latency or hang holds up only its own item, as it would in
-// separate calls. The SDK has checked every item; each goes through Sign
-// (same parameters, faults and counts) within its own deadline.
-func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
-	out := make([]shared.SignResult, len(reqs))
+// SignBatch signs a batch natively and emits each result as soon as it is
+// made. The fake's signing is pure CPU, so the items run on one goroutine
+// per core, each taking the next item, rather than on one goroutine per
+// item as the SDK's fallback does for providers that wait on a network:
+// that saves a wake-up and a stack growth per item. Items carrying fault
+// parameters get a goroutine each, so an injected latency or hang holds up
+// only its own item, as it would in separate calls. The SDK has checked
+// every item; each goes through Sign (same parameters, faults and counts)
+// within its own deadline.
+func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest, emit func(int, shared.SignResult)) {
 	var (
 		wg    sync.WaitGroup
 		plain = make([]int, 0, len(reqs))
@@ -163,7 +163,7 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = shared.SignItem(ctx, p, r)
+			emit(i, shared.SignItem(ctx, p, r))
 		}()
 	}
 	var next atomic.Int64
@@ -174,7 +174,7 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 				return
 			}
 			i := plain[j]
-			out[i] = shared.SignItem(ctx, p, reqs[i])
+			emit(i, shared.SignItem(ctx, p, reqs[i]))
 		}
 	}
 	for range min(runtime.GOMAXPROCS(0), len(plain)) - 1 {
@@ -186,7 +186,6 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 	}
 	work()
 	wg.Wait()
-	return out
 }
 
 // hasFaults reports whether a request's parameters inject faults.

@@ -24,11 +24,11 @@ type batchGroup struct {
 
 // SignBatch signs many requests with one Transit batch_input call per
 // group of items that share parameters, key, algorithm, version and kind
-// of input. Results are per item, in order. A group's call runs until the
-// latest deadline among its items (none if any item has none); items whose
-// deadline has already passed are not sent.
-func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
-	results := make([]shared.SignResult, len(reqs))
+// of input, and emits each group's results as soon as its call returns.
+// A group's call runs until the latest deadline among its items (none if
+// any item has none); items whose deadline has already passed are not
+// sent.
+func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest, emit func(int, shared.SignResult)) {
 	groups := map[string]*batchGroup{}
 	var order []string
 	now := time.Now()
@@ -38,7 +38,7 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 			err = fmt.Errorf("batch item expired before it was sent: %w", context.DeadlineExceeded)
 		}
 		if err != nil {
-			results[i].Err = err
+			emit(i, shared.SignResult{Err: err})
 			continue
 		}
 		g, ok := groups[key]
@@ -61,11 +61,10 @@ func (p *Provider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []s
 		wg.Add(1)
 		go func(g *batchGroup) {
 			defer wg.Done()
-			p.signGroup(ctx, reqs, g, results)
+			p.signGroup(ctx, reqs, g, emit)
 		}(groups[key])
 	}
 	wg.Wait()
-	return results
 }
 
 // batchKey checks one item's version, key id and parameters, and names
@@ -87,11 +86,11 @@ func batchKey(req shared.SignRequest) (string, error) {
 		strconv.Itoa(version), strconv.FormatBool(req.Digest != nil)}, "\x01"), nil
 }
 
-// signGroup makes one Transit call for a group and fills in its results.
-func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *batchGroup, results []shared.SignResult) {
+// signGroup makes one Transit call for a group and emits its results.
+func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *batchGroup, emit func(int, shared.SignResult)) {
 	fail := func(err error) {
 		for _, i := range g.items {
-			results[i].Err = err
+			emit(i, shared.SignResult{Err: err})
 		}
 	}
 	if !g.deadline.IsZero() {
@@ -145,9 +144,10 @@ func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *
 			if notFound(r.Error) {
 				sentinel = shared.ErrKeyNotFound
 			}
-			results[i].Err = c.redact(fmt.Errorf("vault: batch sign with %s: item %d: %s: %w", k, i, r.Error, sentinel))
+			emit(i, shared.SignResult{Err: c.redact(fmt.Errorf("vault: batch sign with %s: item %d: %s: %w", k, i, r.Error, sentinel))})
 			continue
 		}
-		results[i].Response, results[i].Err = signResponse(r.Signature)
+		resp, err := signResponse(r.Signature)
+		emit(i, shared.SignResult{Response: resp, Err: err})
 	}
 }

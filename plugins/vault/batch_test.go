@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,12 +73,22 @@ func TestSignBatch(t *testing.T) {
 	if err := c.Sys().EnableAuditWithOptions("knhk-batch", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": audit}}); err != nil {
 		t.Fatal(err)
 	}
-	results := p.(shared.BatchSigner).SignBatch(ctx(t), reqs)
+	results := make([]shared.SignResult, len(reqs))
+	var mu sync.Mutex
+	got := make([]int, len(reqs))
+	p.(shared.BatchSigner).SignBatch(ctx(t), reqs, func(i int, r shared.SignResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		results[i] = r
+		got[i]++
+	})
 	if err := c.Sys().DisableAudit("knhk-batch"); err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != len(reqs) {
-		t.Fatalf("%d results for %d items", len(results), len(reqs))
+	for i, n := range got {
+		if n != 1 {
+			t.Fatalf("item %d got %d results", i, n)
+		}
 	}
 	for i, it := range items {
 		r := results[i]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/knhk/knhk/shared"
@@ -120,12 +121,23 @@ func (k *kit) checkSignBatch(r reporter, ky *key) {
 	for i, it := range items {
 		reqs[i] = it.req
 	}
-	results, err := call(k, func(ctx context.Context) ([]shared.SignResult, error) { return bs.SignBatch(ctx, reqs), nil })
+	results, err := call(k, func(ctx context.Context) ([]shared.SignResult, error) {
+		out := make([]shared.SignResult, len(reqs))
+		got := make([]atomic.Int32, len(reqs))
+		bs.SignBatch(ctx, reqs, func(i int, res shared.SignResult) {
+			if i >= 0 && i < len(reqs) && got[i].Add(1) == 1 {
+				out[i] = res
+			}
+		})
+		for i := range got {
+			if n := got[i].Load(); n != 1 {
+				return nil, fmt.Errorf("item %d got %d results", i, n)
+			}
+		}
+		return out, nil
+	})
 	if err != nil {
 		r.Fatalf("SignBatch: %v", err)
-	}
-	if len(results) != len(reqs) {
-		r.Fatalf("SignBatch: %d results for %d items", len(results), len(reqs))
 	}
 	for i, it := range items {
 		res := results[i]

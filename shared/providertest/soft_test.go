@@ -231,15 +231,14 @@ func (p *softProvider) Sign(ctx context.Context, req shared.SignRequest) (shared
 	return resp, nil
 }
 
-func (p *softProvider) SignBatch(ctx context.Context, reqs []shared.SignRequest) []shared.SignResult {
-	out := make([]shared.SignResult, len(reqs))
+func (p *softProvider) SignBatch(ctx context.Context, reqs []shared.SignRequest, emit func(int, shared.SignResult)) {
 	for i, req := range reqs {
-		out[i].Response, out[i].Err = p.Sign(ctx, req)
+		if p.bugs.shortBatch && i == len(reqs)-1 {
+			return
+		}
+		resp, err := p.Sign(ctx, req)
+		emit(i, shared.SignResult{Response: resp, Err: err})
 	}
-	if p.bugs.shortBatch {
-		out = out[:len(out)-1]
-	}
-	return out
 }
 
 func (p *softProvider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {

@@ -25,7 +25,7 @@ package kmsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	_ "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -747,69 +747,20 @@ func (x *SignResponse) GetVersion() string {
 	return ""
 }
 
-type SignBatchItem struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Request *SignRequest           `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
-	// Time left for this item when the batch was sent; zero means none.
-	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *SignBatchItem) Reset() {
-	*x = SignBatchItem{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SignBatchItem) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SignBatchItem) ProtoMessage() {}
-
-func (x *SignBatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SignBatchItem.ProtoReflect.Descriptor instead.
-func (*SignBatchItem) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *SignBatchItem) GetRequest() *SignRequest {
-	if x != nil {
-		return x.Request
-	}
-	return nil
-}
-
-func (x *SignBatchItem) GetTimeout() *durationpb.Duration {
-	if x != nil {
-		return x.Timeout
-	}
-	return nil
-}
-
 type SignBatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Items         []*SignBatchItem       `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the items sign with, each distinct key, algorithm and version
+	// once: items point here, so a batch for one key carries its
+	// parameters once rather than once per item.
+	Keys          []*SignBatchKey  `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Items         []*SignBatchItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignBatchRequest) Reset() {
 	*x = SignBatchRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +772,7 @@ func (x *SignBatchRequest) String() string {
 func (*SignBatchRequest) ProtoMessage() {}
 
 func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +785,14 @@ func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchRequest.ProtoReflect.Descriptor instead.
 func (*SignBatchRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{13}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SignBatchRequest) GetKeys() []*SignBatchKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
 }
 
 func (x *SignBatchRequest) GetItems() []*SignBatchItem {
@@ -844,31 +802,95 @@ func (x *SignBatchRequest) GetItems() []*SignBatchItem {
 	return nil
 }
 
-type SignBatchResult struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Result:
-	//
-	//	*SignBatchResult_Response
-	//	*SignBatchResult_Error
-	Result        isSignBatchResult_Result `protobuf_oneof:"result"`
+type SignBatchKey struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Algorithm string                 `protobuf:"bytes,2,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	// Empty means the current version.
+	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SignBatchResult) Reset() {
-	*x = SignBatchResult{}
+func (x *SignBatchKey) Reset() {
+	*x = SignBatchKey{}
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignBatchKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignBatchKey) ProtoMessage() {}
+
+func (x *SignBatchKey) ProtoReflect() protoreflect.Message {
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignBatchKey.ProtoReflect.Descriptor instead.
+func (*SignBatchKey) Descriptor() ([]byte, []int) {
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SignBatchKey) GetKey() *KeyRef {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SignBatchKey) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *SignBatchKey) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+type SignBatchItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the item's key in SignBatchRequest.keys.
+	Key uint32 `protobuf:"varint,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The digest, or the whole message when message is set.
+	Input   []byte `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
+	Message bool   `protobuf:"varint,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Time left for this item when the batch was sent, in microseconds;
+	// zero means no deadline.
+	TimeoutUs     uint64 `protobuf:"varint,4,opt,name=timeout_us,json=timeoutUs,proto3" json:"timeout_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignBatchItem) Reset() {
+	*x = SignBatchItem{}
 	mi := &file_knhk_kms_v1_kms_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SignBatchResult) String() string {
+func (x *SignBatchItem) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SignBatchResult) ProtoMessage() {}
+func (*SignBatchItem) ProtoMessage() {}
 
-func (x *SignBatchResult) ProtoReflect() protoreflect.Message {
+func (x *SignBatchItem) ProtoReflect() protoreflect.Message {
 	mi := &file_knhk_kms_v1_kms_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -880,55 +902,42 @@ func (x *SignBatchResult) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SignBatchResult.ProtoReflect.Descriptor instead.
-func (*SignBatchResult) Descriptor() ([]byte, []int) {
+// Deprecated: Use SignBatchItem.ProtoReflect.Descriptor instead.
+func (*SignBatchItem) Descriptor() ([]byte, []int) {
 	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *SignBatchResult) GetResult() isSignBatchResult_Result {
+func (x *SignBatchItem) GetKey() uint32 {
 	if x != nil {
-		return x.Result
+		return x.Key
+	}
+	return 0
+}
+
+func (x *SignBatchItem) GetInput() []byte {
+	if x != nil {
+		return x.Input
 	}
 	return nil
 }
 
-func (x *SignBatchResult) GetResponse() *SignResponse {
+func (x *SignBatchItem) GetMessage() bool {
 	if x != nil {
-		if x, ok := x.Result.(*SignBatchResult_Response); ok {
-			return x.Response
-		}
+		return x.Message
 	}
-	return nil
+	return false
 }
 
-func (x *SignBatchResult) GetError() *ItemError {
+func (x *SignBatchItem) GetTimeoutUs() uint64 {
 	if x != nil {
-		if x, ok := x.Result.(*SignBatchResult_Error); ok {
-			return x.Error
-		}
+		return x.TimeoutUs
 	}
-	return nil
+	return 0
 }
-
-type isSignBatchResult_Result interface {
-	isSignBatchResult_Result()
-}
-
-type SignBatchResult_Response struct {
-	Response *SignResponse `protobuf:"bytes,1,opt,name=response,proto3,oneof"`
-}
-
-type SignBatchResult_Error struct {
-	Error *ItemError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
-}
-
-func (*SignBatchResult_Response) isSignBatchResult_Result() {}
-
-func (*SignBatchResult_Error) isSignBatchResult_Result() {}
 
 type SignBatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One result per item, in the order of the request.
+	// The results that were ready when the plugin sent this message.
 	Results       []*SignBatchResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -971,6 +980,79 @@ func (x *SignBatchResponse) GetResults() []*SignBatchResult {
 	return nil
 }
 
+// SignBatchResult is one item's result: a signature and version, or an
+// error.
+type SignBatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the item in SignBatchRequest.items.
+	Index     uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Signature []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The key version that made the signature.
+	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Set when the item failed; then there is no signature.
+	Error         *ItemError `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignBatchResult) Reset() {
+	*x = SignBatchResult{}
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignBatchResult) ProtoMessage() {}
+
+func (x *SignBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignBatchResult.ProtoReflect.Descriptor instead.
+func (*SignBatchResult) Descriptor() ([]byte, []int) {
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignBatchResult) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SignBatchResult) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *SignBatchResult) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SignBatchResult) GetError() *ItemError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // ItemError is one batch item's failure, shaped like a gRPC status.
 type ItemError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -984,7 +1066,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1078,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1091,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{16}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1051,7 +1133,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1145,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1158,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{17}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VerifyRequest) GetKey() *KeyRef {
@@ -1158,7 +1240,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1252,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1265,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{18}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VerifyResponse) GetValid() bool {
@@ -1209,7 +1291,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1303,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1316,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{19}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RotateKeyRequest) GetKey() *KeyRef {
@@ -1253,7 +1335,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1347,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1360,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{20}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RotateKeyResponse) GetVersion() string {
@@ -1297,7 +1379,7 @@ type GetKeyMetadataRequest struct {
 
 func (x *GetKeyMetadataRequest) Reset() {
 	*x = GetKeyMetadataRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1391,7 @@ func (x *GetKeyMetadataRequest) String() string {
 func (*GetKeyMetadataRequest) ProtoMessage() {}
 
 func (x *GetKeyMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1404,7 @@ func (x *GetKeyMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{21}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetKeyMetadataRequest) GetKey() *KeyRef {
@@ -1343,7 +1425,7 @@ type KeyVersion struct {
 
 func (x *KeyVersion) Reset() {
 	*x = KeyVersion{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1437,7 @@ func (x *KeyVersion) String() string {
 func (*KeyVersion) ProtoMessage() {}
 
 func (x *KeyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1450,7 @@ func (x *KeyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyVersion.ProtoReflect.Descriptor instead.
 func (*KeyVersion) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{22}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KeyVersion) GetVersion() string {
@@ -1408,7 +1490,7 @@ type GetKeyMetadataResponse struct {
 
 func (x *GetKeyMetadataResponse) Reset() {
 	*x = GetKeyMetadataResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1502,7 @@ func (x *GetKeyMetadataResponse) String() string {
 func (*GetKeyMetadataResponse) ProtoMessage() {}
 
 func (x *GetKeyMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1515,7 @@ func (x *GetKeyMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{23}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetKeyMetadataResponse) GetKeyId() string {
@@ -1489,7 +1571,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1583,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1596,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{24}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1581,18 +1663,27 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\x05input\"F\n" +
 	"\fSignResponse\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"x\n" +
-	"\rSignBatchItem\x122\n" +
-	"\arequest\x18\x01 \x01(\v2\x18.knhk.kms.v1.SignRequestR\arequest\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"D\n" +
-	"\x10SignBatchRequest\x120\n" +
-	"\x05items\x18\x01 \x03(\v2\x1a.knhk.kms.v1.SignBatchItemR\x05items\"\x84\x01\n" +
-	"\x0fSignBatchResult\x127\n" +
-	"\bresponse\x18\x01 \x01(\v2\x19.knhk.kms.v1.SignResponseH\x00R\bresponse\x12.\n" +
-	"\x05error\x18\x02 \x01(\v2\x16.knhk.kms.v1.ItemErrorH\x00R\x05errorB\b\n" +
-	"\x06result\"K\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"s\n" +
+	"\x10SignBatchRequest\x12-\n" +
+	"\x04keys\x18\x01 \x03(\v2\x19.knhk.kms.v1.SignBatchKeyR\x04keys\x120\n" +
+	"\x05items\x18\x02 \x03(\v2\x1a.knhk.kms.v1.SignBatchItemR\x05items\"m\n" +
+	"\fSignBatchKey\x12%\n" +
+	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\x12\x1c\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"p\n" +
+	"\rSignBatchItem\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
+	"\x05input\x18\x02 \x01(\fR\x05input\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\bR\amessage\x12\x1d\n" +
+	"\n" +
+	"timeout_us\x18\x04 \x01(\x04R\ttimeoutUs\"K\n" +
 	"\x11SignBatchResponse\x126\n" +
-	"\aresults\x18\x01 \x03(\v2\x1c.knhk.kms.v1.SignBatchResultR\aresults\"Q\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.knhk.kms.v1.SignBatchResultR\aresults\"\x8d\x01\n" +
+	"\x0fSignBatchResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12,\n" +
+	"\x05error\x18\x04 \x01(\v2\x16.knhk.kms.v1.ItemErrorR\x05error\"Q\n" +
 	"\tItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
@@ -1635,14 +1726,14 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\xb3\x05\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\xb5\x05\n" +
 	"\vKeyProvider\x12G\n" +
 	"\bDescribe\x12\x1c.knhk.kms.v1.DescribeRequest\x1a\x1d.knhk.kms.v1.DescribeResponse\x12J\n" +
 	"\tCreateKey\x12\x1d.knhk.kms.v1.CreateKeyRequest\x1a\x1e.knhk.kms.v1.CreateKeyResponse\x12G\n" +
 	"\bListKeys\x12\x1c.knhk.kms.v1.ListKeysRequest\x1a\x1d.knhk.kms.v1.ListKeysResponse\x12S\n" +
 	"\fGetPublicKey\x12 .knhk.kms.v1.GetPublicKeyRequest\x1a!.knhk.kms.v1.GetPublicKeyResponse\x12;\n" +
-	"\x04Sign\x12\x18.knhk.kms.v1.SignRequest\x1a\x19.knhk.kms.v1.SignResponse\x12J\n" +
-	"\tSignBatch\x12\x1d.knhk.kms.v1.SignBatchRequest\x1a\x1e.knhk.kms.v1.SignBatchResponse\x12A\n" +
+	"\x04Sign\x12\x18.knhk.kms.v1.SignRequest\x1a\x19.knhk.kms.v1.SignResponse\x12L\n" +
+	"\tSignBatch\x12\x1d.knhk.kms.v1.SignBatchRequest\x1a\x1e.knhk.kms.v1.SignBatchResponse0\x01\x12A\n" +
 	"\x06Verify\x12\x1a.knhk.kms.v1.VerifyRequest\x1a\x1b.knhk.kms.v1.VerifyResponse\x12J\n" +
 	"\tRotateKey\x12\x1d.knhk.kms.v1.RotateKeyRequest\x1a\x1e.knhk.kms.v1.RotateKeyResponse\x12Y\n" +
 	"\x0eGetKeyMetadata\x12\".knhk.kms.v1.GetKeyMetadataRequest\x1a#.knhk.kms.v1.GetKeyMetadataResponseB5Z3github.com/knhk/knhk/shared/proto/knhk/kms/v1;kmsv1b\x06proto3"
@@ -1659,7 +1750,7 @@ func file_knhk_kms_v1_kms_proto_rawDescGZIP() []byte {
 	return file_knhk_kms_v1_kms_proto_rawDescData
 }
 
-var file_knhk_kms_v1_kms_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_knhk_kms_v1_kms_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_knhk_kms_v1_kms_proto_goTypes = []any{
 	(*KeyRef)(nil),                 // 0: knhk.kms.v1.KeyRef
 	(*DescribeRequest)(nil),        // 1: knhk.kms.v1.DescribeRequest
@@ -1673,67 +1764,66 @@ var file_knhk_kms_v1_kms_proto_goTypes = []any{
 	(*GetPublicKeyResponse)(nil),   // 9: knhk.kms.v1.GetPublicKeyResponse
 	(*SignRequest)(nil),            // 10: knhk.kms.v1.SignRequest
 	(*SignResponse)(nil),           // 11: knhk.kms.v1.SignResponse
-	(*SignBatchItem)(nil),          // 12: knhk.kms.v1.SignBatchItem
-	(*SignBatchRequest)(nil),       // 13: knhk.kms.v1.SignBatchRequest
-	(*SignBatchResult)(nil),        // 14: knhk.kms.v1.SignBatchResult
+	(*SignBatchRequest)(nil),       // 12: knhk.kms.v1.SignBatchRequest
+	(*SignBatchKey)(nil),           // 13: knhk.kms.v1.SignBatchKey
+	(*SignBatchItem)(nil),          // 14: knhk.kms.v1.SignBatchItem
 	(*SignBatchResponse)(nil),      // 15: knhk.kms.v1.SignBatchResponse
-	(*ItemError)(nil),              // 16: knhk.kms.v1.ItemError
-	(*VerifyRequest)(nil),          // 17: knhk.kms.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 18: knhk.kms.v1.VerifyResponse
-	(*RotateKeyRequest)(nil),       // 19: knhk.kms.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),      // 20: knhk.kms.v1.RotateKeyResponse
-	(*GetKeyMetadataRequest)(nil),  // 21: knhk.kms.v1.GetKeyMetadataRequest
-	(*KeyVersion)(nil),             // 22: knhk.kms.v1.KeyVersion
-	(*GetKeyMetadataResponse)(nil), // 23: knhk.kms.v1.GetKeyMetadataResponse
-	(*ErrorDetail)(nil),            // 24: knhk.kms.v1.ErrorDetail
-	nil,                            // 25: knhk.kms.v1.KeyRef.ParamsEntry
-	nil,                            // 26: knhk.kms.v1.ListKeysRequest.ParamsEntry
-	nil,                            // 27: knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
-	(*durationpb.Duration)(nil),    // 28: google.protobuf.Duration
+	(*SignBatchResult)(nil),        // 16: knhk.kms.v1.SignBatchResult
+	(*ItemError)(nil),              // 17: knhk.kms.v1.ItemError
+	(*VerifyRequest)(nil),          // 18: knhk.kms.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 19: knhk.kms.v1.VerifyResponse
+	(*RotateKeyRequest)(nil),       // 20: knhk.kms.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),      // 21: knhk.kms.v1.RotateKeyResponse
+	(*GetKeyMetadataRequest)(nil),  // 22: knhk.kms.v1.GetKeyMetadataRequest
+	(*KeyVersion)(nil),             // 23: knhk.kms.v1.KeyVersion
+	(*GetKeyMetadataResponse)(nil), // 24: knhk.kms.v1.GetKeyMetadataResponse
+	(*ErrorDetail)(nil),            // 25: knhk.kms.v1.ErrorDetail
+	nil,                            // 26: knhk.kms.v1.KeyRef.ParamsEntry
+	nil,                            // 27: knhk.kms.v1.ListKeysRequest.ParamsEntry
+	nil,                            // 28: knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
 	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
 }
 var file_knhk_kms_v1_kms_proto_depIdxs = []int32{
-	25, // 0: knhk.kms.v1.KeyRef.params:type_name -> knhk.kms.v1.KeyRef.ParamsEntry
+	26, // 0: knhk.kms.v1.KeyRef.params:type_name -> knhk.kms.v1.KeyRef.ParamsEntry
 	0,  // 1: knhk.kms.v1.CreateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	26, // 2: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
+	27, // 2: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
 	6,  // 3: knhk.kms.v1.ListKeysResponse.keys:type_name -> knhk.kms.v1.KeySummary
 	0,  // 4: knhk.kms.v1.GetPublicKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
 	0,  // 5: knhk.kms.v1.SignRequest.key:type_name -> knhk.kms.v1.KeyRef
-	10, // 6: knhk.kms.v1.SignBatchItem.request:type_name -> knhk.kms.v1.SignRequest
-	28, // 7: knhk.kms.v1.SignBatchItem.timeout:type_name -> google.protobuf.Duration
-	12, // 8: knhk.kms.v1.SignBatchRequest.items:type_name -> knhk.kms.v1.SignBatchItem
-	11, // 9: knhk.kms.v1.SignBatchResult.response:type_name -> knhk.kms.v1.SignResponse
-	16, // 10: knhk.kms.v1.SignBatchResult.error:type_name -> knhk.kms.v1.ItemError
-	14, // 11: knhk.kms.v1.SignBatchResponse.results:type_name -> knhk.kms.v1.SignBatchResult
-	0,  // 12: knhk.kms.v1.VerifyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 13: knhk.kms.v1.RotateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 14: knhk.kms.v1.GetKeyMetadataRequest.key:type_name -> knhk.kms.v1.KeyRef
-	29, // 15: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
-	22, // 16: knhk.kms.v1.GetKeyMetadataResponse.versions:type_name -> knhk.kms.v1.KeyVersion
-	27, // 17: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
-	1,  // 18: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
-	3,  // 19: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
-	5,  // 20: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
-	8,  // 21: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
-	10, // 22: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
-	13, // 23: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
-	17, // 24: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
-	19, // 25: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
-	21, // 26: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
-	2,  // 27: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
-	4,  // 28: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
-	7,  // 29: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
-	9,  // 30: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
-	11, // 31: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
-	15, // 32: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
-	18, // 33: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
-	20, // 34: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
-	23, // 35: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 6: knhk.kms.v1.SignBatchRequest.keys:type_name -> knhk.kms.v1.SignBatchKey
+	14, // 7: knhk.kms.v1.SignBatchRequest.items:type_name -> knhk.kms.v1.SignBatchItem
+	0,  // 8: knhk.kms.v1.SignBatchKey.key:type_name -> knhk.kms.v1.KeyRef
+	16, // 9: knhk.kms.v1.SignBatchResponse.results:type_name -> knhk.kms.v1.SignBatchResult
+	17, // 10: knhk.kms.v1.SignBatchResult.error:type_name -> knhk.kms.v1.ItemError
+	0,  // 11: knhk.kms.v1.VerifyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 12: knhk.kms.v1.RotateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 13: knhk.kms.v1.GetKeyMetadataRequest.key:type_name -> knhk.kms.v1.KeyRef
+	29, // 14: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
+	23, // 15: knhk.kms.v1.GetKeyMetadataResponse.versions:type_name -> knhk.kms.v1.KeyVersion
+	28, // 16: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
+	1,  // 17: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
+	3,  // 18: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
+	5,  // 19: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
+	8,  // 20: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
+	10, // 21: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
+	12, // 22: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
+	18, // 23: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
+	20, // 24: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
+	22, // 25: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
+	2,  // 26: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
+	4,  // 27: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
+	7,  // 28: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
+	9,  // 29: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
+	11, // 30: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
+	15, // 31: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
+	19, // 32: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
+	21, // 33: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
+	24, // 34: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_knhk_kms_v1_kms_proto_init() }
@@ -1745,11 +1835,7 @@ func file_knhk_kms_v1_kms_proto_init() {
 		(*SignRequest_Digest)(nil),
 		(*SignRequest_Message)(nil),
 	}
-	file_knhk_kms_v1_kms_proto_msgTypes[14].OneofWrappers = []any{
-		(*SignBatchResult_Response)(nil),
-		(*SignBatchResult_Error)(nil),
-	}
-	file_knhk_kms_v1_kms_proto_msgTypes[17].OneofWrappers = []any{
+	file_knhk_kms_v1_kms_proto_msgTypes[18].OneofWrappers = []any{
 		(*VerifyRequest_Digest)(nil),
 		(*VerifyRequest_Message)(nil),
 	}
@@ -1759,7 +1845,7 @@ func file_knhk_kms_v1_kms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knhk_kms_v1_kms_proto_rawDesc), len(file_knhk_kms_v1_kms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

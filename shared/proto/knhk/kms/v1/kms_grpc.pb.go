@@ -60,9 +60,12 @@ type KeyProviderClient interface {
 	GetPublicKey(ctx context.Context, in *GetPublicKeyRequest, opts ...grpc.CallOption) (*GetPublicKeyResponse, error)
 	// Sign signs a digest or a whole message.
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*SignResponse, error)
-	// SignBatch signs many items in one round trip; each item succeeds or
-	// fails on its own.
-	SignBatch(ctx context.Context, in *SignBatchRequest, opts ...grpc.CallOption) (*SignBatchResponse, error)
+	// SignBatch signs many items in one call; each item succeeds or fails
+	// on its own. The plugin streams each item's result back as soon as it
+	// has it (results ready at the same moment share a message), so a slow
+	// item holds up only itself, and the stream ends once every item has
+	// its result.
+	SignBatch(ctx context.Context, in *SignBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SignBatchResponse], error)
 	// Verify checks a signature with the provider.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
 	// RotateKey makes a new key version the current one.
@@ -129,15 +132,24 @@ func (c *keyProviderClient) Sign(ctx context.Context, in *SignRequest, opts ...g
 	return out, nil
 }
 
-func (c *keyProviderClient) SignBatch(ctx context.Context, in *SignBatchRequest, opts ...grpc.CallOption) (*SignBatchResponse, error) {
+func (c *keyProviderClient) SignBatch(ctx context.Context, in *SignBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SignBatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SignBatchResponse)
-	err := c.cc.Invoke(ctx, KeyProvider_SignBatch_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &KeyProvider_ServiceDesc.Streams[0], KeyProvider_SignBatch_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[SignBatchRequest, SignBatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyProvider_SignBatchClient = grpc.ServerStreamingClient[SignBatchResponse]
 
 func (c *keyProviderClient) Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -183,9 +195,12 @@ type KeyProviderServer interface {
 	GetPublicKey(context.Context, *GetPublicKeyRequest) (*GetPublicKeyResponse, error)
 	// Sign signs a digest or a whole message.
 	Sign(context.Context, *SignRequest) (*SignResponse, error)
-	// SignBatch signs many items in one round trip; each item succeeds or
-	// fails on its own.
-	SignBatch(context.Context, *SignBatchRequest) (*SignBatchResponse, error)
+	// SignBatch signs many items in one call; each item succeeds or fails
+	// on its own. The plugin streams each item's result back as soon as it
+	// has it (results ready at the same moment share a message), so a slow
+	// item holds up only itself, and the stream ends once every item has
+	// its result.
+	SignBatch(*SignBatchRequest, grpc.ServerStreamingServer[SignBatchResponse]) error
 	// Verify checks a signature with the provider.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
 	// RotateKey makes a new key version the current one.
@@ -217,8 +232,8 @@ func (UnimplementedKeyProviderServer) GetPublicKey(context.Context, *GetPublicKe
 func (UnimplementedKeyProviderServer) Sign(context.Context, *SignRequest) (*SignResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sign not implemented")
 }
-func (UnimplementedKeyProviderServer) SignBatch(context.Context, *SignBatchRequest) (*SignBatchResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method SignBatch not implemented")
+func (UnimplementedKeyProviderServer) SignBatch(*SignBatchRequest, grpc.ServerStreamingServer[SignBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignBatch not implemented")
 }
 func (UnimplementedKeyProviderServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
@@ -340,23 +355,16 @@ func _KeyProvider_Sign_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
-func _KeyProvider_SignBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SignBatchRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _KeyProvider_SignBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SignBatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(KeyProviderServer).SignBatch(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: KeyProvider_SignBatch_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(KeyProviderServer).SignBatch(ctx, req.(*SignBatchRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(KeyProviderServer).SignBatch(m, &grpc.GenericServerStream[SignBatchRequest, SignBatchResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyProvider_SignBatchServer = grpc.ServerStreamingServer[SignBatchResponse]
 
 func _KeyProvider_Verify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VerifyRequest)
@@ -440,10 +448,6 @@ var KeyProvider_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KeyProvider_Sign_Handler,
 		},
 		{
-			MethodName: "SignBatch",
-			Handler:    _KeyProvider_SignBatch_Handler,
-		},
-		{
 			MethodName: "Verify",
 			Handler:    _KeyProvider_Verify_Handler,
 		},
@@ -456,6 +460,12 @@ var KeyProvider_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KeyProvider_GetKeyMetadata_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SignBatch",
+			Handler:       _KeyProvider_SignBatch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "knhk/kms/v1/kms.proto",
 }
