@@ -51,7 +51,8 @@ type Config struct {
 	// plugin gets, keyed by provider name ("aws", or AllPlugins for
 	// every plugin). Each entry is a variable name (AWS_CONFIG_FILE) or a
 	// prefix ending in '*' (MYCORP_*). Without it a plugin gets only the
-	// base set (PATH, HOME, TMPDIR, USER, LANG, LC_*, TZ, the proxy
+	// base set (PATH, HOME, TMPDIR, USER, LANG, LC_*, TZ, GOGC,
+	// GOMEMLIMIT, GOMAXPROCS, GODEBUG, the proxy
 	// variables HTTP_PROXY, HTTPS_PROXY and NO_PROXY in either case,
 	// SSL_CERT_FILE, SSL_CERT_DIR, OTEL_*) and its own provider's:
 	// AWS_* for aws; AZURE_*, IDENTITY_ENDPOINT, IDENTITY_HEADER,

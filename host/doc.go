@@ -39,7 +39,8 @@
 // # Environment
 //
 // A plugin does not inherit the host's environment. It gets a base set
-// (PATH, HOME, TMPDIR, USER, LANG, LC_*, TZ, HTTP_PROXY, HTTPS_PROXY and
+// (PATH, HOME, TMPDIR, USER, LANG, LC_*, TZ, the Go runtime's GOGC, GOMEMLIMIT,
+// GOMAXPROCS and GODEBUG, HTTP_PROXY, HTTPS_PROXY and
 // NO_PROXY in either case, SSL_CERT_FILE, SSL_CERT_DIR, OTEL_*), its own
 // provider's variables (AWS_* for aws; AZURE_*, IDENTITY_ENDPOINT,
 // IDENTITY_HEADER, MSI_ENDPOINT, MSI_SECRET and IMDS_ENDPOINT for azure;

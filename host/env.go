@@ -12,10 +12,12 @@ const AllPlugins = "*"
 // A plugin starts with only these variables of the host's environment,
 // besides its provider's own (providerEnv) and Config.PluginEnv: what a
 // program needs to run, reach a service through a proxy and trust its
-// certificate, not another provider's credentials. A name ending in '*'
+// certificate, and the Go runtime's settings (so an operator can tune a
+// plugin's GC), not another provider's credentials. A name ending in '*'
 // is a prefix.
 var baseEnv = []string{
 	"PATH", "HOME", "TMPDIR", "USER", "LANG", "LC_*", "TZ",
+	"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG",
 	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 	"SSL_CERT_FILE", "SSL_CERT_DIR",
 	"OTEL_*",
