@@ -114,14 +114,7 @@ func run(t *testing.T, bin, pluginPath string, stdin []byte, args ...string) res
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run knhk-host %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
+	code := exitCode(t, args, err)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
@@ -214,4 +207,18 @@ func decodeJSONAny(t *testing.T, s string, v any) {
 func sameKey(a, b crypto.PublicKey) bool {
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
+}
+
+// exitCode is the exit status of a finished knhk-host run; a run that
+// could not start or was killed fails the test.
+func exitCode(t *testing.T, args []string, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("run knhk-host %v: %v", args, err)
+	}
+	return ee.ExitCode()
 }

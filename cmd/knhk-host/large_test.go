@@ -79,14 +79,7 @@ func runStream(t *testing.T, r io.Reader, args ...string) (result, int64) {
 	err = cmd.Wait()
 	close(done)
 	<-sampled
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run knhk-host %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
+	code := exitCode(t, args, err)
 	if peak == 0 && runtime.GOOS == "linux" {
 		t.Fatalf("no VmHWM for knhk-host (pid %s) in /proc", pid)
 	}
