@@ -15,7 +15,7 @@ GO_TEST    ?= go test -race -count=1 -timeout 15m
 BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
-PROTO_OUT := shared/proto
+PROTO_OUT := shared/proto sidecar/proto
 
 .PHONY: all build test testdeps vet fmt tidy proto proto-check tools demo bench clean deps-check
 
@@ -95,8 +95,10 @@ proto: tools
 proto-check: tools
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	$(TOOLS)/buf generate -o $$tmp || exit 1; \
-	if ! diff -r -q --exclude='*.proto' $$tmp/$(PROTO_OUT) $(PROTO_OUT); then \
-		echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; fi
+	for d in $(PROTO_OUT); do \
+		if ! diff -r -q --exclude='*.proto' $$tmp/$$d $$d; then \
+			echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(BIN) .tools
