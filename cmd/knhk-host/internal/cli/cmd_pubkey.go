@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/knhk/knhk/cmd/knhk-host/internal/keyfmt"
+	"github.com/knhk/knhk/internal/keyfmt"
 	"github.com/knhk/knhk/shared"
 )
 

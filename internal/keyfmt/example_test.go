@@ -4,7 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 
-	"github.com/knhk/knhk/cmd/knhk-host/internal/keyfmt"
+	"github.com/knhk/knhk/internal/keyfmt"
 )
 
 // A JWK for an Ed25519 key (the RFC 8037 example key).
