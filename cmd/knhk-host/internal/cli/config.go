@@ -41,6 +41,9 @@ type fileConfig struct {
 	// or PREFIX_* patterns.
 	PluginEnv map[string][]string `hcl:"plugin_env,optional"`
 	Keys      []keyBlock          `hcl:"key,block"`
+	// Serve and Policies configure `knhk-host serve` (serve.go).
+	Serve    *serveBlock   `hcl:"serve,block"`
+	Policies []policyBlock `hcl:"policy,block"`
 }
 
 // keyBlock names a key: `--key NAME` then means Ref plus Params.
@@ -61,6 +64,9 @@ type config struct {
 	PublicKeyTTL time.Duration
 	PluginEnv    map[string][]string
 	Keys         map[string]keyBlock
+	Serve        *serveBlock
+	Policies     []policyBlock
+	base         string // the file's directory: serve's paths are relative to it
 }
 
 // errConfig marks a config file that cannot be read or is malformed.
@@ -89,6 +95,8 @@ func loadConfig(path string) (*config, error) {
 		return nil, fmt.Errorf("%w: %s", errConfig, msg)
 	}
 	base := filepath.Dir(path)
+	cfg.base = base
+	cfg.Serve, cfg.Policies = fc.Serve, fc.Policies
 	for _, d := range fc.PluginDirs {
 		if d == "" {
 			return nil, fmt.Errorf("%w: %s: plugin_dirs has an empty entry", errConfig, path)

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/sidecar"
+)
+
+// serveBlock is the config file's `serve { ... }`: the daemon's listeners
+// and limits. Paths are relative to the config file.
+//
+//	serve {
+//	  socket               = "/run/knhk/knhk.sock"
+//	  socket_mode          = "0660"
+//	  allow_references     = false
+//	  max_request_bytes    = 4194304
+//	  max_calls_per_caller = 256
+//	  drain_timeout        = "30s"
+//	  health_address       = "127.0.0.1:8081"
+//	  tls  { address = "0.0.0.0:8443", cert_file = "server.pem", key_file = "server.key", client_ca_file = "clients-ca.pem" }
+//	  http { address = "0.0.0.0:8444", cert_file = "server.pem", key_file = "server.key", client_ca_file = "clients-ca.pem" }
+//	  jwt  { key = "service-accounts", max_token_lifetime = "1h", refresh_hint = "60s" }
+//	}
+type serveBlock struct {
+	Socket            string    `hcl:"socket,optional"`
+	SocketMode        string    `hcl:"socket_mode,optional"`
+	AllowReferences   bool      `hcl:"allow_references,optional"`
+	MaxRequestBytes   int       `hcl:"max_request_bytes,optional"`
+	MaxCallsPerCaller int       `hcl:"max_calls_per_caller,optional"`
+	DrainTimeout      string    `hcl:"drain_timeout,optional"`
+	HealthAddress     string    `hcl:"health_address,optional"`
+	TLS               *tlsBlock `hcl:"tls,block"`
+	HTTP              *tlsBlock `hcl:"http,block"`
+	JWT               *jwtBlock `hcl:"jwt,block"`
+}
+
+// tlsBlock is a mutual-TLS listener.
+type tlsBlock struct {
+	Address      string `hcl:"address"`
+	CertFile     string `hcl:"cert_file"`
+	KeyFile      string `hcl:"key_file"`
+	ClientCAFile string `hcl:"client_ca_file,optional"` // required; checked with a clear message
+}
+
+// jwtBlock is Kubernetes' ExternalJWTSigner.
+type jwtBlock struct {
+	Key              string `hcl:"key"`
+	MaxTokenLifetime string `hcl:"max_token_lifetime,optional"`
+	RefreshHint      string `hcl:"refresh_hint,optional"`
+}
+
+// policyBlock is one `policy "NAME" { ... }`: who may do what to which
+// keys. Without one, the daemon denies everything.
+//
+//	policy "release-signers" {
+//	  keys       = ["release"]
+//	  principals = ["unix:uid=1000", "spiffe://example.org/ns/prod/*"]
+//	  operations = ["sign", "verify", "public_key"]
+//	}
+type policyBlock struct {
+	Name       string   `hcl:"name,label"`
+	Keys       []string `hcl:"keys"`
+	Principals []string `hcl:"principals"`
+	Operations []string `hcl:"operations"`
+}
+
+// sidecarConfig turns the config file into the daemon's configuration.
+// socket (--socket) wins over the file's.
+func (c *config) sidecarConfig(path, socket string, logger hclog.Logger) (sidecar.Config, error) {
+	out := sidecar.Config{Keys: map[string]string{}, Logger: logger}
+	for name, k := range c.Keys {
+		ref, err := host.ParseRef(k.Ref)
+		if err != nil {
+			return out, fmt.Errorf("%w: %s: key %s: %w", errConfig, path, shared.Quote(name), err)
+		}
+		ref.Params = merge(ref.Params, k.Params)
+		out.Keys[name] = ref.String()
+	}
+	for _, p := range c.Policies {
+		pol := sidecar.Policy{Keys: p.Keys, Principals: p.Principals}
+		for _, op := range p.Operations {
+			pol.Operations = append(pol.Operations, sidecar.Op(op))
+		}
+		out.Policies = append(out.Policies, pol)
+	}
+	s := c.Serve
+	if s == nil {
+		s = &serveBlock{}
+	}
+	out.Socket.Path = s.Socket
+	if socket != "" {
+		out.Socket.Path = socket
+	}
+	if out.Socket.Path != "" {
+		out.Socket.Path = relTo(c.base, out.Socket.Path)
+	}
+	if s.SocketMode != "" {
+		m, err := strconv.ParseUint(s.SocketMode, 8, 32)
+		if err != nil {
+			return out, fmt.Errorf("%w: %s: socket_mode %s is not an octal file mode (write e.g. \"0660\")", errConfig, path, shared.Quote(s.SocketMode))
+		}
+		out.Socket.Mode = os.FileMode(m)
+	}
+	out.AllowReferences = s.AllowReferences
+	out.MaxRequestBytes = s.MaxRequestBytes
+	out.MaxCallsPerCaller = s.MaxCallsPerCaller
+	out.HealthAddress = s.HealthAddress
+	var err error
+	if out.DrainTimeout, err = duration(path, "drain_timeout", s.DrainTimeout); err != nil {
+		return out, err
+	}
+	out.TLS = c.listener(s.TLS)
+	out.HTTP = c.listener(s.HTTP)
+	if j := s.JWT; j != nil {
+		out.JWT = &sidecar.JWTConfig{Key: j.Key}
+		if out.JWT.MaxTokenLifetime, err = duration(path, "jwt max_token_lifetime", j.MaxTokenLifetime); err != nil {
+			return out, err
+		}
+		if out.JWT.RefreshHint, err = duration(path, "jwt refresh_hint", j.RefreshHint); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// listener is a tls or http block with its paths made absolute.
+func (c *config) listener(b *tlsBlock) *sidecar.TLSConfig {
+	if b == nil {
+		return nil
+	}
+	t := &sidecar.TLSConfig{Address: b.Address, CertFile: relTo(c.base, b.CertFile), KeyFile: relTo(c.base, b.KeyFile)}
+	if b.ClientCAFile != "" {
+		t.ClientCAFile = relTo(c.base, b.ClientCAFile)
+	}
+	return t
+}
+
+// duration parses an optional duration attribute ("" is zero).
+func duration(path, name, in string) (time.Duration, error) {
+	if in == "" {
+		return 0, nil
+	}
+	v, err := time.ParseDuration(in)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%w: %s: %s = %s is not a duration (write e.g. \"30s\" or \"2m\")", errConfig, path, name, shared.Quote(in))
+	}
+	return v, nil
+}

@@ -1,0 +1,255 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+// core is the daemon's API without a transport: it names the caller's
+// key, checks the policy, keeps the per-caller limit and calls the host.
+// The gRPC API, the HTTP/JSON API and the ExternalJWTSigner are thin
+// layers over it.
+type core struct {
+	h     *host.Host
+	state atomic.Pointer[Config] // checked, defaults filled; swapped by Reload
+
+	mu       sync.Mutex     // guards inFlight
+	inFlight map[string]int // calls in flight per caller
+
+	drain     chan struct{} // closed when the daemon starts draining
+	drainOnce sync.Once
+}
+
+func newCore(h *host.Host, cfg Config) *core {
+	c := &core{h: h, inFlight: map[string]int{}, drain: make(chan struct{})}
+	c.state.Store(&cfg)
+	return c
+}
+
+func (c *core) cfg() *Config              { return c.state.Load() }
+func (c *core) log() hclog.Logger         { return c.cfg().Logger }
+func (c *core) jwt() *JWTConfig           { return c.cfg().JWT }
+func (c *core) draining() <-chan struct{} { return c.drain }
+
+// startDrain makes every new call fail with ErrDraining.
+func (c *core) startDrain() { c.drainOnce.Do(func() { close(c.drain) }) }
+
+// enter admits one call of caller's: refused while draining, or when the
+// caller has MaxCallsPerCaller calls in flight. Call release when done.
+func (c *core) enter(caller Caller) (release func(), err error) {
+	select {
+	case <-c.drain:
+		return nil, ErrDraining
+	default:
+	}
+	id := caller.String()
+	limit := c.cfg().MaxCallsPerCaller
+	c.mu.Lock()
+	if c.inFlight[id] >= limit {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s has %d calls in flight", ErrTooManyCalls, id, limit)
+	}
+	c.inFlight[id]++
+	c.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			if c.inFlight[id]--; c.inFlight[id] <= 0 {
+				delete(c.inFlight, id)
+			}
+			c.mu.Unlock()
+		})
+	}, nil
+}
+
+// resolve turns a caller's key into the reference to use and the name the
+// policy matches: a configured name is itself, a reference (when allowed)
+// its canonical form.
+func (c *core) resolve(cfg *Config, key string) (ref, policyName string, err error) {
+	if ref, ok := cfg.Keys[key]; ok {
+		return ref, key, nil
+	}
+	if !strings.Contains(key, ":") {
+		return "", "", fmt.Errorf("%w: no key named %s in the sidecar's config", shared.ErrKeyNotFound, shared.Quote(key))
+	}
+	if !cfg.AllowReferences {
+		return "", "", fmt.Errorf("%w: this sidecar takes key names, not references (allow_references is off)", shared.ErrInvalidArgument)
+	}
+	r, err := host.ParseRef(key)
+	if err != nil {
+		return "", "", err
+	}
+	canon := r.String()
+	return canon, canon, nil
+}
+
+// authorize checks that the policy allows caller op on the key named
+// policyName, and logs the decision at debug.
+func (c *core) authorize(cfg *Config, caller Caller, op Op, policyName string) error {
+	for _, p := range cfg.Policies {
+		if p.allows(caller.Principals, op, policyName) {
+			cfg.Logger.Debug("allow", "caller", caller.String(), "pid", caller.PID, "op", string(op), "key", shared.Quote(policyName))
+			return nil
+		}
+	}
+	cfg.Logger.Debug("deny", "caller", caller.String(), "pid", caller.PID, "op", string(op), "key", shared.Quote(policyName))
+	return &deniedError{caller: caller.String(), op: op, key: policyName}
+}
+
+// deniedError is a policy denial: it names the principal and the
+// operation, and is ErrPolicyDenied.
+type deniedError struct {
+	caller string
+	op     Op
+	key    string
+}
+
+func (e *deniedError) Error() string {
+	return fmt.Sprintf("permission denied: %s may not %s key %s (sidecar policy)", e.caller, e.op, shared.Quote(e.key))
+}
+func (e *deniedError) Unwrap() error { return ErrPolicyDenied }
+
+// open resolves key, authorizes op on it and returns its host handle.
+func (c *core) open(ctx context.Context, caller Caller, op Op, key string) (*host.Key, error) {
+	cfg := c.cfg()
+	ref, name, err := c.resolve(cfg, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.authorize(cfg, caller, op, name); err != nil {
+		return nil, err
+	}
+	return c.h.Key(ctx, ref)
+}
+
+// SignInput is what to sign or verify: exactly one of Digest and Message.
+type SignInput struct {
+	Digest, Message []byte
+	Algorithm       shared.Algorithm
+	Version         string
+}
+
+func (in SignInput) opts() host.SignOptions {
+	return host.SignOptions{Algorithm: in.Algorithm, Version: in.Version}
+}
+
+// errOneInput: a sign or verify request needs exactly one input.
+var errOneInput = fmt.Errorf("%w: give exactly one of digest and message", shared.ErrInvalidArgument)
+
+// Sign signs in.Digest or in.Message with key.
+func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput) (host.Signature, error) {
+	k, err := c.open(ctx, caller, OpSign, key)
+	if err != nil {
+		return host.Signature{}, err
+	}
+	switch {
+	case in.Digest != nil && in.Message == nil:
+		return k.SignDigest(ctx, in.Digest, in.opts())
+	case in.Message != nil && in.Digest == nil:
+		return k.SignMessage(ctx, in.Message, in.opts())
+	}
+	return host.Signature{}, errOneInput
+}
+
+// Verify checks sig: nil when valid, an error that is
+// shared.ErrBadSignature when not.
+func (c *core) Verify(ctx context.Context, caller Caller, key string, in SignInput, sig []byte) error {
+	k, err := c.open(ctx, caller, OpVerify, key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case in.Digest != nil && in.Message == nil:
+		return k.VerifyDigest(ctx, in.Digest, sig, in.opts())
+	case in.Message != nil && in.Digest == nil:
+		return k.VerifyMessage(ctx, in.Message, sig, in.opts())
+	}
+	return errOneInput
+}
+
+// PublicKey returns a version's public key ("" for the current one).
+func (c *core) PublicKey(ctx context.Context, caller Caller, key, version string) (host.PublicKey, error) {
+	k, err := c.open(ctx, caller, OpPublicKey, key)
+	if err != nil {
+		return host.PublicKey{}, err
+	}
+	return k.PublicKey(ctx, version)
+}
+
+// Metadata describes key.
+func (c *core) Metadata(ctx context.Context, caller Caller, key string) (shared.KeyMetadata, error) {
+	k, err := c.open(ctx, caller, OpMetadata, key)
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	return k.Metadata(ctx)
+}
+
+// Rotate makes a new current version of key and returns it.
+func (c *core) Rotate(ctx context.Context, caller Caller, key string) (string, error) {
+	k, err := c.open(ctx, caller, OpRotate, key)
+	if err != nil {
+		return "", err
+	}
+	return k.Rotate(ctx)
+}
+
+// Create creates key (a configured name whose key does not exist yet, or
+// a reference) and returns its public key.
+func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.KeyType) (host.PublicKey, error) {
+	cfg := c.cfg()
+	ref, name, err := c.resolve(cfg, key)
+	if err != nil {
+		return host.PublicKey{}, err
+	}
+	if err := c.authorize(cfg, caller, OpCreate, name); err != nil {
+		return host.PublicKey{}, err
+	}
+	k, err := c.h.CreateKey(ctx, ref, kt)
+	if err != nil {
+		return host.PublicKey{}, err
+	}
+	return k.PublicKey(ctx, "")
+}
+
+// List lists provider's keys. The policy is matched against the key
+// pattern "PROVIDER:" with the parameters as a reference has them, and
+// references must be allowed: listing reaches beyond the named keys.
+func (c *core) List(ctx context.Context, caller Caller, provider string, params map[string]string) ([]shared.KeySummary, error) {
+	cfg := c.cfg()
+	if !cfg.AllowReferences {
+		return nil, fmt.Errorf("%w: listing keys needs allow_references (it reaches beyond the named keys)", shared.ErrInvalidArgument)
+	}
+	name := host.Ref{Provider: provider, Params: params}.String()
+	if err := c.authorize(cfg, caller, OpList, name); err != nil {
+		return nil, err
+	}
+	return c.h.ListKeys(ctx, provider, params)
+}
+
+// ready reports whether every configured key's plugin answers.
+func (c *core) ready(ctx context.Context) error {
+	seen := map[string]bool{}
+	var errs []error
+	for name, ref := range c.cfg().Keys {
+		r, err := host.ParseRef(ref)
+		if err != nil || seen[r.Provider] {
+			continue
+		}
+		seen[r.Provider] = true
+		if err := c.h.Ping(ctx, r.Provider); err != nil {
+			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,80 @@
+package sidecar
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// listenUnix listens on the unix socket at path with the given file mode.
+// A socket file left by a daemon that died is replaced; one a live daemon
+// answers on is an error, and so is any other kind of file. The socket is
+// made under a temporary name, given its mode, then renamed into place,
+// so no caller ever sees it with looser permissions.
+func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket; remove it or choose another --socket", path)
+		}
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another daemon is serving on %s", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("check the existing socket %s: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove the stale socket %s: %w", path, err)
+		}
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(tmp)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false) // the file is renamed; Server removes it
+	if err := os.Chmod(tmp, mode); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("socket mode: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return l, nil
+}
+
+// serverTLS is the TLS configuration of a mutual-TLS listener: TLS 1.3,
+// client certificates required and verified against the client CAs.
+func serverTLS(t *TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: server certificate: %w", ErrConfig, t.Address, err)
+	}
+	pem, err := os.ReadFile(t.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: client CA: %w", ErrConfig, t.Address, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: %s: client_ca_file %s holds no PEM certificate", ErrConfig, t.Address, t.ClientCAFile)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}, nil
+}
