@@ -20,7 +20,7 @@ import (
 // layers over it.
 type core struct {
 	h     *host.Host
-	state atomic.Pointer[Config] // checked, defaults filled; swapped by Reload
+	state atomic.Pointer[state] // swapped whole by Reload
 
 	mu       sync.Mutex     // guards inFlight
 	inFlight map[string]int // calls in flight per caller
@@ -29,13 +29,23 @@ type core struct {
 	drainOnce sync.Once
 }
 
+// state is one configuration and the key handles opened under it.
+type state struct {
+	cfg     Config   // checked, defaults filled
+	handles sync.Map // configured key name -> *host.Key
+}
+
 func newCore(h *host.Host, cfg Config) *core {
 	c := &core{h: h, inFlight: map[string]int{}, drain: make(chan struct{})}
-	c.state.Store(&cfg)
+	c.setConfig(cfg)
 	return c
 }
 
-func (c *core) cfg() *Config              { return c.state.Load() }
+// setConfig makes cfg (checked, defaults filled) the one every call that
+// starts from now on uses.
+func (c *core) setConfig(cfg Config) { c.state.Store(&state{cfg: cfg}) }
+
+func (c *core) cfg() *Config              { return &c.state.Load().cfg }
 func (c *core) log() hclog.Logger         { return c.cfg().Logger }
 func (c *core) jwt() *JWTConfig           { return c.cfg().JWT }
 func (c *core) draining() <-chan struct{} { return c.drain }
@@ -119,17 +129,30 @@ func (e *deniedError) Error() string {
 }
 func (e *deniedError) Unwrap() error { return ErrPolicyDenied }
 
-// open resolves key, authorizes op on it and returns its host handle.
+// open resolves key, authorizes op on it and returns its host handle. A
+// configured key's handle is kept with the configuration, so a busy
+// caller does not parse its reference on every call.
 func (c *core) open(ctx context.Context, caller Caller, op Op, key string) (*host.Key, error) {
-	cfg := c.cfg()
-	ref, name, err := c.resolve(cfg, key)
+	st := c.state.Load()
+	ref, name, err := c.resolve(&st.cfg, key)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.authorize(cfg, caller, op, name); err != nil {
+	if err := c.authorize(&st.cfg, caller, op, name); err != nil {
 		return nil, err
 	}
-	return c.h.Key(ctx, ref)
+	if name != key || ref == name {
+		return c.h.Key(ctx, ref) // a reference
+	}
+	if k, ok := st.handles.Load(name); ok {
+		return k.(*host.Key), nil
+	}
+	k, err := c.h.Key(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	st.handles.Store(name, k)
+	return k, nil
 }
 
 // SignInput is what to sign or verify: exactly one of Digest and Message.
