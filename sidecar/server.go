@@ -1,0 +1,215 @@
+package sidecar
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/contract"
+	sidecarv1 "github.com/knhk/knhk/sidecar/proto/knhk/sidecar/v1"
+)
+
+// readyEvery is how often the daemon checks that its keys' plugins answer
+// (what /readyz and grpc.health.v1 report).
+const readyEvery = 10 * time.Second
+
+// Server is the signing daemon: one host.Host behind a unix socket and,
+// when configured, a mutual-TLS gRPC listener, a mutual-TLS HTTP/JSON
+// listener and a plain health endpoint.
+type Server struct {
+	c      *core
+	health *health.Server
+	ready  struct {
+		sync.Mutex
+		err error // nil: ready
+	}
+}
+
+// New checks cfg and returns a daemon over h. Nothing listens until
+// Serve. The daemon does not close h.
+func New(h *host.Host, cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{c: newCore(h, cfg), health: health.NewServer()}
+	s.ready.err = errors.New("not checked yet")
+	s.setServing(false)
+	return s, nil
+}
+
+// SocketPath is the unix socket the daemon listens on.
+func (s *Server) SocketPath() string { return s.c.cfg().Socket.Path }
+
+// Reload swaps in a new configuration (keys, policy, limits, the JWT
+// signer) for every call that starts afterwards, all at once. Listener
+// settings (socket, TLS and HTTP addresses and files, health address)
+// take effect only at the next start; a change to them is logged. An
+// invalid cfg changes nothing.
+func (s *Server) Reload(cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	old := s.c.cfg()
+	if old.Socket != cfg.Socket || !reflect.DeepEqual(old.TLS, cfg.TLS) || !reflect.DeepEqual(old.HTTP, cfg.HTTP) || old.HealthAddress != cfg.HealthAddress {
+		cfg.Logger.Warn("listener settings changed: they take effect when the daemon restarts")
+		cfg.Socket, cfg.TLS, cfg.HTTP, cfg.HealthAddress = old.Socket, old.TLS, old.HTTP, old.HealthAddress
+	}
+	s.c.setConfig(cfg)
+	cfg.Logger.Info("configuration reloaded", "keys", len(cfg.Keys), "policies", len(cfg.Policies))
+	return nil
+}
+
+// Serve listens and serves until ctx ends, then drains: new calls get
+// ErrDraining (gRPC UNAVAILABLE), calls in flight finish within
+// DrainTimeout (those still running then are cancelled), listeners close
+// and the socket file is removed. It returns nil after a drain, or the
+// error that kept it from listening.
+func (s *Server) Serve(ctx context.Context) error {
+	cfg := s.c.cfg()
+	var (
+		grpcs []*grpc.Server
+		https []*http.Server
+		errc  = make(chan error, 4)
+	)
+	ul, err := listenUnix(cfg.Socket.Path, cfg.Socket.Mode)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket.Path)
+	unixSrv := s.newGRPC(unixCreds{})
+	grpcs = append(grpcs, unixSrv)
+	serveGRPC := func(gs *grpc.Server, l net.Listener) {
+		go func() {
+			if err := gs.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- err
+			}
+		}()
+	}
+	serveGRPC(unixSrv, ul)
+
+	if t := cfg.TLS; t != nil {
+		tc, err := serverTLS(t)
+		if err != nil {
+			s.stop(grpcs, https, 0)
+			return err
+		}
+		l, err := net.Listen("tcp", t.Address)
+		if err != nil {
+			s.stop(grpcs, https, 0)
+			return fmt.Errorf("tls listener: %w", err)
+		}
+		gs := s.newGRPC(credentials.NewTLS(tc))
+		grpcs = append(grpcs, gs)
+		serveGRPC(gs, l)
+	}
+	serveHTTP := func(hs *http.Server, l net.Listener) {
+		https = append(https, hs)
+		go func() {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	if t := cfg.HTTP; t != nil {
+		tc, err := serverTLS(t)
+		if err != nil {
+			s.stop(grpcs, https, 0)
+			return err
+		}
+		l, err := net.Listen("tcp", t.Address)
+		if err != nil {
+			s.stop(grpcs, https, 0)
+			return fmt.Errorf("http listener: %w", err)
+		}
+		serveHTTP(&http.Server{Handler: newHTTPHandler(s.c), ReadHeaderTimeout: 10 * time.Second}, tls.NewListener(l, tc))
+	}
+	if cfg.HealthAddress != "" {
+		l, err := net.Listen("tcp", cfg.HealthAddress)
+		if err != nil {
+			s.stop(grpcs, https, 0)
+			return fmt.Errorf("health listener: %w", err)
+		}
+		serveHTTP(&http.Server{Handler: s.healthHandler(), ReadHeaderTimeout: 10 * time.Second}, l)
+	}
+	cfg.Logger.Info("serving", "socket", cfg.Socket.Path)
+
+	checks, stopChecks := context.WithCancel(context.Background())
+	defer stopChecks()
+	go s.checkReady(checks)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		s.stop(grpcs, https, 0)
+		return err
+	}
+	cfg = s.c.cfg()
+	cfg.Logger.Info("draining", "timeout", cfg.DrainTimeout)
+	stopChecks()
+	s.setServing(false)
+	s.health.Shutdown()
+	s.stop(grpcs, https, cfg.DrainTimeout)
+	cfg.Logger.Info("stopped")
+	return nil
+}
+
+// newGRPC is a gRPC server with every service the daemon speaks.
+func (s *Server) newGRPC(creds credentials.TransportCredentials) *grpc.Server {
+	max := s.c.cfg().MaxRequestBytes
+	gs := grpc.NewServer(
+		grpc.Creds(creds),
+		grpc.MaxRecvMsgSize(max),
+		grpc.MaxSendMsgSize(contract.MaxMessageSize),
+	)
+	sidecarv1.RegisterSignerServer(gs, newGRPCAPI(s.c))
+	registerJWT(gs, s.c)
+	healthpb.RegisterHealthServer(gs, s.health)
+	return gs
+}
+
+// stop drains: new calls are refused, calls in flight get up to timeout,
+// then everything closes.
+func (s *Server) stop(grpcs []*grpc.Server, https []*http.Server, timeout time.Duration) {
+	s.c.startDrain()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, gs := range grpcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { gs.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				gs.Stop()
+			}
+		}()
+	}
+	for _, hs := range https {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if hs.Shutdown(ctx) != nil {
+				hs.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
