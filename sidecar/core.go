@@ -125,7 +125,10 @@ type deniedError struct {
 }
 
 func (e *deniedError) Error() string {
-	return fmt.Sprintf("permission denied: %s may not %s key %s (sidecar policy)", e.caller, e.op, shared.Quote(e.key))
+	// A reference's parameters may hold endpoints or secrets: name the
+	// key by provider and key id only.
+	key, _, _ := strings.Cut(e.key, "?")
+	return fmt.Sprintf("permission denied: %s may not %s key %s (sidecar policy)", e.caller, e.op, shared.Quote(key))
 }
 func (e *deniedError) Unwrap() error { return ErrPolicyDenied }
 

@@ -13,7 +13,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,7 +25,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	jwtv1 "k8s.io/externaljwt/apis/v1"
 	jwtv1alpha1 "k8s.io/externaljwt/apis/v1alpha1"
@@ -102,22 +100,7 @@ type jwtAPI struct {
 // of each API version, dialled as kube-apiserver dials.
 func jwtServe(t *testing.T, c *core) []jwtAPI {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "jwt.sock")
-	lis, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(grpc.Creds(unixCreds{}))
-	registerJWT(gs, c)
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("localhost"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-	})
+	conn := grpcServeConn(t, func(gs *grpc.Server) { registerJWT(gs, c) }, grpc.WithAuthority("localhost"))
 	v1 := jwtv1.NewExternalJWTSignerClient(conn)
 	v1a := jwtv1alpha1.NewExternalJWTSignerClient(conn)
 	return []jwtAPI{
