@@ -8,10 +8,14 @@
 //	knhk-bench -bin ../bin -json results.json [-dur 2s] [-cpuprofile f] [-memprofile f] [-inproc] [-soak 20s]
 //
 // -bin is the directory holding knhk-host, knhk-coldstart and plugins/.
-// -soak drives only the host path of the selected row 2 runs, for as long
-// as it says, to attach perf to both processes meanwhile.
+// Row 7 starts `knhk-host serve` from there on a unix socket in a
+// temporary directory and signs through it with the Go client
+// (github.com/knhk/knhk/client).
+// -soak drives only the host path of the selected row 2 runs (row 7: the
+// daemon through the Go client's SignStream), for as long as it says, to
+// attach perf to the processes meanwhile.
 // -inproc serves the fake provider inside this process (go-plugin
-// reattach, no AutoMTLS) for rows 2 and 4, so one CPU profile covers both
-// sides of the boundary; use it with -cpuprofile and -memprofile for
-// profiling, not for the published table.
+// reattach, no AutoMTLS) for rows 2 and 4, and skips rows 5 and 7, so one
+// CPU profile covers both sides of the boundary; use it with -cpuprofile
+// and -memprofile for profiling, not for the published table.
 package main

@@ -6,20 +6,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/knhk/knhk/internal/procinfo"
 )
 
 // measure is one measured run: throughput, latency percentiles, and the
 // CPU time and context switches per operation of this process and of the
-// plugin processes (its children).
+// other processes it watches (its children, theirs: see watched).
 type measure struct {
 	Ops       int64
 	Seconds   float64
 	OpsPerSec float64
 	P50, P99  time.Duration
 	Use       cpuUse
-	lat       []time.Duration // every call's latency, when timed
+	RSS       map[string]int64 // VmRSS (KiB) by watched process name, at the end of the measured time (callers still running)
+	lat       []time.Duration  // every call's latency, when timed
 }
 
 // warmup runs before every measurement and is not counted.
@@ -35,8 +34,8 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 		wg             sync.WaitGroup
 		lat            = make([][]time.Duration, n)
 	)
-	kids := procinfo.Children("")
-	s0, p0, t0 := selfUse(), pluginUse(kids), time.Now()
+	procs := watched()
+	s0, p0, t0 := selfUse(), procUses(procs), time.Now()
 	for g := 0; g < n; g++ {
 		lat[g] = make([]time.Duration, 0, 4096)
 		wg.Add(1)
@@ -61,10 +60,11 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 	time.Sleep(d)
 	counting.Store(false)
 	elapsed := time.Since(start)
+	rss := residentSets(procs) // under load: the callers still run
 	stop.Store(true)
 	wg.Wait()
 	total := time.Since(t0)
-	s1, p1 := selfUse(), pluginUse(kids)
+	s1, p1 := selfUse(), procUses(procs)
 	if err, ok := firstErr.Load().(error); ok {
 		return measure{}, err
 	}
@@ -77,6 +77,7 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 	}
 	m := percentiles(all, elapsed)
 	m.Use = perOp(s0, s1, p0, p1, float64(m.Ops)*total.Seconds()/elapsed.Seconds()) // warm-up included
+	m.RSS = rss
 	return m, nil
 }
 
@@ -88,31 +89,62 @@ func drive(n int, d time.Duration, op func(g int) error) (measure, error) {
 // throughput divided by the first op's in the same round: a ratio that a
 // burst of background load during one round does not skew.
 func alternateRounds(n int, d time.Duration, rounds int, ops ...func(g int) error) ([]measure, []float64, error) {
+	runs, err := alternate(n, d, rounds, ops...)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]measure, len(ops))
+	ratios := make([]float64, len(ops))
+	for i := range ops {
+		out[i] = mergeRounds(runs[i])
+		if i > 0 {
+			ratios[i] = medianRatio(runs[i], runs[0])
+		}
+	}
+	return out, ratios, nil
+}
+
+// alternate runs ops in turn, rounds times, each for d/rounds with n
+// goroutines, and returns every run: runs[op][round].
+func alternate(n int, d time.Duration, rounds int, ops ...func(g int) error) ([][]measure, error) {
 	runs := make([][]measure, len(ops))
 	for range rounds {
 		for i, op := range ops {
 			m, err := drive(n, d/time.Duration(rounds), op)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			runs[i] = append(runs[i], m)
 		}
 	}
-	out := make([]measure, len(ops))
-	for i := range ops {
-		out[i] = merge(runs[i])
-		out[i].Use = medianUse(runs[i])
+	return runs, nil
+}
+
+// mergeRounds merges one op's rounds: throughput and percentiles over all
+// of them, the median CPU use per operation, the highest RSS.
+func mergeRounds(runs []measure) measure {
+	m := merge(runs)
+	m.Use = medianUse(runs)
+	return m
+}
+
+// medianRatio is the median over the rounds of num's throughput divided
+// by den's in the same round.
+func medianRatio(num, den []measure) float64 {
+	var r []float64
+	for k := range num {
+		r = append(r, num[k].OpsPerSec/den[k].OpsPerSec)
 	}
-	ratios := make([]float64, len(ops))
-	for i := 1; i < len(ops); i++ {
-		var r []float64
-		for k := range rounds {
-			r = append(r, runs[i][k].OpsPerSec/runs[0][k].OpsPerSec)
-		}
-		slices.Sort(r)
-		ratios[i] = (r[(len(r)-1)/2] + r[len(r)/2]) / 2
+	return median(r)
+}
+
+// median of v (sorted in place; the mean of the middle two when even).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
 	}
-	return out, ratios, nil
+	slices.Sort(v)
+	return (v[(len(v)-1)/2] + v[len(v)/2]) / 2
 }
 
 // merge sums runs: total operations over total time, percentiles over
@@ -123,12 +155,16 @@ func merge(ms []measure) measure {
 		ops     int64
 		seconds float64
 	)
+	rss := map[string]int64{}
 	for _, m := range ms {
 		lat = append(lat, m.lat...)
 		ops += m.Ops
 		seconds += m.Seconds
+		for name, kib := range m.RSS {
+			rss[name] = max(rss[name], kib)
+		}
 	}
-	out := measure{Ops: ops, Seconds: seconds, OpsPerSec: float64(ops) / seconds}
+	out := measure{Ops: ops, Seconds: seconds, OpsPerSec: float64(ops) / seconds, RSS: rss}
 	if len(lat) > 0 {
 		p := percentiles(lat, time.Duration(seconds*float64(time.Second)))
 		out.P50, out.P99, out.lat = p.P50, p.P99, p.lat
@@ -191,18 +227,33 @@ func percentiles(all []time.Duration, elapsed time.Duration) measure {
 		P50: all[len(all)/2], P99: all[len(all)*99/100], lat: all}
 }
 
-// medianUse is the median of each field of the runs' CPU use.
+// medianUse is the median of each field of the runs' CPU use, per
+// watched process name too (a process missing from a run counts 0 there).
 func medianUse(ms []measure) cpuUse {
 	med := func(f func(cpuUse) float64) float64 {
 		v := make([]float64, len(ms))
 		for i, m := range ms {
 			v[i] = f(m.Use)
 		}
-		slices.Sort(v)
-		return (v[(len(v)-1)/2] + v[len(v)/2]) / 2
+		return median(v)
 	}
-	return cpuUse{
+	out := cpuUse{
 		HostUs: med(func(u cpuUse) float64 { return u.HostUs }), PluginUs: med(func(u cpuUse) float64 { return u.PluginUs }),
 		HostCS: med(func(u cpuUse) float64 { return u.HostCS }), PluginCS: med(func(u cpuUse) float64 { return u.PluginCS }),
 	}
+	for _, m := range ms {
+		for name := range m.Use.Procs {
+			if _, done := out.Procs[name]; done {
+				continue
+			}
+			if out.Procs == nil {
+				out.Procs = map[string]procShare{}
+			}
+			out.Procs[name] = procShare{
+				Us: med(func(u cpuUse) float64 { return u.Procs[name].Us }),
+				CS: med(func(u cpuUse) float64 { return u.Procs[name].CS }),
+			}
+		}
+	}
+	return out
 }

@@ -13,19 +13,20 @@ import (
 
 // Row is one line of the table.
 type Row struct {
-	Row       int     `json:"row"`
-	Name      string  `json:"name"`
-	Alg       string  `json:"alg,omitempty"`
-	Callers   int     `json:"callers,omitempty"`
-	Verify    string  `json:"verify,omitempty"` // "on", "off" or ""
-	OpsPerSec float64 `json:"ops_per_sec,omitempty"`
-	P50us     float64 `json:"p50_us,omitempty"`
-	P99us     float64 `json:"p99_us,omitempty"`
-	Ratio     float64 `json:"ratio,omitempty"` // to RatioTo
-	RatioTo   string  `json:"ratio_to,omitempty"`
-	Value     string  `json:"value,omitempty"` // rows that are not throughputs
-	Note      string  `json:"note,omitempty"`
-	CPU       *cpuUse `json:"cpu,omitempty"` // per operation, rows 1 and 2 at 1 and 64 callers
+	Row       int         `json:"row"`
+	Name      string      `json:"name"`
+	Alg       string      `json:"alg,omitempty"`
+	Callers   int         `json:"callers,omitempty"`
+	Verify    string      `json:"verify,omitempty"` // "on", "off" or ""
+	OpsPerSec float64     `json:"ops_per_sec,omitempty"`
+	P50us     float64     `json:"p50_us,omitempty"`
+	P99us     float64     `json:"p99_us,omitempty"`
+	Ratio     float64     `json:"ratio,omitempty"` // to RatioTo
+	RatioTo   string      `json:"ratio_to,omitempty"`
+	Value     string      `json:"value,omitempty"` // rows that are not throughputs
+	Note      string      `json:"note,omitempty"`
+	CPU       *cpuUse     `json:"cpu,omitempty"`     // per operation, rows 1, 2 and 7
+	Sidecar   *sidecarUse `json:"sidecar,omitempty"` // row 7, the daemon under the streaming client's load
 }
 
 // Target is one target of the issue and whether this run met it.

@@ -66,6 +66,11 @@ func newHTTPHandler(c *core) http.Handler {
 	mux.HandleFunc("POST /v1/keys/{key}/rotate", h.rotate)
 	mux.HandleFunc("POST /v1/keys/{key}/create", h.create)
 	mux.HandleFunc("GET /v1/providers/{provider}/keys", h.list)
+	// Anything else (another path, or a path with another method) gets a
+	// JSON error too.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpWriteError(w, http.StatusNotFound, codes.NotFound, "", fmt.Sprintf("no API call %s %s (see the sidecar's HTTP/JSON API)", r.Method, shared.Quote(r.URL.Path)))
+	})
 	return mux
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 )
@@ -26,16 +27,18 @@ type app struct {
 	configPath string
 	logLevel   string
 	output     string
+	server     string // --server, else $KNHK_SERVER: the daemon's socket
 
 	cfg     *config
 	host    *host.Host
-	started bool // cobra parsed the command line and a command started
+	client  *client.Client // with --server: the daemon, instead of host
+	started bool           // cobra parsed the command line and a command started
 }
 
 // Run runs the command line with args (without the program name) and
 // returns the exit status. Results go to stdout, errors and logs to stderr,
-// nothing else anywhere. Plugins started on the way are stopped before Run
-// returns.
+// nothing else anywhere. Plugins started on the way are stopped, and the
+// connection to the daemon (--server) closed, before Run returns.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCmd()
@@ -47,6 +50,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if a.host != nil {
 		if cerr := a.host.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("stop plugins: %w", cerr)
+		}
+	}
+	if a.client != nil {
+		if cerr := a.client.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the connection to the sidecar: %w", cerr)
 		}
 	}
 	if err == nil {
@@ -94,6 +102,13 @@ A config file (--config FILE, HCL) sets defaults and names keys; flags win:
     params = { region = "eu-west-1" }
   }
 
+With --server (or $KNHK_SERVER), sign, verify, pubkey, metadata, rotate and
+keys go through a knhk-host serve daemon on its unix socket instead: it holds
+the keys' plugins and credentials and checks its policy for this user. --key
+then names one of the daemon's keys, or a reference it allows; --config,
+--plugin-dir and --lock-file do not apply to those commands. plugins always
+runs here.
+
 Results go to stdout, nothing else does; errors go to stderr as one line
 (one JSON object with -o json); logs go to stderr when --log-level asks.
 
@@ -116,9 +131,12 @@ Results go to stdout, nothing else does; errors go to stderr as one line
 	f.StringVar(&a.configPath, "config", "", "HCL config file naming keys and setting plugin directories, lock file, timeouts")
 	f.StringVar(&a.logLevel, "log-level", "", "host and plugin log level on stderr: off, error, warn, info, debug, trace (default off)")
 	f.StringVarP(&a.output, "output", "o", formatText, "output format: text or json (errors on stderr follow it)")
+	f.StringVar(&a.server, "server", "", "sign, verify and manage keys through the knhk-host serve daemon at this unix socket: unix:///PATH or /PATH (default: $"+serverEnv+"; none: run plugins here)")
 
+	plugins := a.pluginsCmd()
+	plugins.Annotations = map[string]string{localOnly: "lists and locks this machine's plugins"}
 	root.AddCommand(
-		a.pluginsCmd(),
+		plugins,
 		a.keysCmd(),
 		a.signCmd(),
 		a.verifyCmd(),
@@ -154,7 +172,7 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 	if _, err := a.level(); err != nil {
 		return err
 	}
-	return nil
+	return a.setupServer(cmd)
 }
 
 // level parses the log level; the default is off, so stderr carries only
@@ -214,19 +232,6 @@ func (a *app) searchDirs() []string {
 	return host.SearchDirs(nil)
 }
 
-// openKey starts the host and opens the key ref names.
-func (a *app) openKey(ctx context.Context, ref host.Ref) (*host.Key, error) {
-	h, err := a.openHost(ctx)
-	if err != nil {
-		return nil, err
-	}
-	k, err := h.Key(ctx, ref.String())
-	if err != nil {
-		return nil, fmt.Errorf("open key %s: %w", errName(ref), err)
-	}
-	return k, nil
-}
-
 // printer is where a command writes its result.
 func (a *app) printer() printer {
 	return printer{w: a.stdout, json: a.output == formatJSON}
@@ -243,35 +248,47 @@ func (k *keyFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&k.params, "param", nil, "key parameter name=value, added to the reference's (repeatable)")
 }
 
-// resolve turns --key and --param into a reference: a key named in the
-// config file, or a reference string; --param values win.
-func (a *app) resolve(k keyFlags) (host.Ref, error) {
+// resolve turns --key and --param into the key to open: a key named in
+// the config file, or a reference string; --param values win. With
+// --server, a name is the daemon's (the config file does not apply) and
+// goes as given; a reference gets the --param values.
+func (a *app) resolve(k keyFlags) (keySpec, error) {
 	if strings.TrimSpace(k.key) == "" {
-		return host.Ref{}, usagef("pass --key PROVIDER:KEYID (e.g. --key 'fake:demo?state=/tmp/keys.json') or a key name from --config", "missing --key")
+		if a.client != nil {
+			return keySpec{}, usagef("pass --key NAME, a key name of the sidecar's, or a reference PROVIDER:KEYID it allows", "missing --key")
+		}
+		return keySpec{}, usagef("pass --key PROVIDER:KEYID (e.g. --key 'fake:demo?state=/tmp/keys.json') or a key name from --config", "missing --key")
 	}
 	var ref host.Ref
 	var err error
-	if named, ok := a.cfg.Keys[k.key]; ok {
+	named, isNamed := a.cfg.Keys[k.key]
+	switch {
+	case a.client != nil && !strings.Contains(k.key, ":"):
+		if len(k.params) > 0 {
+			return keySpec{}, usagef("give --param with a reference PROVIDER:KEYID; the sidecar's key names carry their own parameters", "--param with the sidecar's key name %s", shared.Quote(k.key))
+		}
+		return keySpec{name: k.key}, nil
+	case isNamed && a.client == nil:
 		ref, err = host.ParseRef(named.Ref)
 		if err != nil {
-			return host.Ref{}, fmt.Errorf("%w: key %s in %s: %w", errConfig, shared.Quote(k.key), a.configPath, err)
+			return keySpec{}, fmt.Errorf("%w: key %s in %s: %w", errConfig, shared.Quote(k.key), a.configPath, err)
 		}
 		ref.Params = merge(ref.Params, named.Params)
-	} else {
+	default:
 		ref, err = host.ParseRef(k.key)
 		if err != nil {
 			if !strings.Contains(k.key, ":") && a.configPath != "" {
-				return host.Ref{}, usagef(fmt.Sprintf("name a key defined in %s or give PROVIDER:KEYID", a.configPath), "no key named %s in the config file", shared.Quote(k.key))
+				return keySpec{}, usagef(fmt.Sprintf("name a key defined in %s or give PROVIDER:KEYID", a.configPath), "no key named %s in the config file", shared.Quote(k.key))
 			}
-			return host.Ref{}, err
+			return keySpec{}, err
 		}
 	}
 	params, err := parseParams(k.params)
 	if err != nil {
-		return host.Ref{}, err
+		return keySpec{}, err
 	}
 	ref.Params = merge(ref.Params, params)
-	return ref, nil
+	return keySpec{ref: ref}, nil
 }
 
 // parseParams parses repeated name=value flags.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 )
@@ -148,6 +149,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", host.ErrCallTimeout), ExitRuntime},
 		{fmt.Errorf("x: %w", host.ErrVerifyAfterSign), ExitRuntime},
 		{fmt.Errorf("x: %w", context.Canceled), ExitRuntime},
+		{fmt.Errorf("x: %w", client.ErrPolicyDenied), ExitRuntime},
+		{&client.UnreachableError{Target: "unix:///run/knhk.sock", Err: shared.ErrUnavailable}, ExitRuntime},
 		{errors.New("anything else"), ExitRuntime},
 	} {
 		code, hint := classify(tc.err, "knhk-host sign")
@@ -180,5 +183,96 @@ func TestRunWithoutPlugins(t *testing.T) {
 	code = Run(context.Background(), []string{"--plugin-dir", dir, "sign", "--key", "fake:k"}, strings.NewReader("m"), &out, &errb)
 	if code != ExitUsage || out.Len() != 0 || !strings.Contains(errb.String(), "plugin not found") {
 		t.Fatalf("sign without the plugin: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+// TestClassifySidecar pins the hints of the sidecar's own failures: they
+// say what to do about the daemon, not about a provider.
+func TestClassifySidecar(t *testing.T) {
+	_, hint := classify(fmt.Errorf("sign: %w", client.ErrPolicyDenied), "knhk-host sign")
+	if !strings.Contains(hint, "sidecar's policy") {
+		t.Errorf("policy denied: hint %q", hint)
+	}
+	_, hint = classify(fmt.Errorf("sign: %w", &client.UnreachableError{Target: "unix:///run/knhk.sock", Err: shared.ErrUnavailable}), "knhk-host sign")
+	if !strings.Contains(hint, "is knhk-host serve running at unix:///run/knhk.sock?") {
+		t.Errorf("unreachable: hint %q", hint)
+	}
+}
+
+func TestServerTarget(t *testing.T) {
+	for in, want := range map[string]string{
+		"unix:///run/knhk/knhk.sock": "unix:///run/knhk/knhk.sock",
+		"unix:knhk.sock":             "unix:knhk.sock",
+		"/run/knhk/knhk.sock":        "unix:///run/knhk/knhk.sock",
+		" /run/knhk/knhk.sock\n":     "unix:///run/knhk/knhk.sock",
+	} {
+		if got, err := serverTarget(in); err != nil || got != want {
+			t.Errorf("%q: %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"localhost:8443", "dns:///knhk.example:8443", "https://knhk.example", "knhk.sock"} {
+		var ue *usageError
+		if _, err := serverTarget(in); !errors.As(err, &ue) || !strings.Contains(ue.hint, "unix socket") {
+			t.Errorf("%q: %v, want a usage error about the unix socket", in, err)
+		}
+	}
+}
+
+// TestResolveWithServer: with --server a key name is the daemon's and goes
+// as given, even when --config names a key alike; a reference gets the
+// --param values.
+func TestResolveWithServer(t *testing.T) {
+	c, err := client.Dial(context.Background(), "unix:///nonexistent/knhk.sock") // no connection is made
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a := &app{cfg: &config{Keys: map[string]keyBlock{"release": {Name: "release", Ref: "fake:local"}}}, client: c}
+	spec, err := a.resolve(keyFlags{key: "release"})
+	if err != nil || spec.String() != "release" || spec.show() != "release" {
+		t.Errorf("name: %+v, %v", spec, err)
+	}
+	spec, err = a.resolve(keyFlags{key: "fake:demo?seed=a", params: []string{"state=/var/k.json", "seed=b"}})
+	if err != nil || spec.String() != "fake:demo?seed=b&state=%2Fvar%2Fk.json" || spec.show() != "fake:demo" {
+		t.Errorf("reference: %q (%q), %v", spec.String(), spec.show(), err)
+	}
+	var ue *usageError
+	if _, err := a.resolve(keyFlags{key: "release", params: []string{"seed=b"}}); !errors.As(err, &ue) {
+		t.Errorf("--param with a name: %v, want a usage error", err)
+	}
+	if _, err := a.resolve(keyFlags{key: "fake:"}); !errors.Is(err, host.ErrMalformedRef) {
+		t.Errorf("malformed reference: %v", err)
+	}
+}
+
+// TestServerFlag runs what needs no daemon: plugins refuse --server but
+// run with $KNHK_SERVER set, and a daemon that is not there is exit
+// status 3 with a hint naming the socket.
+func TestServerFlag(t *testing.T) {
+	dir := t.TempDir()
+	sock := "unix://" + filepath.Join(dir, "absent.sock")
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"--server", sock, "--plugin-dir", dir, "plugins"}, nil, &out, &errb)
+	if code != ExitUsage || out.Len() != 0 || !strings.Contains(errb.String(), "runs locally") {
+		t.Errorf("plugins --server: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	t.Setenv(serverEnv, sock)
+	out.Reset()
+	errb.Reset()
+	code = Run(context.Background(), []string{"--plugin-dir", dir, "plugins", "-o", "json"}, nil, &out, &errb)
+	if code != ExitOK || strings.TrimSpace(out.String()) != "[]" {
+		t.Errorf("plugins with $%s: exit %d, stdout %q, stderr %q", serverEnv, code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = Run(context.Background(), []string{"pubkey", "--key", "release"}, nil, &out, &errb)
+	if code != ExitRuntime || out.Len() != 0 || !strings.Contains(errb.String(), "is knhk-host serve running at "+sock+"?") {
+		t.Errorf("pubkey with no daemon: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = Run(context.Background(), []string{"--server", "localhost:8443", "pubkey", "--key", "release"}, nil, &out, &errb)
+	if code != ExitUsage || !strings.Contains(errb.String(), "unix socket") {
+		t.Errorf("TCP --server: exit %d, stderr %q", code, errb.String())
 	}
 }

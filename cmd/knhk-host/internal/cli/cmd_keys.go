@@ -50,7 +50,7 @@ Key types: ` + joinStrings(shared.KeyTypes) + `.`,
   knhk-host keys create --key aws:alias/release --param region=eu-west-1 --type ec-p256 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ref, err := a.resolve(kf)
+			spec, err := a.resolve(kf)
 			if err != nil {
 				return err
 			}
@@ -61,20 +61,16 @@ Key types: ` + joinStrings(shared.KeyTypes) + `.`,
 			if err != nil {
 				return usagef("pass --type, one of "+joinStrings(shared.KeyTypes), "%v", err)
 			}
-			h, err := a.openHost(cmd.Context())
+			k, created, err := a.backend().CreateKey(cmd.Context(), spec, kt)
 			if err != nil {
-				return err
+				return fmt.Errorf("create %s key %s: %w", kt, spec.errName(), err)
 			}
-			k, err := h.CreateKey(cmd.Context(), ref.String(), kt)
-			if err != nil {
-				return fmt.Errorf("create %s key %s: %w", kt, errName(ref), err)
-			}
-			// CreateKey's handle carries the id; the version comes with the public key.
+			// The created key's name carries the id; the version comes with the public key.
 			pk, err := k.PublicKey(cmd.Context(), "")
 			if err != nil {
-				return fmt.Errorf("created key %s but could not read it back: %w", errName(k.Ref()), err)
+				return fmt.Errorf("created key %s but could not read it back: %w", created.errName(), err)
 			}
-			res := createdJSON{Key: show(k.Ref()), KeyID: k.Ref().KeyID, Type: pk.Type, Version: pk.Version}
+			res := createdJSON{Key: created.show(), KeyID: created.keyID(), Type: pk.Type, Version: pk.Version}
 			return a.printer().print(res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "key:     %s\nversion: %s\n", res.Key, res.Version)
 				return err
@@ -114,11 +110,7 @@ a vault address, a state file...): key, type, current version and aliases.`,
 			if err != nil {
 				return err
 			}
-			h, err := a.openHost(cmd.Context())
-			if err != nil {
-				return err
-			}
-			keys, err := h.ListKeys(cmd.Context(), provider, p)
+			keys, err := a.backend().ListKeys(cmd.Context(), provider, p)
 			if err != nil {
 				return fmt.Errorf("list keys of %s: %w", safe(provider), err)
 			}

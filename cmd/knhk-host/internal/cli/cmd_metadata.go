@@ -38,19 +38,19 @@ func (a *app) metadataCmd() *cobra.Command {
   knhk-host metadata --key release --config knhk.hcl -o json | jq -r .current_version`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ref, err := a.resolve(kf)
+			spec, err := a.resolve(kf)
 			if err != nil {
 				return err
 			}
-			k, err := a.openKey(cmd.Context(), ref)
+			k, err := a.openKey(cmd.Context(), spec)
 			if err != nil {
 				return err
 			}
 			md, err := k.Metadata(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("get metadata of %s: %w", errName(ref), err)
+				return fmt.Errorf("get metadata of %s: %w", spec.errName(), err)
 			}
-			res := metadataJSON{Key: show(ref), KeyID: md.KeyID, Type: md.Type, Algorithms: md.Algorithms,
+			res := metadataJSON{Key: spec.show(), KeyID: md.KeyID, Type: md.Type, Algorithms: md.Algorithms,
 				CurrentVersion: md.CurrentVersion, Versions: []versionJSON{}, Attributes: md.Attributes}
 			if res.Algorithms == nil {
 				res.Algorithms = md.Type.Algorithms()

@@ -28,7 +28,7 @@ nothing else, so it can be piped:
   knhk-host pubkey --key release --config knhk.hcl --version 1 > release-v1.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ref, err := a.resolve(kf)
+			spec, err := a.resolve(kf)
 			if err != nil {
 				return err
 			}
@@ -41,13 +41,13 @@ nothing else, so it can be piped:
 					return usagef("pass --alg, one of "+joinStrings(shared.Algorithms), "%v", err)
 				}
 			}
-			k, err := a.openKey(cmd.Context(), ref)
+			k, err := a.openKey(cmd.Context(), spec)
 			if err != nil {
 				return err
 			}
 			pk, err := k.PublicKey(cmd.Context(), version)
 			if err != nil {
-				return fmt.Errorf("get public key of %s: %w", errName(ref), err)
+				return fmt.Errorf("get public key of %s: %w", spec.errName(), err)
 			}
 			var out []byte
 			if format == "pem" {
@@ -59,7 +59,7 @@ nothing else, so it can be piped:
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("public key of %s: %w", errName(ref), err)
+				return fmt.Errorf("public key of %s: %w", spec.errName(), err)
 			}
 			_, err = a.stdout.Write(out)
 			return writeErr(err)

@@ -26,19 +26,19 @@ metadata' before rotating again.`,
   v=$(knhk-host rotate --key release --config knhk.hcl)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ref, err := a.resolve(kf)
+			spec, err := a.resolve(kf)
 			if err != nil {
 				return err
 			}
-			k, err := a.openKey(cmd.Context(), ref)
+			k, err := a.openKey(cmd.Context(), spec)
 			if err != nil {
 				return err
 			}
 			v, err := k.Rotate(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("rotate %s: %w", errName(ref), err)
+				return fmt.Errorf("rotate %s: %w", spec.errName(), err)
 			}
-			res := rotatedJSON{Key: show(ref), Version: v}
+			res := rotatedJSON{Key: spec.show(), Version: v}
 			return a.printer().print(res, func(w io.Writer) error {
 				_, err := fmt.Fprintln(w, v)
 				return err

@@ -30,30 +30,40 @@ func (f *signFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.in, "in", "i", "", "file holding the message or digest (default: stdin)")
 }
 
+// prepared is a sign or verify command ready to run: the key, how to
+// name it, the options and the input.
+type prepared struct {
+	key  keyOps
+	spec keySpec
+	opts host.SignOptions
+	in   input
+}
+
 // prepare checks the flags, opens the input and the key, in that order, so
 // a bad command line never starts a plugin, then reads the input: the
 // digest with --prehashed, else the message, hashed while it is read when
 // it is long (see readMessage). edLimit bounds an EdDSA message (0: no
 // bound).
-func (a *app) prepare(ctx context.Context, f signFlags, stdinFree bool, edLimit int64) (*host.Key, host.SignOptions, input, error) {
-	var opts host.SignOptions
-	ref, err := a.resolve(f.keyFlags)
+func (a *app) prepare(ctx context.Context, f signFlags, stdinFree bool, edLimit int64) (prepared, error) {
+	var p prepared
+	spec, err := a.resolve(f.keyFlags)
 	if err != nil {
-		return nil, opts, input{}, err
+		return p, err
 	}
+	p.spec = spec
 	if f.alg != "" {
 		alg, err := shared.ParseAlgorithm(f.alg)
 		if err != nil {
-			return nil, opts, input{}, usagef("pass --alg, one of "+joinStrings(shared.Algorithms), "%v", err)
+			return p, usagef("pass --alg, one of "+joinStrings(shared.Algorithms), "%v", err)
 		}
 		if alg == shared.EdDSA && f.prehashed {
-			return nil, opts, input{}, usagef("leave out --prehashed: Ed25519 signs the whole message", "EdDSA cannot sign a prehashed digest")
+			return p, usagef("leave out --prehashed: Ed25519 signs the whole message", "EdDSA cannot sign a prehashed digest")
 		}
-		opts.Algorithm = alg
+		p.opts.Algorithm = alg
 	}
-	opts.Version = f.version
+	p.opts.Version = f.version
 	if !stdinFree && (f.in == "" || f.in == "-") {
-		return nil, opts, input{}, usagef("pass the message with --in FILE", "the signature is read from stdin, so the message cannot be too")
+		return p, usagef("pass the message with --in FILE", "the signature is read from stdin, so the message cannot be too")
 	}
 	what := "message"
 	if f.prehashed {
@@ -61,32 +71,32 @@ func (a *app) prepare(ctx context.Context, f signFlags, stdinFree bool, edLimit 
 	}
 	r, err := openInput(f.in, a.stdin, what)
 	if err != nil {
-		return nil, opts, input{}, err
+		return p, err
 	}
 	defer r.Close()
-	k, err := a.openKey(ctx, ref)
-	if err != nil {
-		return nil, opts, input{}, err
+	if p.key, err = a.openKey(ctx, spec); err != nil {
+		return p, err
 	}
-	if opts.Algorithm == "" {
+	if p.opts.Algorithm == "" {
 		// The default algorithm depends on the key: find it now, to know
 		// whether the message is hashed, and so that EdDSA keys get a
 		// clear refusal of --prehashed instead of a digest-length error.
-		pk, err := k.PublicKey(ctx, f.version)
+		pk, err := p.key.PublicKey(ctx, f.version)
 		if err != nil {
-			return nil, opts, input{}, fmt.Errorf("get public key of %s: %w", errName(ref), err)
+			return p, fmt.Errorf("get public key of %s: %w", spec.errName(), err)
 		}
-		opts.Algorithm = pk.Type.DefaultAlgorithm()
-		if opts.Algorithm == shared.EdDSA && f.prehashed {
-			return nil, opts, input{}, usagef("leave out --prehashed: Ed25519 signs the whole message", "%s is an Ed25519 key, which cannot sign a prehashed digest", errName(ref))
+		p.opts.Algorithm = pk.Type.DefaultAlgorithm()
+		if p.opts.Algorithm == shared.EdDSA && f.prehashed {
+			return p, usagef("leave out --prehashed: Ed25519 signs the whole message", "%s is an Ed25519 key, which cannot sign a prehashed digest", spec.errName())
 		}
 	}
 	if f.prehashed {
 		digest, err := readBounded(r, maxDigestInput, f.in, "digest", "--prehashed takes the binary digest (32, 48 or 64 bytes), e.g. from openssl dgst -binary")
-		return k, opts, input{data: digest, digest: true}, err
+		p.in = input{data: digest, digest: true}
+		return p, err
 	}
-	in, err := readMessage(r, opts.Algorithm, edLimit, f.in)
-	return k, opts, in, err
+	p.in, err = readMessage(r, p.opts.Algorithm, edLimit, f.in)
+	return p, err
 }
 
 // signatureJSON is `sign -o json`.
@@ -127,25 +137,25 @@ returned.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			k, opts, in, err := a.prepare(ctx, f, true, host.MaxWholeMessage)
+			p, err := a.prepare(ctx, f, true, host.MaxWholeMessage)
 			if err != nil {
 				return err
 			}
 			var sig host.Signature
-			if in.digest {
-				sig, err = k.SignDigest(ctx, in.data, opts)
+			if p.in.digest {
+				sig, err = p.key.SignDigest(ctx, p.in.data, p.opts)
 			} else {
-				sig, err = k.SignMessage(ctx, in.data, opts)
+				sig, err = p.key.SignMessage(ctx, p.in.data, p.opts)
 			}
 			if err != nil {
-				return fmt.Errorf("sign with %s: %w", errName(k.Ref()), err)
+				return fmt.Errorf("sign with %s: %w", p.spec.errName(), err)
 			}
 			if out != "" && out != "-" {
 				if err := writeOutput(out, sig.Signature); err != nil {
 					return err
 				}
 			}
-			res := signatureJSON{Key: show(k.Ref()), Algorithm: sig.Algorithm, Version: sig.Version, Signature: base64.StdEncoding.EncodeToString(sig.Signature), Out: out}
+			res := signatureJSON{Key: p.spec.show(), Algorithm: sig.Algorithm, Version: sig.Version, Signature: base64.StdEncoding.EncodeToString(sig.Signature), Out: out}
 			if out == "-" && !a.printer().json {
 				_, err := a.stdout.Write(sig.Signature)
 				return writeErr(err)
@@ -179,7 +189,7 @@ func (a *app) verifyCmd() *cobra.Command {
 		Use:   "verify --key REF [--alg ALG] [--version V] --sig FILE [--in FILE]",
 		Short: "Check a signature: exit status 0 when valid, 1 when invalid",
 		Long: `Check the signature in --sig over the message read from --in (or stdin),
-locally with the key's public key. --sig holds raw signature bytes or the
+locally with the key's public key (with --server, the daemon checks it). --sig holds raw signature bytes or the
 base64 that 'sign' prints. --alg, --version and --prehashed mean what they
 mean for sign; without --version the current version's key is used, so pass
 the version that signed after a rotation.
@@ -205,24 +215,25 @@ signature is valid, 1 when it is not, 2 or 3 on any error.`,
 			}
 			sig := decodeSignature(raw)
 			// Verification is local: an EdDSA message of any size can be
-			// checked, so it is not bounded.
-			k, opts, in, err := a.prepare(ctx, f, sigPath != "-", 0)
+			// checked, so it is not bounded. (Through the daemon, one
+			// over host.MaxWholeMessage is refused.)
+			p, err := a.prepare(ctx, f, sigPath != "-", 0)
 			if err != nil {
 				return err
 			}
-			if in.digest {
-				err = k.VerifyDigest(ctx, in.data, sig, opts)
+			if p.in.digest {
+				err = p.key.VerifyDigest(ctx, p.in.data, sig, p.opts)
 			} else {
-				err = k.VerifyMessage(ctx, in.data, sig, opts)
+				err = p.key.VerifyMessage(ctx, p.in.data, sig, p.opts)
 			}
 			valid := err == nil
 			if err != nil && !errors.Is(err, shared.ErrBadSignature) {
-				return fmt.Errorf("verify with %s: %w", errName(k.Ref()), err)
+				return fmt.Errorf("verify with %s: %w", p.spec.errName(), err)
 			}
-			res := verdictJSON{Key: show(k.Ref()), Algorithm: opts.Algorithm, Version: opts.Version, Valid: valid}
+			res := verdictJSON{Key: p.spec.show(), Algorithm: p.opts.Algorithm, Version: p.opts.Version, Valid: valid}
 			// Name the algorithm and version that were checked; the public
-			// key is cached, so this costs no plugin call.
-			if pk, err := k.PublicKey(ctx, opts.Version); err == nil {
+			// key is cached (locally), so this costs no plugin call.
+			if pk, err := p.key.PublicKey(ctx, p.opts.Version); err == nil {
 				if res.Algorithm == "" {
 					res.Algorithm = pk.Type.DefaultAlgorithm()
 				}

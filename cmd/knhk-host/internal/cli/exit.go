@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 )
@@ -29,7 +30,8 @@ const (
 	ExitUsage = 2
 	// ExitRuntime: the operation failed: a plugin was refused, did not start,
 	// crashed or timed out; the key does not exist; the provider refused or
-	// was unavailable; output could not be written.
+	// was unavailable; the sidecar (--server) could not be reached or its
+	// policy refused; output could not be written.
 	ExitRuntime = 3
 )
 
@@ -41,7 +43,8 @@ const exitCodesHelp = `Exit status:
      reference, unknown provider, key type or algorithm, unreadable input,
      malformed config or lock file
   3  runtime error: plugin refused, failed or timed out, key not found,
-     provider error, output not written`
+     provider error, sidecar unreachable or its policy refused, output not
+     written`
 
 // usageError marks an error in the invocation itself (exit status 2).
 type usageError struct {
@@ -65,6 +68,7 @@ var errInvalidSignature = errors.New("signature is invalid")
 // do about it.
 func classify(err error, cmdPath string) (code int, hint string) {
 	var ue *usageError
+	var unreachable *client.UnreachableError
 	switch {
 	case errors.Is(err, errInvalidSignature):
 		return ExitInvalid, ""
@@ -96,6 +100,8 @@ func classify(err error, cmdPath string) (code int, hint string) {
 		return ExitRuntime, "check the key reference and its parameters, or create the key with 'knhk-host keys create'"
 	case errors.Is(err, shared.ErrAlreadyExists):
 		return ExitRuntime, "choose another key id, or use the existing key"
+	case errors.Is(err, client.ErrPolicyDenied):
+		return ExitRuntime, "the sidecar's policy does not allow this caller this operation on this key; ask the daemon's operator for a policy that does"
 	case errors.Is(err, shared.ErrPermissionDenied):
 		return ExitRuntime, "check the provider's credentials and their permissions on this key"
 	case errors.Is(err, shared.ErrUnimplemented):
@@ -108,6 +114,8 @@ func classify(err error, cmdPath string) (code int, hint string) {
 		return ExitRuntime, "the key may have been created anyway: check with 'knhk-host metadata --key REF' (or 'knhk-host keys list') before creating it again"
 	case mayHaveHappened(err) && strings.HasSuffix(cmdPath, " rotate"):
 		return ExitRuntime, "the key may have been rotated anyway: check its current version with 'knhk-host metadata --key REF' before rotating again"
+	case errors.As(err, &unreachable):
+		return ExitRuntime, fmt.Sprintf("is knhk-host serve running at %s? start it, or point --server (or $%s) at its socket", unreachable.Target, serverEnv)
 	case host.IsRetryable(err), errors.Is(err, context.DeadlineExceeded):
 		return ExitRuntime, "retry later; rerun with --log-level debug to see the plugin's logs"
 	case errors.Is(err, context.Canceled):
