@@ -116,7 +116,8 @@ Results go to stdout, nothing else does; errors go to stderr as one line
 		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ec-p256
   echo hello | knhk-host sign --key 'fake:demo?state=/tmp/keys.json' > hello.sig
   echo hello | knhk-host verify --key 'fake:demo?state=/tmp/keys.json' --sig hello.sig
-  knhk-host pubkey --key 'fake:demo?state=/tmp/keys.json' | openssl pkey -pubin -noout -text`,
+  knhk-host pubkey --key 'fake:demo?state=/tmp/keys.json' | openssl pkey -pubin -noout -text
+  knhk-host --server unix:///run/knhk/knhk.sock sign --key release --in release.tar.gz --out release.sig`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.setup,
@@ -134,9 +135,12 @@ Results go to stdout, nothing else does; errors go to stderr as one line
 	f.StringVar(&a.server, "server", "", "sign, verify and manage keys through the knhk-host serve daemon at this unix socket: unix:///PATH or /PATH (default: $"+serverEnv+"; none: run plugins here)")
 
 	plugins := a.pluginsCmd()
-	plugins.Annotations = map[string]string{localOnly: "lists and locks this machine's plugins"}
+	plugins.Annotations = map[string]string{localOnly: "it lists and locks this machine's plugins"}
+	serve := a.serveCmd()
+	serve.Annotations = map[string]string{localOnly: "it is the daemon"}
 	root.AddCommand(
 		plugins,
+		serve,
 		a.keysCmd(),
 		a.signCmd(),
 		a.verifyCmd(),

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/knhk/knhk/client"
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+// serverEnv names the daemon when --server is not given.
+const serverEnv = "KNHK_SERVER"
+
+// localOnly is the annotation of a command that runs here whatever
+// --server says (plugins, plugins lock, serve); its value says why.
+const localOnly = "knhk.local-only"
+
+// keyOps is what the commands do with a key. *host.Key (plugins run
+// here) and *client.Key (through the daemon, --server) both have these
+// methods, so the commands do not know which they hold.
+type keyOps interface {
+	SignDigest(ctx context.Context, digest []byte, opts host.SignOptions) (host.Signature, error)
+	SignMessage(ctx context.Context, message []byte, opts host.SignOptions) (host.Signature, error)
+	VerifyDigest(ctx context.Context, digest, sig []byte, opts host.SignOptions) error
+	VerifyMessage(ctx context.Context, message, sig []byte, opts host.SignOptions) error
+	PublicKey(ctx context.Context, version string) (host.PublicKey, error)
+	Metadata(ctx context.Context) (shared.KeyMetadata, error)
+	Rotate(ctx context.Context) (string, error)
+}
+
+var (
+	_ keyOps = (*host.Key)(nil)
+	_ keyOps = (*client.Key)(nil)
+)
+
+// keySpec is the key a command names: a reference (--key, or a key named
+// in --config, with --param merged in), or, with --server, a key name of
+// the daemon's, sent as given.
+type keySpec struct {
+	ref  host.Ref
+	name string // the daemon's key name; "" for a reference
+}
+
+// String is the key as the host or the daemon is given it.
+func (s keySpec) String() string {
+	if s.name != "" {
+		return s.name
+	}
+	return s.ref.String()
+}
+
+// show is the key as output names it: a daemon's key name, or a
+// reference without its parameters (see show).
+func (s keySpec) show() string {
+	if s.name != "" {
+		return s.name
+	}
+	return show(s.ref)
+}
+
+// errName is the key as an error names it.
+func (s keySpec) errName() string { return safe(s.show()) }
+
+// keyID is the provider's key id, or the daemon's key name.
+func (s keySpec) keyID() string {
+	if s.name != "" {
+		return s.name
+	}
+	return s.ref.KeyID
+}
+
+// backend carries out the key commands: with the host in this process,
+// or through the daemon (--server).
+type backend interface {
+	Key(ctx context.Context, spec keySpec) (keyOps, error)
+	// CreateKey returns the new key and how to name it: a provider may
+	// choose the key id itself.
+	CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType) (keyOps, keySpec, error)
+	ListKeys(ctx context.Context, provider string, params map[string]string) ([]shared.KeySummary, error)
+}
+
+// backend is the daemon's client with --server, else the local host.
+func (a *app) backend() backend {
+	if a.client != nil {
+		return serverBackend{a.client}
+	}
+	return localBackend{a}
+}
+
+// openKey opens the key spec names.
+func (a *app) openKey(ctx context.Context, spec keySpec) (keyOps, error) {
+	k, err := a.backend().Key(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("open key %s: %w", spec.errName(), err)
+	}
+	return k, nil
+}
+
+// localBackend runs the plugins in this process's host.
+type localBackend struct{ a *app }
+
+func (b localBackend) Key(ctx context.Context, spec keySpec) (keyOps, error) {
+	h, err := b.a.openHost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.Key(ctx, spec.String())
+}
+
+func (b localBackend) CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType) (keyOps, keySpec, error) {
+	h, err := b.a.openHost(ctx)
+	if err != nil {
+		return nil, spec, err
+	}
+	k, err := h.CreateKey(ctx, spec.String(), kt)
+	if err != nil {
+		return nil, spec, err
+	}
+	return k, keySpec{ref: k.Ref()}, nil
+}
+
+func (b localBackend) ListKeys(ctx context.Context, provider string, params map[string]string) ([]shared.KeySummary, error) {
+	h, err := b.a.openHost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.ListKeys(ctx, provider, params)
+}
+
+// serverBackend goes through the daemon.
+type serverBackend struct{ c *client.Client }
+
+func (b serverBackend) Key(ctx context.Context, spec keySpec) (keyOps, error) {
+	return b.c.Key(ctx, spec.String())
+}
+
+func (b serverBackend) CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType) (keyOps, keySpec, error) {
+	k, err := b.c.CreateKey(ctx, spec.String(), kt)
+	if err != nil {
+		return nil, spec, err
+	}
+	return k, spec, nil
+}
+
+func (b serverBackend) ListKeys(ctx context.Context, provider string, params map[string]string) ([]shared.KeySummary, error) {
+	return b.c.ListKeys(ctx, provider, params)
+}
+
+// setupServer picks the daemon from --server or $KNHK_SERVER and makes
+// its client. A local-only command refuses --server, and ignores the
+// environment's.
+func (a *app) setupServer(cmd *cobra.Command) error {
+	given := cmd.Flags().Changed("server")
+	if !given {
+		a.server = os.Getenv(serverEnv)
+	}
+	if strings.TrimSpace(a.server) == "" {
+		return nil
+	}
+	for c := cmd; c != nil; c = c.Parent() {
+		why := c.Annotations[localOnly]
+		if why == "" {
+			continue
+		}
+		if given {
+			return usagef("drop --server: "+why, "--server does not apply: this command runs locally, not through the sidecar")
+		}
+		a.server = ""
+		return nil
+	}
+	target, err := serverTarget(a.server)
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(cmd.Context(), target, client.WithoutStream())
+	if err != nil {
+		return usagef("pass --server unix:///PATH (or $"+serverEnv+") naming the daemon's socket", "--server: %v", err)
+	}
+	a.client = c
+	return nil
+}
+
+// serverTarget turns --server into a Dial target: unix:... as it is, an
+// absolute path as a unix socket. The CLI does not speak TCP to the
+// daemon.
+func serverTarget(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case strings.HasPrefix(s, "unix:"):
+		return s, nil
+	case filepath.IsAbs(s):
+		return "unix://" + s, nil
+	}
+	return "", usagef("the CLI speaks to the daemon over its unix socket: pass --server unix:///PATH or the socket's absolute path", "--server %s is not a unix socket", shared.Quote(s))
+}
