@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"crypto"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"fmt"
 	"io"
 
@@ -47,7 +45,7 @@ func (s *Signer) KeyType() shared.KeyType { return s.pk.Type }
 // with their curve's hash only. rand is ignored: the provider makes its
 // own randomness.
 func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	alg, err := signerAlgorithm(s.pk.Type, opts)
+	alg, err := host.SignerAlgorithm(s.pk.Type, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +62,7 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 // SignMessage signs a whole message (crypto.MessageSigner) with the
 // algorithm Sign would use for opts. rand is ignored.
 func (s *Signer) SignMessage(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
-	alg, err := signerAlgorithm(s.pk.Type, opts)
+	alg, err := host.SignerAlgorithm(s.pk.Type, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -97,56 +95,4 @@ func (s *Signer) result(sig host.Signature, err error, alg shared.Algorithm, dig
 		}
 	}
 	return sig.Signature, nil
-}
-
-// signerAlgorithm picks the algorithm from the key type and the signer
-// options, as host.Signer does (host keeps its mapping unexported).
-func signerAlgorithm(kt shared.KeyType, opts crypto.SignerOpts) (shared.Algorithm, error) {
-	var hash crypto.Hash
-	if opts != nil {
-		hash = opts.HashFunc()
-	}
-	switch kt {
-	case shared.Ed25519:
-		if eo, ok := opts.(*ed25519.Options); ok && (eo.Context != "" || eo.Hash != 0) {
-			return "", fmt.Errorf("%w: only pure Ed25519 is supported, not Ed25519ph or Ed25519ctx", shared.ErrUnsupportedAlgorithm)
-		}
-		if hash != 0 {
-			return "", fmt.Errorf("%w: Ed25519 signs the message itself; pass crypto.Hash(0), not %s", shared.ErrUnsupportedAlgorithm, hash)
-		}
-		return shared.EdDSA, nil
-	case shared.RSA2048, shared.RSA3072, shared.RSA4096:
-		pss, isPSS := opts.(*rsa.PSSOptions)
-		byHash := map[crypto.Hash][2]shared.Algorithm{
-			crypto.SHA256: {shared.RS256, shared.PS256},
-			crypto.SHA384: {shared.RS384, shared.PS384},
-			crypto.SHA512: {shared.RS512, shared.PS512},
-		}
-		algs, ok := byHash[hash]
-		if !ok {
-			return "", fmt.Errorf("%w: RSA keys sign SHA-256, SHA-384 or SHA-512 digests, not %s", shared.ErrUnsupportedAlgorithm, hashName(hash))
-		}
-		if !isPSS {
-			return algs[0], nil
-		}
-		if pss.SaltLength != rsa.PSSSaltLengthEqualsHash && pss.SaltLength != rsa.PSSSaltLengthAuto && pss.SaltLength != hash.Size() {
-			return "", fmt.Errorf("%w: RSA-PSS salt length %d; providers use the hash length (%d)", shared.ErrUnsupportedAlgorithm, pss.SaltLength, hash.Size())
-		}
-		return algs[1], nil
-	}
-	alg := kt.DefaultAlgorithm()
-	if alg == "" {
-		return "", fmt.Errorf("%w: unknown key type %s", shared.ErrUnsupportedAlgorithm, shared.Quote(string(kt)))
-	}
-	if hash != alg.Hash() {
-		return "", fmt.Errorf("%w: an %s key signs %s digests (%s), not %s", shared.ErrUnsupportedAlgorithm, kt, alg.Hash(), alg, hashName(hash))
-	}
-	return alg, nil
-}
-
-func hashName(h crypto.Hash) string {
-	if h == 0 {
-		return "no hash"
-	}
-	return h.String()
 }

@@ -45,7 +45,7 @@ func (s *Signer) KeyType() shared.KeyType { return s.pk.Type }
 // hash only (P-256 SHA-256, P-384 SHA-384, P-521 SHA-512). rand is
 // ignored: the provider makes its own randomness.
 func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	alg, err := s.algorithm(opts)
+	alg, err := SignerAlgorithm(s.pk.Type, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 // directly; other keys hash it with opts.HashFunc() here, or send it
 // whole to providers that sign messages themselves. rand is ignored.
 func (s *Signer) SignMessage(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
-	alg, err := s.algorithm(opts)
+	alg, err := SignerAlgorithm(s.pk.Type, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -95,13 +95,16 @@ func (s *Signer) result(sig Signature, err error, digest, message []byte) ([]byt
 	return sig.Signature, nil
 }
 
-// algorithm picks the algorithm from the key type and the signer options.
-func (s *Signer) algorithm(opts crypto.SignerOpts) (shared.Algorithm, error) {
+// SignerAlgorithm is the algorithm a crypto.Signer for a key of type kt
+// signs with, given the options of its Sign call: the hash picks the
+// algorithm's size, *rsa.PSSOptions picks RSA-PSS (salt length = hash
+// length), crypto.Hash(0) is pure Ed25519. Signer uses it, and so does
+// package client's, so both read options the same way.
+func SignerAlgorithm(kt shared.KeyType, opts crypto.SignerOpts) (shared.Algorithm, error) {
 	var hash crypto.Hash
 	if opts != nil {
 		hash = opts.HashFunc()
 	}
-	kt := s.pk.Type
 	switch kt {
 	case shared.Ed25519:
 		if eo, ok := opts.(*ed25519.Options); ok && (eo.Context != "" || eo.Hash != 0) {
