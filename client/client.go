@@ -201,8 +201,14 @@ func (c *Client) CreateKey(ctx context.Context, name string, kt shared.KeyType) 
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	if _, err := c.api.CreateKey(ctx, &sidecarv1.CreateKeyRequest{Key: name, KeyType: string(kt)}); err != nil {
+	resp, err := c.api.CreateKey(ctx, &sidecarv1.CreateKeyRequest{Key: name, KeyType: string(kt)})
+	if err != nil {
 		return nil, c.wrap(err)
+	}
+	// A provider may pick the key's id: a reference then names that id.
+	if ref, err := host.ParseRef(name); err == nil && resp.GetKeyId() != "" && resp.GetKeyId() != ref.KeyID {
+		ref.KeyID = resp.GetKeyId()
+		name = ref.String()
 	}
 	return &Key{c: c, name: name}, nil
 }

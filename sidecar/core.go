@@ -231,21 +231,23 @@ func (c *core) Rotate(ctx context.Context, caller Caller, key string) (string, e
 }
 
 // Create creates key (a configured name whose key does not exist yet, or
-// a reference) and returns its public key.
-func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.KeyType) (host.PublicKey, error) {
+// a reference) and returns the key id the provider gave it and its public
+// key.
+func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.KeyType) (string, host.PublicKey, error) {
 	cfg := c.cfg()
 	ref, name, err := c.resolve(cfg, key)
 	if err != nil {
-		return host.PublicKey{}, err
+		return "", host.PublicKey{}, err
 	}
 	if err := c.authorize(cfg, caller, OpCreate, name); err != nil {
-		return host.PublicKey{}, err
+		return "", host.PublicKey{}, err
 	}
 	k, err := c.h.CreateKey(ctx, ref, kt)
 	if err != nil {
-		return host.PublicKey{}, err
+		return "", host.PublicKey{}, err
 	}
-	return k.PublicKey(ctx, "")
+	pk, err := k.PublicKey(ctx, "")
+	return k.Ref().KeyID, pk, err
 }
 
 // List lists provider's keys. The policy is matched against the key

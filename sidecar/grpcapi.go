@@ -165,7 +165,7 @@ func (o pbOps) create(ctx context.Context, caller Caller, req *sidecarv1.CreateK
 	if err != nil {
 		return nil, err
 	}
-	pk, err := o.c.Create(ctx, caller, req.GetKey(), kt)
+	id, pk, err := o.c.Create(ctx, caller, req.GetKey(), kt)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func (o pbOps) create(ctx context.Context, caller Caller, req *sidecarv1.CreateK
 	if err != nil {
 		return nil, err
 	}
-	return &sidecarv1.CreateKeyResponse{PublicKey: pub}, nil
+	return &sidecarv1.CreateKeyResponse{PublicKey: pub, KeyId: id}, nil
 }
 
 func (o pbOps) list(ctx context.Context, caller Caller, req *sidecarv1.ListKeysRequest) (*sidecarv1.ListKeysResponse, error) {

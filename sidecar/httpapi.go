@@ -35,7 +35,8 @@ import (
 //	                                    "versions": [{"version": "1", "created": RFC3339, "enabled": true}],
 //	                                    "attributes": {...}}
 //	POST /v1/keys/{key}/rotate      (no body, or {}) -> {"version": "2"}
-//	POST /v1/keys/{key}/create      {"key_type": "ec-p256"} -> the public-key object above
+//	POST /v1/keys/{key}/create      {"key_type": "ec-p256"} -> the public-key object above, and
+//	                                "key_id": the id the provider gave the key
 //	GET  /v1/providers/{provider}/keys[?name=value&...]
 //	                                -> {"keys": [{"key_id": "", "key_type": "", "current_version": "", "aliases": []}]}
 //
@@ -352,8 +353,15 @@ func (h httpAPI) create(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		return httpPublicKeyOf(resp.GetPublicKey()), nil
+		return httpCreated{KeyID: resp.GetKeyId(), httpPublicKey: httpPublicKeyOf(resp.GetPublicKey())}, nil
 	})
+}
+
+// httpCreated is the public-key object of a new key, with the key id the
+// provider gave it.
+type httpCreated struct {
+	KeyID string `json:"key_id"`
+	httpPublicKey
 }
 
 func (h httpAPI) list(w http.ResponseWriter, r *http.Request) {

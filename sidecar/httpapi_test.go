@@ -215,9 +215,16 @@ func TestHTTPSignVerifyAndKeys(t *testing.T) {
 	srv, cl, _ := httpServe(t, testCore(t, httpTestConfig()))
 	const key = "fake:demo?seed=a"
 
-	var pub httpPublicKeyJSON
+	var created struct {
+		KeyID string `json:"key_id"`
+		httpPublicKeyJSON
+	}
 	st, body := httpDo(t, cl, "POST", httpKeyURL(srv, key, "create"), map[string]string{"key_type": "ec-p256"})
-	httpWantOK(t, st, body, &pub)
+	httpWantOK(t, st, body, &created)
+	pub := created.httpPublicKeyJSON
+	if created.KeyID != "demo" {
+		t.Fatalf("created key id %q, want demo", created.KeyID)
+	}
 	if blk, _ := pem.Decode([]byte(pub.PEM)); blk == nil || !bytes.Equal(blk.Bytes, pub.DER) {
 		t.Fatalf("PEM is not the DER key: %s", body)
 	}
@@ -332,7 +339,10 @@ func TestHTTPErrors(t *testing.T) {
 	srv, cl, subjectCl := httpServe(t, c)
 	for _, k := range []string{"release", "locked"} {
 		st, body := httpDo(t, cl, "POST", httpKeyURL(srv, k, "create"), map[string]string{"key_type": "ec-p256"})
-		httpWantOK(t, st, body, new(httpPublicKeyJSON))
+		httpWantOK(t, st, body, new(struct {
+			KeyID string `json:"key_id"`
+			httpPublicKeyJSON
+		}))
 	}
 	sign := map[string]any{"message": []byte("x")}
 

@@ -145,6 +145,14 @@ func (b serverBackend) CreateKey(ctx context.Context, spec keySpec, kt shared.Ke
 	if err != nil {
 		return nil, spec, err
 	}
+	if spec.name == "" {
+		// The provider may have picked the id: the handle names it.
+		ref, err := host.ParseRef(k.Name())
+		if err != nil {
+			return nil, spec, err
+		}
+		spec.ref = ref
+	}
 	return k, spec, nil
 }
 

@@ -1045,7 +1045,10 @@ func (x *CreateKeyRequest) GetKeyType() string {
 type CreateKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new key's public key (its version is the key's first).
-	PublicKey     *PublicKeyResponse `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	PublicKey *PublicKeyResponse `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// The key id the provider gave the key. A provider may pick its own;
+	// a reference to the new key then names this id.
+	KeyId         string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1085,6 +1088,13 @@ func (x *CreateKeyResponse) GetPublicKey() *PublicKeyResponse {
 		return x.PublicKey
 	}
 	return nil
+}
+
+func (x *CreateKeyResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
 }
 
 type ListKeysRequest struct {
@@ -1329,10 +1339,11 @@ const file_knhk_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"?\n" +
 	"\x10CreateKeyRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n" +
-	"\bkey_type\x18\x02 \x01(\tR\akeyType\"V\n" +
+	"\bkey_type\x18\x02 \x01(\tR\akeyType\"m\n" +
 	"\x11CreateKeyResponse\x12A\n" +
 	"\n" +
-	"public_key\x18\x01 \x01(\v2\".knhk.sidecar.v1.PublicKeyResponseR\tpublicKey\"\xae\x01\n" +
+	"public_key\x18\x01 \x01(\v2\".knhk.sidecar.v1.PublicKeyResponseR\tpublicKey\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\xae\x01\n" +
 	"\x0fListKeysRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12D\n" +
 	"\x06params\x18\x02 \x03(\v2,.knhk.sidecar.v1.ListKeysRequest.ParamsEntryR\x06params\x1a9\n" +
