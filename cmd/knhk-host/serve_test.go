@@ -262,7 +262,6 @@ policy "nobody-signs" {
 	}
 }
 
-
 // TestServeDrainUnderLoad sends SIGTERM while 64 callers sign: every call
 // either returns a signature that verifies or fails cleanly as
 // unavailable; none hangs; the daemon exits 0 and removes its socket.
