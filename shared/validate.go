@@ -8,7 +8,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/knhk/knhk/internal/workers"
 )
 
 // Limits of what Validate lets through.
@@ -55,13 +56,13 @@ func Validate(p Provider) Provider {
 	if v, ok := p.(*validated); ok {
 		return v
 	}
-	return &validated{p: p, workers: workers{idle: make(chan func())}}
+	return &validated{p: p, workers: workers.New()}
 }
 
 type validated struct {
 	p       Provider
 	desc    atomic.Pointer[Description] // the first successful Describe
-	workers workers                     // batch items of providers without a native batch
+	workers *workers.Pool                // batch items of providers without a native batch
 }
 
 var (
@@ -179,7 +180,7 @@ func (v *validated) SignBatch(ctx context.Context, reqs []SignRequest, emit func
 		var wg sync.WaitGroup
 		wg.Add(len(valid))
 		for j, i := range valid {
-			v.workers.do(func() {
+			v.workers.Go(func() {
 				defer wg.Done()
 				emit(i, SignItem(ctx, v.p, checked[j]))
 			})
@@ -343,35 +344,3 @@ func hasControl(s string) bool {
 	return false
 }
 
-// workers runs functions on goroutines that outlive one batch: a
-// goroutine's stack, grown by its first signature, is reused instead of
-// grown (copied) again for every item. Any number run at once (providers
-// that wait on the network need as many as there are items); one left
-// idle for workerIdle exits.
-type workers struct {
-	idle chan func() // unbuffered: a send succeeds only if one is waiting
-}
-
-const workerIdle = 10 * time.Second
-
-func (w *workers) do(f func()) {
-	select {
-	case w.idle <- f:
-	default:
-		go w.loop(f)
-	}
-}
-
-func (w *workers) loop(f func()) {
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		f()
-		t.Reset(workerIdle)
-		select {
-		case f = <-w.idle:
-		case <-t.C:
-			return
-		}
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/workers"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -27,6 +28,8 @@ type core struct {
 
 	drain     chan struct{} // closed when the daemon starts draining
 	drainOnce sync.Once
+
+	workers *workers.Pool // runs SignStream items
 }
 
 // state is one configuration and the key handles opened under it.
@@ -36,7 +39,7 @@ type state struct {
 }
 
 func newCore(h *host.Host, cfg Config) *core {
-	c := &core{h: h, inFlight: map[string]int{}, drain: make(chan struct{})}
+	c := &core{h: h, inFlight: map[string]int{}, drain: make(chan struct{}), workers: workers.New()}
 	c.setConfig(cfg)
 	return c
 }

@@ -255,8 +255,8 @@ const maxStreamResponseBytes = 1 << 20
 
 // SignStream implements sidecarv1.SignerServer. A receiving goroutine
 // admits each item on its own (so the per-caller limit bounds the items in
-// flight, and a refused item fails alone) and signs it on a goroutine of
-// its own; this goroutine sends every result ready when it wakes in one
+// flight, and a refused item fails alone) and signs it on a worker of the
+// daemon's pool (a goroutine whose stack a signature has grown already); this goroutine sends every result ready when it wakes in one
 // message. The stream ends when the client has closed its side, or the
 // daemon is draining, and no item is in flight.
 func (g *grpcAPI) SignStream(stream sidecarv1.Signer_SignStreamServer) error {
@@ -347,7 +347,8 @@ func (s *streamSigner) startLocked(it *sidecarv1.SignItem) error {
 	}
 	s.inFlight[id] = true
 	s.items.Add(1)
-	go s.sign(id, it.GetRequest(), release)
+	req := it.GetRequest()
+	s.ops.c.workers.Go(func() { s.sign(id, req, release) })
 	return nil
 }
 

@@ -78,3 +78,63 @@ func serverTLS(t *TLSConfig) (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 	}, nil
 }
+
+// listeners are the daemon's open listeners; nil when not configured.
+type listeners struct {
+	unix          *net.UnixListener
+	grpcTLS       net.Listener // TCP; gRPC's credentials do the TLS
+	grpcTLSConfig *tls.Config
+	http          net.Listener // TLS already
+	health        net.Listener
+}
+
+// openListeners opens every listener cfg asks for, or none: on an error
+// those already open are closed again (and the socket file removed).
+func openListeners(cfg *Config) (*listeners, error) {
+	ul, err := listenUnix(cfg.Socket.Path, cfg.Socket.Mode)
+	if err != nil {
+		return nil, err
+	}
+	ls := &listeners{unix: ul}
+	opened := []net.Listener{ul}
+	fail := func(err error) (*listeners, error) {
+		for _, l := range opened {
+			l.Close()
+		}
+		os.Remove(cfg.Socket.Path)
+		return nil, err
+	}
+	if t := cfg.TLS; t != nil {
+		if ls.grpcTLS, ls.grpcTLSConfig, err = listenTLS("tls", t); err != nil {
+			return fail(err)
+		}
+		opened = append(opened, ls.grpcTLS)
+	}
+	if t := cfg.HTTP; t != nil {
+		l, tc, err := listenTLS("http", t)
+		if err != nil {
+			return fail(err)
+		}
+		opened = append(opened, l)
+		ls.http = tls.NewListener(l, tc)
+	}
+	if cfg.HealthAddress != "" {
+		if ls.health, err = net.Listen("tcp", cfg.HealthAddress); err != nil {
+			return fail(fmt.Errorf("health listener: %w", err))
+		}
+	}
+	return ls, nil
+}
+
+// listenTLS listens on t's TCP address and loads its TLS configuration.
+func listenTLS(what string, t *TLSConfig) (net.Listener, *tls.Config, error) {
+	tc, err := serverTLS(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", t.Address)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s listener: %w", what, err)
+	}
+	return l, tc, nil
+}

@@ -2,13 +2,12 @@ package sidecar
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"reflect"
+	"runtime"
 	"sync"
 	"time"
 
@@ -81,43 +80,27 @@ func (s *Server) Reload(cfg Config) error {
 // error that kept it from listening.
 func (s *Server) Serve(ctx context.Context) error {
 	cfg := s.c.cfg()
+	ls, err := openListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket.Path)
 	var (
 		grpcs []*grpc.Server
 		https []*http.Server
 		errc  = make(chan error, 4)
 	)
-	ul, err := listenUnix(cfg.Socket.Path, cfg.Socket.Mode)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(cfg.Socket.Path)
-	unixSrv := s.newGRPC(unixCreds{})
-	grpcs = append(grpcs, unixSrv)
-	serveGRPC := func(gs *grpc.Server, l net.Listener) {
+	serveGRPC := func(creds credentials.TransportCredentials, l net.Listener) {
+		gs := s.newGRPC(creds)
+		grpcs = append(grpcs, gs)
 		go func() {
 			if err := gs.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				errc <- err
 			}
 		}()
 	}
-	serveGRPC(unixSrv, ul)
-
-	if t := cfg.TLS; t != nil {
-		tc, err := serverTLS(t)
-		if err != nil {
-			s.stop(grpcs, https, 0)
-			return err
-		}
-		l, err := net.Listen("tcp", t.Address)
-		if err != nil {
-			s.stop(grpcs, https, 0)
-			return fmt.Errorf("tls listener: %w", err)
-		}
-		gs := s.newGRPC(credentials.NewTLS(tc))
-		grpcs = append(grpcs, gs)
-		serveGRPC(gs, l)
-	}
-	serveHTTP := func(hs *http.Server, l net.Listener) {
+	serveHTTP := func(h http.Handler, l net.Listener) {
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		https = append(https, hs)
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -125,26 +108,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	if t := cfg.HTTP; t != nil {
-		tc, err := serverTLS(t)
-		if err != nil {
-			s.stop(grpcs, https, 0)
-			return err
-		}
-		l, err := net.Listen("tcp", t.Address)
-		if err != nil {
-			s.stop(grpcs, https, 0)
-			return fmt.Errorf("http listener: %w", err)
-		}
-		serveHTTP(&http.Server{Handler: newHTTPHandler(s.c), ReadHeaderTimeout: 10 * time.Second}, tls.NewListener(l, tc))
+	serveGRPC(unixCreds{}, ls.unix)
+	if ls.grpcTLS != nil {
+		serveGRPC(credentials.NewTLS(ls.grpcTLSConfig), ls.grpcTLS)
 	}
-	if cfg.HealthAddress != "" {
-		l, err := net.Listen("tcp", cfg.HealthAddress)
-		if err != nil {
-			s.stop(grpcs, https, 0)
-			return fmt.Errorf("health listener: %w", err)
-		}
-		serveHTTP(&http.Server{Handler: s.healthHandler(), ReadHeaderTimeout: 10 * time.Second}, l)
+	if ls.http != nil {
+		serveHTTP(newHTTPHandler(s.c), ls.http)
+	}
+	if ls.health != nil {
+		serveHTTP(s.healthHandler(), ls.health)
 	}
 	cfg.Logger.Info("serving", "socket", cfg.Socket.Path)
 
@@ -175,6 +147,9 @@ func (s *Server) newGRPC(creds credentials.TransportCredentials) *grpc.Server {
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(max),
 		grpc.MaxSendMsgSize(contract.MaxMessageSize),
+		// Calls run on goroutines that live on, whose stacks a signature
+		// has grown already, not on a new goroutine per call.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	)
 	sidecarv1.RegisterSignerServer(gs, newGRPCAPI(s.c))
 	registerJWT(gs, s.c)
