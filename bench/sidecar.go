@@ -177,8 +177,10 @@ func (b *bench) sidecarRows() {
 	un := r.unary.Use
 	s = row("sidecar: Go client → unary Sign per signature", r.unary, r.unaryRatio,
 		fmt.Sprintf("client.WithoutStream(); CPU per signature: client (this process) %.1f µs, daemon %.1f µs, its plugin %.1f µs; "+
-			"context switches per signature: client %.2f, daemon %.2f, its plugin %.2f",
-			un.HostUs, un.Procs[procDaemon].Us, un.Procs[procDaemonPlugin].Us, un.HostCS, un.Procs[procDaemon].CS, un.Procs[procDaemonPlugin].CS))
+			"context switches per signature: client %.2f, daemon %.2f, its plugin %.2f; "+
+			"the sidecar hop's own CPU (client + daemon + its plugin − embedded host + plugin): SignStream %.1f, unary %.1f core-µs per signature",
+			un.HostUs, un.Procs[procDaemon].Us, un.Procs[procDaemonPlugin].Us, un.HostCS, un.Procs[procDaemon].CS, un.Procs[procDaemonPlugin].CS,
+			total-embTotal, un.HostUs+un.Procs[procDaemon].Us+un.Procs[procDaemonPlugin].Us-embTotal))
 	s.RatioTo = to
 	b.res.add(s)
 

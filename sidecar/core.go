@@ -111,12 +111,23 @@ func (c *core) resolve(cfg *Config, key string) (ref, policyName string, err err
 func (c *core) authorize(cfg *Config, caller Caller, op Op, policyName string) error {
 	for _, p := range cfg.Policies {
 		if p.allows(caller.Principals, op, policyName) {
-			cfg.Logger.Debug("allow", "caller", caller.String(), "pid", caller.PID, "op", string(op), "key", shared.Quote(policyName))
+			logDecision(cfg, "allow", caller, op, policyName)
 			return nil
 		}
 	}
-	cfg.Logger.Debug("deny", "caller", caller.String(), "pid", caller.PID, "op", string(op), "key", shared.Quote(policyName))
+	logDecision(cfg, "deny", caller, op, policyName)
 	return &deniedError{caller: caller.String(), op: op, key: policyName}
+}
+
+// logDecision logs a policy decision at debug (building the line only
+// when debug is on: this runs for every call). A reference is logged
+// without its parameters.
+func logDecision(cfg *Config, decision string, caller Caller, op Op, key string) {
+	if !cfg.Logger.IsDebug() {
+		return
+	}
+	key, _, _ = strings.Cut(key, "?")
+	cfg.Logger.Debug(decision, "caller", caller.String(), "pid", caller.PID, "op", string(op), "key", shared.Quote(key))
 }
 
 // deniedError is a policy denial: it names the principal and the
