@@ -53,11 +53,10 @@ func exampleDaemon() (target string, stop func()) {
 	serveCtx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx) }()
-	for { // the socket appears once the daemon listens
-		if _, err := os.Stat(srv.SocketPath()); err == nil {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-srv.Listening():
+	case err := <-served:
+		log.Fatal(err)
 	}
 	return "unix://" + srv.SocketPath(), func() {
 		cancel()

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
@@ -59,7 +58,7 @@ func startDaemon(t *testing.T, cfg sidecar.Config) *daemon {
 		}
 	})
 	t.Cleanup(stop)
-	waitListening(t, srv.SocketPath(), served)
+	waitListening(t, srv, served)
 	return &daemon{target: "unix://" + srv.SocketPath(), host: h, stop: stop}
 }
 
@@ -79,18 +78,13 @@ func socketPath(t *testing.T) string {
 // waitListening waits until the daemon's socket is in place, which it
 // is once the daemon listens (it is renamed there after listen), or fails
 // the test if Serve returned instead.
-func waitListening(t *testing.T, path string, served chan error) {
+func waitListening(t *testing.T, srv *sidecar.Server, served chan error) {
 	t.Helper()
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		select {
-		case err := <-served:
-			served <- err // for stop
-			t.Fatalf("the daemon did not start: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
+	select {
+	case <-srv.Listening():
+	case err := <-served:
+		served <- err // for stop
+		t.Fatalf("the daemon did not start: %v", err)
 	}
 }
 

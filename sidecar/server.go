@@ -29,9 +29,10 @@ const readyEvery = 10 * time.Second
 // when configured, a mutual-TLS gRPC listener, a mutual-TLS HTTP/JSON
 // listener and a plain health endpoint.
 type Server struct {
-	c      *core
-	health *health.Server
-	ready  struct {
+	c         *core
+	health    *health.Server
+	listening chan struct{} // closed once Serve listens
+	ready     struct {
 		sync.Mutex
 		err error // nil: ready
 	}
@@ -44,11 +45,15 @@ func New(h *host.Host, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: newCore(h, cfg), health: health.NewServer()}
+	s := &Server{c: newCore(h, cfg), health: health.NewServer(), listening: make(chan struct{})}
 	s.ready.err = errors.New("not checked yet")
 	s.setServing(false)
 	return s, nil
 }
+
+// Listening is closed once Serve has opened every listener: callers may
+// connect from then on.
+func (s *Server) Listening() <-chan struct{} { return s.listening }
 
 // SocketPath is the unix socket the daemon listens on.
 func (s *Server) SocketPath() string { return s.c.cfg().Socket.Path }
@@ -119,6 +124,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		serveHTTP(s.healthHandler(), ls.health)
 	}
 	cfg.Logger.Info("serving", "socket", cfg.Socket.Path)
+	close(s.listening)
 
 	checks, stopChecks := context.WithCancel(context.Background())
 	defer stopChecks()

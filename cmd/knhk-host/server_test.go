@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/knhk/knhk/cmd/knhk-host/internal/cli"
 	"github.com/knhk/knhk/host/hosttest"
@@ -51,16 +50,13 @@ func serveDaemon(t *testing.T) string {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	for { // the socket is put in place once the daemon listens
-		if _, err := os.Stat(srv.SocketPath()); err == nil {
-			return srv.SocketPath()
-		}
-		select {
-		case err := <-served:
-			served <- err
-			t.Fatalf("the daemon did not start: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
+	select {
+	case <-srv.Listening():
+		return srv.SocketPath()
+	case err := <-served:
+		served <- err
+		t.Fatalf("the daemon did not start: %v", err)
+		return ""
 	}
 }
 
