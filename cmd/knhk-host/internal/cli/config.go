@@ -107,23 +107,14 @@ func loadConfig(path string) (*config, error) {
 		cfg.LockFile = relTo(base, fc.LockFile)
 	}
 	cfg.LogLevel = fc.LogLevel
-	for _, d := range []struct {
-		name string
-		in   string
-		out  *time.Duration
-	}{
-		{"start_timeout", fc.StartTimeout, &cfg.StartTimeout},
-		{"call_timeout", fc.CallTimeout, &cfg.CallTimeout},
-		{"public_key_ttl", fc.PublicKeyTTL, &cfg.PublicKeyTTL},
-	} {
-		if d.in == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.in)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("%w: %s: %s = %s is not a duration (write e.g. \"30s\" or \"2m\")", errConfig, path, d.name, shared.Quote(d.in))
-		}
-		*d.out = v
+	if cfg.StartTimeout, err = duration(path, "start_timeout", fc.StartTimeout); err != nil {
+		return nil, err
+	}
+	if cfg.CallTimeout, err = duration(path, "call_timeout", fc.CallTimeout); err != nil {
+		return nil, err
+	}
+	if cfg.PublicKeyTTL, err = duration(path, "public_key_ttl", fc.PublicKeyTTL); err != nil {
+		return nil, err
 	}
 	for provider, names := range fc.PluginEnv {
 		for _, n := range names {
