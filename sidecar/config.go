@@ -64,7 +64,11 @@ type Config struct {
 	// TCP address. It carries no key material and takes no calls.
 	HealthAddress string
 
-	// MaxRequestBytes bounds one request's size. Zero:
+	// MaxRequestBytes bounds one request: an HTTP/JSON body, or the
+	// digest or message of a gRPC sign or verify request (larger ones are
+	// refused with shared.ErrInvalidArgument). gRPC messages may be up
+	// to this or minGRPCMessage, whichever is larger, so that a
+	// SignStream message carrying many small requests fits. Zero:
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int
 

@@ -186,8 +186,19 @@ func (in SignInput) opts() host.SignOptions {
 // errOneInput: a sign or verify request needs exactly one input.
 var errOneInput = fmt.Errorf("%w: give exactly one of digest and message", shared.ErrInvalidArgument)
 
+// check refuses an input over MaxRequestBytes.
+func (in SignInput) check(cfg *Config) error {
+	if n := len(in.Digest) + len(in.Message); n > cfg.MaxRequestBytes {
+		return fmt.Errorf("%w: a request of %d bytes is over the sidecar's max_request_bytes (%d)", shared.ErrInvalidArgument, n, cfg.MaxRequestBytes)
+	}
+	return nil
+}
+
 // Sign signs in.Digest or in.Message with key.
 func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput) (host.Signature, error) {
+	if err := in.check(c.cfg()); err != nil {
+		return host.Signature{}, err
+	}
 	k, err := c.open(ctx, caller, OpSign, key)
 	if err != nil {
 		return host.Signature{}, err
@@ -204,6 +215,9 @@ func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput
 // Verify checks sig: nil when valid, an error that is
 // shared.ErrBadSignature when not.
 func (c *core) Verify(ctx context.Context, caller Caller, key string, in SignInput, sig []byte) error {
+	if err := in.check(c.cfg()); err != nil {
+		return err
+	}
 	k, err := c.open(ctx, caller, OpVerify, key)
 	if err != nil {
 		return err

@@ -21,6 +21,11 @@ import (
 	sidecarv1 "github.com/knhk/knhk/sidecar/proto/knhk/sidecar/v1"
 )
 
+// minGRPCMessage is the least size of gRPC message the daemon takes: twice
+// what package client puts in one SignStream message, so a stream never
+// ends because many small requests shared a message.
+const minGRPCMessage = 2 << 20
+
 // readyEvery is how often the daemon checks that its keys' plugins answer
 // (what /readyz and grpc.health.v1 report).
 const readyEvery = 10 * time.Second
@@ -148,7 +153,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // newGRPC is a gRPC server with every service the daemon speaks.
 func (s *Server) newGRPC(creds credentials.TransportCredentials) *grpc.Server {
-	max := s.c.cfg().MaxRequestBytes
+	max := max(s.c.cfg().MaxRequestBytes, minGRPCMessage)
 	gs := grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(max),

@@ -19,6 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
@@ -191,6 +195,23 @@ policy "prod-signers" {
 	if resp, err := anon.Post("https://"+httpAddr+"/v1/keys/release/sign", "application/json", bytes.NewReader(body)); err == nil {
 		resp.Body.Close()
 		t.Fatalf("HTTP without a client certificate: %s, want a TLS failure", resp.Status)
+	}
+
+	// grpc.health.v1 on the socket: serving once the plugin check passed.
+	conn, err := grpc.NewClient("unix://"+d.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for {
+		res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "knhk.sidecar.v1.Signer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// Health and readiness, plain HTTP.
