@@ -62,7 +62,7 @@ func Validate(p Provider) Provider {
 type validated struct {
 	p       Provider
 	desc    atomic.Pointer[Description] // the first successful Describe
-	workers *workers.Pool                // batch items of providers without a native batch
+	workers *workers.Pool               // batch items of providers without a native batch
 }
 
 var (
@@ -343,4 +343,3 @@ func hasControl(s string) bool {
 	}
 	return false
 }
-
