@@ -261,6 +261,8 @@ func (b *batcher) send(batch []*pending) bool {
 		ctx, cancel = context.WithDeadline(ctx, latest)
 		defer cancel()
 	}
+	ctx, span := m.startBatch(ctx, live)
+	defer span.End()
 	m.h.batches.Add(1)
 	m.h.batched.Add(uint64(len(live)))
 	reqs := make([]shared.SignRequest, 0, len(live))
@@ -282,6 +284,7 @@ func (b *batcher) send(batch []*pending) bool {
 		})
 	})
 	if err != nil {
+		failBatch(span, err)
 		for _, p := range live {
 			if !p.finished {
 				p.finish(shared.SignResult{Err: err})

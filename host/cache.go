@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"fmt"
@@ -166,8 +167,11 @@ func (c *pubCache) invalidate(r Ref) {
 // publicKey returns a key version's public key from the cache or the
 // plugin; refresh skips the cache. The result's DER is the caller's to keep.
 func (h *Host) publicKey(ctx context.Context, m *managed, r Ref, version string, refresh bool) (PublicKey, error) {
+	ctx, run := m.begin(ctx, opPublicKey, r.KeyID)
 	pk, err := h.sharedPublicKey(ctx, m, r, version, refresh)
 	pk.DER = bytes.Clone(pk.DER)
+	run.version(cmp.Or(pk.Version, version))
+	run.end(ctx, err)
 	return pk, err
 }
 
@@ -175,7 +179,9 @@ func (h *Host) publicKey(ctx context.Context, m *managed, r Ref, version string,
 // the result's DER is shared with the cache and must not be changed.
 func (h *Host) sharedPublicKey(ctx context.Context, m *managed, r Ref, version string, refresh bool) (PublicKey, error) {
 	if !refresh {
-		if pk, ok := h.cache.get(r, version); ok {
+		pk, ok := h.cache.get(r, version)
+		m.countCache(ctx, ok)
+		if ok {
 			return pk, nil
 		}
 	}

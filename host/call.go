@@ -9,6 +9,7 @@ import (
 
 	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/telemetry"
 )
 
 // call runs one plugin call through the host's machinery: lazy launch,
@@ -65,7 +66,7 @@ func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f 
 			if !idempotent || attempt > 0 || m.h.cfg.Retry.DisableRetry {
 				return zero, fmt.Errorf("%w: plugin %s, %s: %v: %w", ErrPluginCrashed, m.name, op, err, shared.ErrUnavailable)
 			}
-			m.log.Warn("retrying on a fresh plugin process", "op", op)
+			m.log.Warn("retrying on a fresh plugin process", append([]any{"op", op}, telemetry.LogArgs(ctx)...)...)
 		default:
 			return zero, err
 		}

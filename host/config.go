@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults used for zero Config fields.
@@ -54,7 +56,8 @@ type Config struct {
 	// base set (PATH, HOME, TMPDIR, USER, LANG, LC_*, TZ, GOGC,
 	// GOMEMLIMIT, GOMAXPROCS, GODEBUG, the proxy
 	// variables HTTP_PROXY, HTTPS_PROXY and NO_PROXY in either case,
-	// SSL_CERT_FILE, SSL_CERT_DIR, OTEL_*) and its own provider's:
+	// SSL_CERT_FILE, SSL_CERT_DIR, OTEL_* but OTEL_SERVICE_NAME, which names
+	// the host: a plugin names itself knhk-plugin-<name>) and its own provider's:
 	// AWS_* for aws; AZURE_*, IDENTITY_ENDPOINT, IDENTITY_HEADER,
 	// MSI_ENDPOINT, MSI_SECRET and IMDS_ENDPOINT for azure; VAULT_* for
 	// vault; <NAME>_* for any other provider (its name upper-cased, '-'
@@ -103,6 +106,24 @@ type Config struct {
 	// very different latency behind one plugin, say one far region, turn
 	// batching off.
 	DisableBatching bool
+
+	// TracerProvider receives the host's spans: one per operation
+	// (knhk.sign, knhk.verify, knhk.public_key, knhk.metadata,
+	// knhk.rotate, knhk.create_key, knhk.list_keys), one per SignBatch
+	// call (knhk.sign_batch, linked both ways with the signatures it
+	// carried), one per plugin launch (knhk.plugin.launch), and the gRPC
+	// client span of every plugin call, whose trace context the plugin
+	// continues. Nil: the global one (otel.GetTracerProvider), a no-op
+	// unless the program set one up (telemetry.Setup does).
+	TracerProvider trace.TracerProvider
+
+	// MeterProvider receives the host's metrics: knhk.operation.duration,
+	// knhk.sign.batch.size, knhk.plugin.launches, knhk.plugin.restarts,
+	// knhk.plugin.crashes, knhk.plugin.up,
+	// knhk.verify_after_sign.failures, knhk.public_key.cache.requests,
+	// and the gRPC client metrics of the plugin calls. Nil: the global one
+	// (otel.GetMeterProvider), a no-op unless the program set one up.
+	MeterProvider metric.MeterProvider
 }
 
 // RetryPolicy says how the host recovers from a plugin that died or hung.

@@ -101,6 +101,20 @@
 // per (provider, key, parameters, version) for Config.PublicKeyTTL;
 // rotation through the host drops a key's entries.
 //
+// # Telemetry
+//
+// The host reports to OpenTelemetry, through Config.TracerProvider and
+// Config.MeterProvider (the global providers by default: no-op unless the
+// program installs some, as telemetry.Setup does): a span per operation
+// (knhk.sign, knhk.verify, ...) and its duration, a span per SignBatch
+// call linked with the signatures it carried, plugin launches, crashes
+// and restarts, verify-after-sign failures, public-key cache lookups.
+// Every plugin call carries its trace context, and the plugin continues
+// the trace in its own process, exporting where the OTEL_* environment it
+// inherits says. Failures carry error.type (telemetry.ErrorType); log
+// lines about a call carry its trace and span ids. With no provider
+// installed it costs next to nothing. Package telemetry has the names.
+//
 // # Errors
 //
 // Errors wrap this package's sentinels (ErrMalformedRef, ErrPluginNotFound,

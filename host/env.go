@@ -45,14 +45,16 @@ func envPatterns(name string, extra map[string][]string) []string {
 
 // pluginEnv is the environment the plugin for provider name starts with:
 // the variables of environ (the host's, as os.Environ) that envPatterns
-// allow, and KNHK_LOG_LEVEL set to the host's log level. go-plugin adds its
+// allow (but OTEL_SERVICE_NAME), and KNHK_LOG_LEVEL set to the host's log level. go-plugin adds its
 // own handshake variables.
 func pluginEnv(environ []string, name string, extra map[string][]string, logLevel string) []string {
 	patterns := envPatterns(name, extra)
 	out := make([]string, 0, len(patterns)+1)
 	for _, kv := range environ {
 		k, _, ok := strings.Cut(kv, "=")
-		if ok && k != contract.LogLevelEnv && envAllowed(k, patterns) {
+		// OTEL_SERVICE_NAME names the host's service: a plugin's spans
+		// carry its own (knhk-plugin-<name>).
+		if ok && k != contract.LogLevelEnv && k != "OTEL_SERVICE_NAME" && envAllowed(k, patterns) {
 			out = append(out, kv)
 		}
 	}

@@ -46,7 +46,7 @@ func (m *managed) exec() (*instance, string, error) {
 		}
 	}
 	p := newProcess(path, f, pluginEnv(os.Environ(), m.name, h.cfg.PluginEnv, m.log.GetLevel().String()), &h.spawn)
-	cfg := pluginrpc.ClientConfig(nil)
+	cfg := pluginrpc.ClientConfigWith(nil, m.h.tel.grpc)
 	cfg.SkipHostEnv = true // pluginEnv is all it gets of the host's
 	cfg.RunnerFunc = func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
 		p.env = append(p.env, cmd.Env...) // go-plugin's handshake variables

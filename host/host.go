@@ -23,6 +23,7 @@ type Host struct {
 	lock  *Lock
 	cache *pubCache
 	spawn spawner // starts the plugin processes
+	tel   *instruments
 
 	// reattach lists the plugins served elsewhere, by provider name
 	// (host/hosttest sets it through host/internal/reattach).
@@ -65,6 +66,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		dirs:    cfg.searchDirs(),
 		cache:   newPubCache(cfg.PublicKeyTTL),
 		plugins: map[string]*managed{},
+		tel:     newInstruments(cfg),
 
 		reattach: reattach.From(ctx),
 	}
@@ -92,6 +94,7 @@ func (h *Host) Close() error {
 		if m.cur != nil {
 			insts = append(insts, m.cur)
 			m.cur = nil
+			m.countUp(-1)
 		}
 		m.mu.Unlock()
 	}

@@ -155,11 +155,16 @@ func (k *Key) VerifyMessage(ctx context.Context, message, sig []byte, opts SignO
 // minRefetch is how often, at most, verification misses refetch a key.
 const minRefetch = time.Second
 
-func (k *Key) verify(ctx context.Context, opts SignOptions, check func(PublicKey, shared.Algorithm) error) error {
+// verify is the one path of local verification: the knhk.verify span.
+func (k *Key) verify(ctx context.Context, opts SignOptions, check func(PublicKey, shared.Algorithm) error) (err error) {
+	ctx, run := k.m.begin(ctx, opVerify, k.ref.KeyID)
+	defer func() { run.end(ctx, err) }()
 	alg, pk, err := k.algorithm(ctx, opts, false)
 	if err != nil {
 		return err
 	}
+	run.algorithm(alg)
+	run.version(pk.Version)
 	err = check(pk, alg)
 	if !errors.Is(err, shared.ErrBadSignature) || opts.Version != "" {
 		return err // a named version's key cannot change

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/knhk/knhk/internal/pluginrpc"
@@ -9,8 +10,10 @@ import (
 
 // The one path from every entry point (Host, Key, Signer and the provider
 // Host.Provider returns) to each plugin operation, so that they all get
-// the same retries and the same upkeep of the public-key cache. Signing
-// and public keys have theirs in Host.sign and Host.publicKey.
+// the same retries, the same upkeep of the public-key cache and the same
+// telemetry (a span per operation, its duration). Signing and public keys
+// have theirs in Host.sign and Host.publicKey, local verification in
+// Key.verify.
 
 // describe asks the plugin what it is.
 func (m *managed) describe(ctx context.Context) (shared.Description, error) {
@@ -22,11 +25,17 @@ func (m *managed) describe(ctx context.Context) (shared.Description, error) {
 // createKey creates a key of type kt named by r; never retried. It drops
 // the cached public keys of the id asked for and of the id the provider
 // returned, even on error: the key may have been made.
-func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (shared.CreateKeyResponse, error) {
+func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (resp shared.CreateKeyResponse, err error) {
+	ctx, run := m.begin(ctx, opCreateKey, r.KeyID)
+	defer func() {
+		run.keyID(resp.KeyID)
+		run.version(resp.Version)
+		run.end(ctx, err)
+	}()
 	if _, err := shared.ParseKeyType(string(kt)); err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
-	resp, err := call(ctx, m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
+	resp, err = call(ctx, m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
 		return c.CreateKey(ctx, shared.CreateKeyRequest{Key: r.keyRef(), Type: kt})
 	})
 	m.h.cache.invalidate(r)
@@ -40,32 +49,47 @@ func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (shar
 
 // listKeys lists the provider's keys where params say.
 func (m *managed) listKeys(ctx context.Context, params map[string]string) ([]shared.KeySummary, error) {
-	return call(ctx, m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
+	ctx, run := m.begin(ctx, opListKeys, "")
+	keys, err := call(ctx, m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
 		return c.ListKeys(ctx, shared.ListKeysRequest{Params: params})
 	})
+	run.end(ctx, err)
+	return keys, err
 }
 
 // verify asks the plugin to verify a signature (provider-side).
 func (m *managed) verify(ctx context.Context, r Ref, req shared.VerifyRequest) (shared.VerifyResponse, error) {
+	ctx, run := m.begin(ctx, opVerify, r.KeyID)
+	run.algorithm(req.Algorithm)
 	req.Key = r.keyRef()
-	return call(ctx, m, "verify", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VerifyResponse, error) {
+	resp, err := call(ctx, m, "verify", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VerifyResponse, error) {
 		return c.Verify(ctx, req)
 	})
+	run.version(cmp.Or(resp.Version, req.Version))
+	run.end(ctx, err)
+	return resp, err
 }
 
 // rotateKey rotates the key; never retried. It drops the key's cached
 // public keys, even on error: the rotation may have happened.
 func (m *managed) rotateKey(ctx context.Context, r Ref) (shared.RotateKeyResponse, error) {
+	ctx, run := m.begin(ctx, opRotate, r.KeyID)
 	resp, err := call(ctx, m, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
 		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: r.keyRef()})
 	})
 	m.h.cache.invalidate(r)
+	run.version(resp.Version)
+	run.end(ctx, err)
 	return resp, err
 }
 
 // keyMetadata describes the key.
 func (m *managed) keyMetadata(ctx context.Context, r Ref) (shared.KeyMetadata, error) {
-	return call(ctx, m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
+	ctx, run := m.begin(ctx, opMetadata, r.KeyID)
+	md, err := call(ctx, m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
 		return c.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: r.keyRef()})
 	})
+	run.version(md.CurrentVersion)
+	run.end(ctx, err)
+	return md, err
 }

@@ -21,7 +21,7 @@ func (m *managed) attach(rc *goplugin.ReattachConfig) (*instance, error) {
 	r := *rc
 	r.Test = true
 	r.ReattachFunc = func() (runner.AttachedRunner, error) { return &attached{addr: rc.Addr, done: done}, nil }
-	cfg := pluginrpc.ClientConfig(nil)
+	cfg := pluginrpc.ClientConfigWith(nil, m.h.tel.grpc)
 	cfg.Cmd, cfg.Reattach, cfg.AutoMTLS = nil, &r, false
 	cfg.Logger = m.log
 	client := goplugin.NewClient(cfg)

@@ -1,18 +1,32 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
 	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/telemetry"
 )
 
 // sign is the one path every signature takes (Signer, Key and the managed
 // Provider): the plugin call (through the batcher unless
 // Config.DisableBatching), then verify-after-sign in the caller's
-// goroutine, so verification runs in parallel across callers.
+// goroutine, so verification runs in parallel across callers. All of it
+// is the knhk.sign span, under which the plugin call runs (or to which
+// the SignBatch call that carried it links).
 func (h *Host) sign(ctx context.Context, m *managed, r Ref, req shared.SignRequest) (shared.SignResponse, error) {
+	ctx, run := m.begin(ctx, opSign, r.KeyID)
+	run.algorithm(req.Algorithm)
+	resp, err := h.signVerified(ctx, m, r, req)
+	run.version(cmp.Or(resp.Version, req.Version))
+	run.end(ctx, err)
+	return resp, err
+}
+
+// signVerified is sign's work.
+func (h *Host) signVerified(ctx context.Context, m *managed, r Ref, req shared.SignRequest) (shared.SignResponse, error) {
 	req.Key = r.keyRef()
 	var (
 		resp shared.SignResponse
@@ -29,8 +43,9 @@ func (h *Host) sign(ctx context.Context, m *managed, r Ref, req shared.SignReque
 		return resp, err
 	}
 	if req.Version != "" && resp.Version != "" && resp.Version != req.Version {
+		m.countVerifyAfterSignFailure(ctx)
 		h.log.Error("plugin signed with another key version than asked; discarded the signature",
-			"provider", m.name, "key", r.KeyID, "asked", req.Version, "signed", resp.Version)
+			append([]any{"provider", m.name, "key", r.KeyID, "asked", req.Version, "signed", resp.Version}, telemetry.LogArgs(ctx)...)...)
 		return shared.SignResponse{}, fmt.Errorf("%w: plugin %s signed key %q with version %q, not the version %q asked for; the signature was discarded: %w",
 			ErrVerifyAfterSign, m.name, r.KeyID, resp.Version, req.Version, shared.ErrBadSignature)
 	}
@@ -61,8 +76,9 @@ func (h *Host) verifyAfterSign(ctx context.Context, m *managed, r Ref, req share
 			return nil
 		}
 	}
+	m.countVerifyAfterSignFailure(ctx)
 	h.log.Error("plugin returned a signature that does not verify; discarded it",
-		"provider", m.name, "key", r.KeyID, "version", version, "algorithm", req.Algorithm, "error", verr)
+		append([]any{"provider", m.name, "key", r.KeyID, "version", version, "algorithm", req.Algorithm, "error", verr}, telemetry.LogArgs(ctx)...)...)
 	return fmt.Errorf("%w: plugin %s, key %q version %q, %s; the signature was discarded: %w",
 		ErrVerifyAfterSign, m.name, r.KeyID, version, req.Algorithm, shared.ErrBadSignature)
 }

@@ -26,12 +26,14 @@ type managed struct {
 
 	launch chan struct{} // one-slot lock held while launching
 	batch  batcher       // coalesces concurrent signatures
+	tel    *pluginTel    // the provider's metric attributes
 
 	mu        sync.Mutex // guards the fields below
 	cur       *instance
 	failures  int       // consecutive deaths or failed launches
 	nextStart time.Time // no relaunch before this
 	lastErr   error     // last launch failure, returned until nextStart
+	lost      bool      // an instance died or was killed since the last launch
 	desc      *shared.Description
 	path, sum string // file and SHA-256 of the last launch
 }
@@ -54,7 +56,7 @@ type instance struct {
 }
 
 func newManaged(h *Host, name string) *managed {
-	m := &managed{h: h, name: name, log: h.log.Named(name), launch: make(chan struct{}, 1)}
+	m := &managed{h: h, name: name, log: h.log.Named(name), launch: make(chan struct{}, 1), tel: newPluginTel(name)}
 	m.batch.m = m
 	return m
 }
@@ -147,7 +149,7 @@ func (m *managed) acquire(ctx context.Context) (*instance, error) {
 		return nil, ErrClosed
 	}
 	defer m.h.wg.Done()
-	inst, err := m.start()
+	inst, err := m.startTraced(ctx)
 
 	m.mu.Lock()
 	if err != nil {
@@ -163,6 +165,11 @@ func (m *managed) acquire(ctx context.Context) (*instance, error) {
 		return nil, ErrClosed
 	}
 	m.cur, m.lastErr = inst, nil
+	m.countUp(1)
+	if m.lost {
+		m.lost = false
+		m.countRestart()
+	}
 	m.mu.Unlock()
 	m.h.wg.Add(1) // Close waits for the watchdog too
 	go func() {
@@ -180,6 +187,9 @@ func (m *managed) fail(inst *instance, hard bool, why string) {
 		m.cur = nil
 		m.failures++
 		m.nextStart = time.Now().Add(m.h.cfg.Retry.backoff(m.failures))
+		m.lost = true
+		m.countCrash()
+		m.countUp(-1)
 		m.log.Warn("replacing plugin", "reason", why, "consecutive_failures", m.failures)
 	}
 	m.mu.Unlock()
@@ -212,7 +222,9 @@ func (m *managed) alive(inst *instance) bool {
 }
 
 // start launches (or reattaches) the plugin and checks what it says it is.
-func (m *managed) start() (*instance, error) {
+// ctx carries the launch's span, not its lifetime: a launch is bounded by
+// the start and call timeouts, whoever asked for it.
+func (m *managed) start(ctx context.Context) (*instance, error) {
 	var (
 		inst *instance
 		err  error
@@ -227,7 +239,7 @@ func (m *managed) start() (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.h.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.h.cfg.CallTimeout)
 	defer cancel()
 	desc, err := inst.rpc.Describe(ctx)
 	switch {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/knhk/knhk/internal/contract"
+	"github.com/knhk/knhk/telemetry"
 )
 
 // ProtocolVersion is the version of the wire contract (proto package
@@ -73,6 +74,16 @@ func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
 // test mode it sets the garbage collector's target to GOGC=400 unless the
 // GOGC environment variable is set: a plugin's live heap is small and its
 // garbage short-lived, so collecting less often saves CPU for some memory.
+//
+// Outside test mode Serve also sets up OpenTelemetry (telemetry.Setup)
+// from the OTEL_* environment the host passes on, under service.name
+// knhk-plugin-<provider> unless OTEL_SERVICE_NAME says otherwise, and
+// flushes it before returning; console exporters write to stderr. When
+// that environment asks for traces, every call gets a server span that
+// continues the host's trace, so spans the provider starts from a call's
+// context (its cloud SDK's, say) join the trace too; when it asks for
+// nothing, nothing is instrumented. In test mode the process belongs to
+// the test, whose global providers are used as they are.
 func Serve(p Provider, opts ...ServeOption) error {
 	if p == nil {
 		return errors.New("knhk: Serve needs a Provider")
@@ -86,11 +97,13 @@ func Serve(p Provider, opts ...ServeOption) error {
 	if cfg.logger == nil {
 		cfg.logger = Logger()
 	}
+	flush := func() {}
 	if cfg.test == nil {
 		go exitWithParent(os.Getppid(), cfg.logger)
 		if os.Getenv("GOGC") == "" {
 			debug.SetGCPercent(gcPercent)
 		}
+		flush = setupTelemetry(p, cfg.logger)
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: contract.Handshake,
@@ -102,6 +115,9 @@ func Serve(p Provider, opts ...ServeOption) error {
 			// every call (when all are busy, a call gets a new one).
 			o = append(o, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 			o = append(o, grpc.ChainUnaryInterceptor(recoverPanics(cfg.logger)), grpc.ChainStreamInterceptor(recoverStreamPanics(cfg.logger)))
+			// Spans and metrics per call, when the plugin's telemetry
+			// (or, in test mode, the test's) is on; nothing when off.
+			o = append(o, grpc.StatsHandler(telemetry.GRPCServerHandler()))
 			return grpc.NewServer(o...)
 		},
 		Logger: cfg.logger,
@@ -112,6 +128,7 @@ func Serve(p Provider, opts ...ServeOption) error {
 			cfg.logger.Warn("closing the provider", "error", err)
 		}
 	}
+	flush() // after Close: the provider's last spans go too
 	return nil
 }
 

@@ -6,21 +6,36 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 
 	"github.com/knhk/knhk/internal/contract"
+	"github.com/knhk/knhk/telemetry"
 )
 
 // ClientConfig is the go-plugin configuration the host uses to launch a
-// plugin binary: knhk's handshake, gRPC only, AutoMTLS on. Callers add
-// SecureConfig, StartTimeout and Logger.
+// plugin binary: knhk's handshake, gRPC only, AutoMTLS on, and the
+// connection instrumented by telemetry.GRPCClientHandler (the global
+// OpenTelemetry providers). Callers add SecureConfig, StartTimeout and
+// Logger.
 func ClientConfig(cmd *exec.Cmd) *plugin.ClientConfig {
+	return ClientConfigWith(cmd, telemetry.GRPCClientHandler())
+}
+
+// ClientConfigWith is ClientConfig with the connection's OpenTelemetry
+// instrumentation given: the host's, made from the providers in its
+// configuration. A nil handler leaves the connection uninstrumented.
+func ClientConfigWith(cmd *exec.Cmd, h stats.Handler) *plugin.ClientConfig {
+	dial := contract.DialOptions()
+	if h != nil {
+		dial = append(dial, grpc.WithStatsHandler(h))
+	}
 	return &plugin.ClientConfig{
 		HandshakeConfig:  contract.Handshake,
 		Plugins:          contract.Plugins(nil),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		GRPCDialOptions:  contract.DialOptions(),
+		GRPCDialOptions:  dial,
 	}
 }
 
