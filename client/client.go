@@ -17,6 +17,7 @@ import (
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 	sidecarv1 "github.com/knhk/knhk/sidecar/proto/knhk/sidecar/v1"
+	"github.com/knhk/knhk/telemetry"
 )
 
 // Client is a connection to a knhk signing sidecar (knhk-host serve). It
@@ -100,6 +101,9 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	conn, err := grpc.NewClient(grpcTarget,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("knhk-client/"+shared.BuildVersion()),
+		// A client span per call, sending the caller's W3C trace context
+		// to the daemon (global providers: no-op unless set).
+		grpc.WithStatsHandler(telemetry.GRPCClientHandler()),
 		// A whole message to sign must fit (host.MaxWholeMessage), and
 		// so must the answer.
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(shared.MaxMessageSize), grpc.MaxCallRecvMsgSize(shared.MaxMessageSize)),

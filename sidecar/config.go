@@ -3,6 +3,7 @@ package sidecar
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,14 @@ type Config struct {
 	// runs) and /readyz (every configured key's plugin answers) on this
 	// TCP address. It carries no key material and takes no calls.
 	HealthAddress string
+
+	// MetricsHandler, when set, is served at GET /metrics on
+	// HealthAddress (which it then requires), e.g. a Prometheus
+	// exporter's handler over the daemon's MeterProvider (knhk-host serve
+	// serves one). Like the health endpoints it is plain HTTP beside the
+	// API: serve nothing there that callers must not read. Fixed at
+	// Serve; Reload keeps the one serving.
+	MetricsHandler http.Handler
 
 	// MaxRequestBytes bounds one request: an HTTP/JSON body, or the
 	// digest or message of a gRPC sign or verify request (larger ones are
@@ -159,6 +168,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.MetricsHandler != nil && cfg.HealthAddress == "" {
+		return cfg, fmt.Errorf("%w: a metrics handler is served on the health address: set one", ErrConfig)
 	}
 	for name, ref := range cfg.Keys {
 		if name == "" || strings.Contains(name, ":") {

@@ -13,6 +13,7 @@ import (
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/internal/workers"
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/telemetry"
 )
 
 // core is the daemon's API without a transport: it names the caller's
@@ -30,6 +31,8 @@ type core struct {
 	drainOnce sync.Once
 
 	workers *workers.Pool // runs SignStream items
+
+	metrics coreMetrics
 }
 
 // state is one configuration and the key handles opened under it.
@@ -39,7 +42,7 @@ type state struct {
 }
 
 func newCore(h *host.Host, cfg Config) *core {
-	c := &core{h: h, inFlight: map[string]int{}, drain: make(chan struct{}), workers: workers.New()}
+	c := &core{h: h, inFlight: map[string]int{}, drain: make(chan struct{}), workers: workers.New(), metrics: newCoreMetrics()}
 	c.setConfig(cfg)
 	return c
 }
@@ -107,27 +110,30 @@ func (c *core) resolve(cfg *Config, key string) (ref, policyName string, err err
 }
 
 // authorize checks that the policy allows caller op on the key named
-// policyName, and logs the decision at debug.
-func (c *core) authorize(cfg *Config, caller Caller, op Op, policyName string) error {
+// policyName, logs the decision at debug and counts a denial.
+func (c *core) authorize(ctx context.Context, cfg *Config, caller Caller, op Op, policyName string) error {
 	for _, p := range cfg.Policies {
 		if p.allows(caller.Principals, op, policyName) {
-			logDecision(cfg, "allow", caller, op, policyName)
+			logDecision(ctx, cfg, "allow", caller, op, policyName)
 			return nil
 		}
 	}
-	logDecision(cfg, "deny", caller, op, policyName)
+	logDecision(ctx, cfg, "deny", caller, op, policyName)
+	c.countDenial(ctx, caller, op)
 	return &deniedError{caller: caller.String(), op: op, key: policyName}
 }
 
 // logDecision logs a policy decision at debug (building the line only
-// when debug is on: this runs for every call). A reference is logged
-// without its parameters.
-func logDecision(cfg *Config, decision string, caller Caller, op Op, key string) {
+// when debug is on: this runs for every call), with the call's trace and
+// span ids when it is traced. A reference is logged without its
+// parameters.
+func logDecision(ctx context.Context, cfg *Config, decision string, caller Caller, op Op, key string) {
 	if !cfg.Logger.IsDebug() {
 		return
 	}
 	key, _, _ = strings.Cut(key, "?")
-	cfg.Logger.Debug(decision, "caller", caller.String(), "pid", caller.PID, "op", string(op), "key", shared.Quote(key))
+	args := []any{"caller", caller.String(), "pid", caller.PID, "op", string(op), "key", shared.Quote(key)}
+	cfg.Logger.Debug(decision, append(args, telemetry.LogArgs(ctx)...)...)
 }
 
 // deniedError is a policy denial: it names the principal and the
@@ -155,7 +161,7 @@ func (c *core) open(ctx context.Context, caller Caller, op Op, key string) (*hos
 	if err != nil {
 		return nil, err
 	}
-	if err := c.authorize(&st.cfg, caller, op, name); err != nil {
+	if err := c.authorize(ctx, &st.cfg, caller, op, name); err != nil {
 		return nil, err
 	}
 	if name != key || ref == name {
@@ -195,7 +201,8 @@ func (in SignInput) check(cfg *Config) error {
 }
 
 // Sign signs in.Digest or in.Message with key.
-func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput) (host.Signature, error) {
+func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput) (_ host.Signature, err error) {
+	defer func() { c.count(ctx, caller, OpSign, err) }()
 	if err := in.check(c.cfg()); err != nil {
 		return host.Signature{}, err
 	}
@@ -214,7 +221,8 @@ func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput
 
 // Verify checks sig: nil when valid, an error that is
 // shared.ErrBadSignature when not.
-func (c *core) Verify(ctx context.Context, caller Caller, key string, in SignInput, sig []byte) error {
+func (c *core) Verify(ctx context.Context, caller Caller, key string, in SignInput, sig []byte) (err error) {
+	defer func() { c.count(ctx, caller, OpVerify, err) }()
 	if err := in.check(c.cfg()); err != nil {
 		return err
 	}
@@ -232,7 +240,8 @@ func (c *core) Verify(ctx context.Context, caller Caller, key string, in SignInp
 }
 
 // PublicKey returns a version's public key ("" for the current one).
-func (c *core) PublicKey(ctx context.Context, caller Caller, key, version string) (host.PublicKey, error) {
+func (c *core) PublicKey(ctx context.Context, caller Caller, key, version string) (_ host.PublicKey, err error) {
+	defer func() { c.count(ctx, caller, OpPublicKey, err) }()
 	k, err := c.open(ctx, caller, OpPublicKey, key)
 	if err != nil {
 		return host.PublicKey{}, err
@@ -241,7 +250,8 @@ func (c *core) PublicKey(ctx context.Context, caller Caller, key, version string
 }
 
 // Metadata describes key.
-func (c *core) Metadata(ctx context.Context, caller Caller, key string) (shared.KeyMetadata, error) {
+func (c *core) Metadata(ctx context.Context, caller Caller, key string) (_ shared.KeyMetadata, err error) {
+	defer func() { c.count(ctx, caller, OpMetadata, err) }()
 	k, err := c.open(ctx, caller, OpMetadata, key)
 	if err != nil {
 		return shared.KeyMetadata{}, err
@@ -250,7 +260,8 @@ func (c *core) Metadata(ctx context.Context, caller Caller, key string) (shared.
 }
 
 // Rotate makes a new current version of key and returns it.
-func (c *core) Rotate(ctx context.Context, caller Caller, key string) (string, error) {
+func (c *core) Rotate(ctx context.Context, caller Caller, key string) (_ string, err error) {
+	defer func() { c.count(ctx, caller, OpRotate, err) }()
 	k, err := c.open(ctx, caller, OpRotate, key)
 	if err != nil {
 		return "", err
@@ -261,13 +272,14 @@ func (c *core) Rotate(ctx context.Context, caller Caller, key string) (string, e
 // Create creates key (a configured name whose key does not exist yet, or
 // a reference) and returns the key id the provider gave it and its public
 // key.
-func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.KeyType) (string, host.PublicKey, error) {
+func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.KeyType) (_ string, _ host.PublicKey, err error) {
+	defer func() { c.count(ctx, caller, OpCreate, err) }()
 	cfg := c.cfg()
 	ref, name, err := c.resolve(cfg, key)
 	if err != nil {
 		return "", host.PublicKey{}, err
 	}
-	if err := c.authorize(cfg, caller, OpCreate, name); err != nil {
+	if err := c.authorize(ctx, cfg, caller, OpCreate, name); err != nil {
 		return "", host.PublicKey{}, err
 	}
 	k, err := c.h.CreateKey(ctx, ref, kt)
@@ -281,13 +293,14 @@ func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.
 // List lists provider's keys. The policy is matched against the key
 // pattern "PROVIDER:" with the parameters as a reference has them, and
 // references must be allowed: listing reaches beyond the named keys.
-func (c *core) List(ctx context.Context, caller Caller, provider string, params map[string]string) ([]shared.KeySummary, error) {
+func (c *core) List(ctx context.Context, caller Caller, provider string, params map[string]string) (_ []shared.KeySummary, err error) {
+	defer func() { c.count(ctx, caller, OpList, err) }()
 	cfg := c.cfg()
 	if !cfg.AllowReferences {
 		return nil, fmt.Errorf("%w: listing keys needs allow_references (it reaches beyond the named keys)", shared.ErrInvalidArgument)
 	}
 	name := host.Ref{Provider: provider, Params: params}.String()
-	if err := c.authorize(cfg, caller, OpList, name); err != nil {
+	if err := c.authorize(ctx, cfg, caller, OpList, name); err != nil {
 		return nil, err
 	}
 	return c.h.ListKeys(ctx, provider, params)

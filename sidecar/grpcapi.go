@@ -25,11 +25,13 @@ import (
 // alike.
 type pbOps struct{ c *core }
 
-// admitted runs one call of caller's under the per-caller limit and the
-// drain: every call of every transport goes through it.
-func admitted[T any](c *core, caller Caller, run func() (T, error)) (T, error) {
+// admitted runs one call of caller's, op, under the per-caller limit and
+// the drain: every unary call of every transport goes through it. A call
+// refused here is counted here; the core counts the others.
+func admitted[T any](ctx context.Context, c *core, caller Caller, op Op, run func() (T, error)) (T, error) {
 	release, err := c.enter(caller)
 	if err != nil {
+		c.count(ctx, caller, op, err)
 		var zero T
 		return zero, err
 	}
@@ -201,51 +203,51 @@ func newGRPCAPI(c *core) sidecarv1.SignerServer {
 	return &grpcAPI{ops: pbOps{c: c}}
 }
 
-// grpcUnary runs one unary call: it identifies the caller, admits the
-// call, runs op and turns its error into a status with the reason.
-func grpcUnary[Req, Resp any](ctx context.Context, c *core, req Req, op func(context.Context, Caller, Req) (Resp, error)) (Resp, error) {
+// grpcUnary runs one unary call, op: it identifies the caller, admits
+// the call, runs it and turns its error into a status with the reason.
+func grpcUnary[Req, Resp any](ctx context.Context, c *core, op Op, req Req, run func(context.Context, Caller, Req) (Resp, error)) (Resp, error) {
 	caller, err := callerFromContext(ctx)
 	if err != nil {
 		var zero Resp
 		return zero, apierr.ToStatus(err)
 	}
-	resp, err := admitted(c, caller, func() (Resp, error) { return op(ctx, caller, req) })
+	resp, err := admitted(ctx, c, caller, op, func() (Resp, error) { return run(ctx, caller, req) })
 	return resp, apierr.ToStatus(err)
 }
 
 // Sign implements sidecarv1.SignerServer.
 func (g *grpcAPI) Sign(ctx context.Context, req *sidecarv1.SignRequest) (*sidecarv1.SignResponse, error) {
-	return grpcUnary(ctx, g.ops.c, req, g.ops.sign)
+	return grpcUnary(ctx, g.ops.c, OpSign, req, g.ops.sign)
 }
 
 // Verify implements sidecarv1.SignerServer.
 func (g *grpcAPI) Verify(ctx context.Context, req *sidecarv1.VerifyRequest) (*sidecarv1.VerifyResponse, error) {
-	return grpcUnary(ctx, g.ops.c, req, g.ops.verify)
+	return grpcUnary(ctx, g.ops.c, OpVerify, req, g.ops.verify)
 }
 
 // PublicKey implements sidecarv1.SignerServer.
 func (g *grpcAPI) PublicKey(ctx context.Context, req *sidecarv1.PublicKeyRequest) (*sidecarv1.PublicKeyResponse, error) {
-	return grpcUnary(ctx, g.ops.c, req, g.ops.publicKey)
+	return grpcUnary(ctx, g.ops.c, OpPublicKey, req, g.ops.publicKey)
 }
 
 // Metadata implements sidecarv1.SignerServer.
 func (g *grpcAPI) Metadata(ctx context.Context, req *sidecarv1.MetadataRequest) (*sidecarv1.MetadataResponse, error) {
-	return grpcUnary(ctx, g.ops.c, req, g.ops.metadata)
+	return grpcUnary(ctx, g.ops.c, OpMetadata, req, g.ops.metadata)
 }
 
 // Rotate implements sidecarv1.SignerServer.
 func (g *grpcAPI) Rotate(ctx context.Context, req *sidecarv1.RotateRequest) (*sidecarv1.RotateResponse, error) {
-	return grpcUnary(ctx, g.ops.c, req, g.ops.rotate)
+	return grpcUnary(ctx, g.ops.c, OpRotate, req, g.ops.rotate)
 }
 
 // CreateKey implements sidecarv1.SignerServer.
 func (g *grpcAPI) CreateKey(ctx context.Context, req *sidecarv1.CreateKeyRequest) (*sidecarv1.CreateKeyResponse, error) {
-	return grpcUnary(ctx, g.ops.c, req, g.ops.create)
+	return grpcUnary(ctx, g.ops.c, OpCreate, req, g.ops.create)
 }
 
 // ListKeys implements sidecarv1.SignerServer.
 func (g *grpcAPI) ListKeys(ctx context.Context, req *sidecarv1.ListKeysRequest) (*sidecarv1.ListKeysResponse, error) {
-	return grpcUnary(ctx, g.ops.c, req, g.ops.list)
+	return grpcUnary(ctx, g.ops.c, OpList, req, g.ops.list)
 }
 
 // maxStreamResponseBytes bounds one SignStreamResponse, well under the 4
@@ -343,6 +345,7 @@ func (s *streamSigner) startLocked(it *sidecarv1.SignItem) error {
 	}
 	release, err := s.ops.c.enter(s.caller)
 	if err != nil {
+		s.ops.c.count(s.ctx, s.caller, OpSign, err)
 		return err
 	}
 	s.inFlight[id] = true

@@ -54,11 +54,15 @@ func (s *Server) setServing(ok bool) {
 	s.health.SetServingStatus(sidecarv1.Signer_ServiceDesc.ServiceName, st)
 }
 
-// healthHandler serves /healthz (200 while the daemon runs) and /readyz
+// healthHandler serves /healthz (200 while the daemon runs), /readyz
 // (200 when every configured key's plugin answered the last check, 503
-// with the reason otherwise, and while draining).
+// with the reason otherwise, and while draining) and, when configured,
+// /metrics (Config.MetricsHandler).
 func (s *Server) healthHandler() http.Handler {
 	mux := http.NewServeMux()
+	if h := s.c.cfg().MetricsHandler; h != nil {
+		mux.Handle("GET /metrics", h)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -72,7 +72,7 @@ func newHTTPHandler(c *core) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpWriteError(w, http.StatusNotFound, codes.NotFound, "", fmt.Sprintf("no API call %s %s (see the sidecar's HTTP/JSON API)", r.Method, shared.Quote(r.URL.Path)))
 	})
-	return mux
+	return tracedHTTP(mux)
 }
 
 // The JSON bodies. Their fields are the native API's messages'.
@@ -143,11 +143,11 @@ type (
 // httpAPI serves the JSON endpoints.
 type httpAPI struct{ ops pbOps }
 
-// call runs one request: it identifies the caller by its client
+// call runs one request, op: it identifies the caller by its client
 // certificate, decodes the body into body (nil: the call reads none;
 // emptyOK: an empty body is an empty object), admits the call, runs it
 // and writes its answer or error.
-func (h httpAPI) call(w http.ResponseWriter, r *http.Request, body any, emptyOK bool, run func(context.Context, Caller) (any, error)) {
+func (h httpAPI) call(w http.ResponseWriter, r *http.Request, op Op, body any, emptyOK bool, run func(context.Context, Caller) (any, error)) {
 	caller, err := callerFromTLS(r.TLS)
 	if err != nil {
 		// 401, with the reason that names the sentinel clients match
@@ -162,7 +162,7 @@ func (h httpAPI) call(w http.ResponseWriter, r *http.Request, body any, emptyOK 
 			return
 		}
 	}
-	resp, err := admitted(h.ops.c, caller, func() (any, error) { return run(r.Context(), caller) })
+	resp, err := admitted(r.Context(), h.ops.c, caller, op, func() (any, error) { return run(r.Context(), caller) })
 	if err != nil {
 		httpFail(w, err)
 		return
@@ -262,7 +262,7 @@ func httpWriteJSON(w http.ResponseWriter, status int, v any) {
 
 func (h httpAPI) sign(w http.ResponseWriter, r *http.Request) {
 	var body httpSignRequest
-	h.call(w, r, &body, false, func(ctx context.Context, caller Caller) (any, error) {
+	h.call(w, r, OpSign, &body, false, func(ctx context.Context, caller Caller) (any, error) {
 		resp, err := h.ops.sign(ctx, caller, &sidecarv1.SignRequest{
 			Key: r.PathValue("key"), Digest: body.Digest, Message: body.Message,
 			Algorithm: body.Algorithm, Version: body.Version,
@@ -276,7 +276,7 @@ func (h httpAPI) sign(w http.ResponseWriter, r *http.Request) {
 
 func (h httpAPI) verify(w http.ResponseWriter, r *http.Request) {
 	var body httpVerifyRequest
-	h.call(w, r, &body, false, func(ctx context.Context, caller Caller) (any, error) {
+	h.call(w, r, OpVerify, &body, false, func(ctx context.Context, caller Caller) (any, error) {
 		resp, err := h.ops.verify(ctx, caller, &sidecarv1.VerifyRequest{
 			Key: r.PathValue("key"), Digest: body.Digest, Message: body.Message,
 			Signature: body.Signature, Algorithm: body.Algorithm, Version: body.Version,
@@ -289,7 +289,7 @@ func (h httpAPI) verify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h httpAPI) publicKey(w http.ResponseWriter, r *http.Request) {
-	h.call(w, r, nil, false, func(ctx context.Context, caller Caller) (any, error) {
+	h.call(w, r, OpPublicKey, nil, false, func(ctx context.Context, caller Caller) (any, error) {
 		q, err := httpQuery(r, func(name string) bool { return name == "version" })
 		if err != nil {
 			return nil, err
@@ -310,7 +310,7 @@ func httpPublicKeyOf(pk *sidecarv1.PublicKeyResponse) httpPublicKey {
 }
 
 func (h httpAPI) metadata(w http.ResponseWriter, r *http.Request) {
-	h.call(w, r, nil, false, func(ctx context.Context, caller Caller) (any, error) {
+	h.call(w, r, OpMetadata, nil, false, func(ctx context.Context, caller Caller) (any, error) {
 		md, err := h.ops.metadata(ctx, caller, &sidecarv1.MetadataRequest{Key: r.PathValue("key")})
 		if err != nil {
 			return nil, err
@@ -337,7 +337,7 @@ func (h httpAPI) metadata(w http.ResponseWriter, r *http.Request) {
 
 func (h httpAPI) rotate(w http.ResponseWriter, r *http.Request) {
 	var body struct{}
-	h.call(w, r, &body, true, func(ctx context.Context, caller Caller) (any, error) {
+	h.call(w, r, OpRotate, &body, true, func(ctx context.Context, caller Caller) (any, error) {
 		resp, err := h.ops.rotate(ctx, caller, &sidecarv1.RotateRequest{Key: r.PathValue("key")})
 		if err != nil {
 			return nil, err
@@ -348,7 +348,7 @@ func (h httpAPI) rotate(w http.ResponseWriter, r *http.Request) {
 
 func (h httpAPI) create(w http.ResponseWriter, r *http.Request) {
 	var body httpCreateRequest
-	h.call(w, r, &body, false, func(ctx context.Context, caller Caller) (any, error) {
+	h.call(w, r, OpCreate, &body, false, func(ctx context.Context, caller Caller) (any, error) {
 		resp, err := h.ops.create(ctx, caller, &sidecarv1.CreateKeyRequest{Key: r.PathValue("key"), KeyType: body.KeyType})
 		if err != nil {
 			return nil, err
@@ -365,7 +365,7 @@ type httpCreated struct {
 }
 
 func (h httpAPI) list(w http.ResponseWriter, r *http.Request) {
-	h.call(w, r, nil, false, func(ctx context.Context, caller Caller) (any, error) {
+	h.call(w, r, OpList, nil, false, func(ctx context.Context, caller Caller) (any, error) {
 		params, err := httpQuery(r, func(string) bool { return true })
 		if err != nil {
 			return nil, err

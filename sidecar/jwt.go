@@ -91,15 +91,20 @@ func registerJWT(gs *grpc.Server, c *core) {
 	jwtv1alpha1.RegisterExternalJWTSignerServer(gs, jwtServerV1alpha1{s: s})
 }
 
-// admit identifies the caller of a call and counts it against the
-// caller's limit; call release when done.
-func (s *jwtService) admit(ctx context.Context) (Caller, func(), error) {
+// admit identifies the caller of a call, op ("" for one on no key), and
+// counts it against the caller's limit; call release when done. A call
+// refused here is counted in knhk.sidecar.requests here; one admitted
+// counts its own end.
+func (s *jwtService) admit(ctx context.Context, op Op) (Caller, func(), error) {
 	caller, err := callerFromContext(ctx)
 	if err != nil {
 		return Caller{}, nil, err
 	}
 	release, err := s.c.enter(caller)
 	if err != nil {
+		if op != "" {
+			s.c.count(ctx, caller, op, err)
+		}
 		return Caller{}, nil, err
 	}
 	return caller, release, nil
@@ -110,11 +115,12 @@ func (s *jwtService) admit(ctx context.Context) (Caller, func(), error) {
 // version, whatever rotates meanwhile.
 func (s *jwtService) sign(ctx context.Context, claims string) (header, signature string, err error) {
 	defer func() { err = apierr.ToStatus(err) }()
-	caller, release, err := s.admit(ctx)
+	caller, release, err := s.admit(ctx, OpSign)
 	if err != nil {
 		return "", "", err
 	}
 	defer release()
+	defer func() { s.c.count(ctx, caller, OpSign, err) }() // before the status conversion
 	cfg := s.c.jwt()
 	if cfg == nil {
 		return "", "", errNoJWT
@@ -258,11 +264,12 @@ func jwtPublishes(md shared.KeyMetadata, version string) bool {
 // tokens it signed keep verifying; a disabled or destroyed one drops out.
 func (s *jwtService) fetchKeys(ctx context.Context) (set jwtKeySet, err error) {
 	defer func() { err = apierr.ToStatus(err) }()
-	caller, release, err := s.admit(ctx)
+	caller, release, err := s.admit(ctx, OpPublicKey)
 	if err != nil {
 		return jwtKeySet{}, err
 	}
 	defer release()
+	defer func() { s.c.count(ctx, caller, OpPublicKey, err) }() // before the status conversion
 	cfg := s.c.jwt()
 	if cfg == nil {
 		return jwtKeySet{}, errNoJWT
@@ -322,7 +329,7 @@ func (s *jwtService) fetchKeys(ctx context.Context) (set jwtKeySet, err error) {
 // maxTokenLifetime is the longest token lifetime kube-apiserver may issue.
 func (s *jwtService) maxTokenLifetime(ctx context.Context) (d time.Duration, err error) {
 	defer func() { err = apierr.ToStatus(err) }()
-	_, release, err := s.admit(ctx)
+	_, release, err := s.admit(ctx, "") // no key: not counted
 	if err != nil {
 		return 0, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/internal/contract"
 	sidecarv1 "github.com/knhk/knhk/sidecar/proto/knhk/sidecar/v1"
+	"github.com/knhk/knhk/telemetry"
 )
 
 // minGRPCMessage is the least size of gRPC message the daemon takes: twice
@@ -66,8 +67,8 @@ func (s *Server) SocketPath() string { return s.c.cfg().Socket.Path }
 // Reload swaps in a new configuration (keys, policy, limits, the JWT
 // signer) for every call that starts afterwards, all at once. Listener
 // settings (socket, TLS and HTTP addresses and files, health address)
-// take effect only at the next start; a change to them is logged. An
-// invalid cfg changes nothing.
+// and the metrics handler take effect only at the next start; a change to
+// the listener settings is logged. An invalid cfg changes nothing.
 func (s *Server) Reload(cfg Config) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -78,6 +79,8 @@ func (s *Server) Reload(cfg Config) error {
 		cfg.Logger.Warn("listener settings changed: they take effect when the daemon restarts")
 		cfg.Socket, cfg.TLS, cfg.HTTP, cfg.HealthAddress = old.Socket, old.TLS, old.HTTP, old.HealthAddress
 	}
+	// Handlers do not compare; the one served is the one Serve started with.
+	cfg.MetricsHandler = old.MetricsHandler
 	s.c.setConfig(cfg)
 	cfg.Logger.Info("configuration reloaded", "keys", len(cfg.Keys), "policies", len(cfg.Policies))
 	return nil
@@ -161,6 +164,9 @@ func (s *Server) newGRPC(creds credentials.TransportCredentials) *grpc.Server {
 		// Calls run on goroutines that live on, whose stacks a signature
 		// has grown already, not on a new goroutine per call.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		// A server span per call, continuing the caller's trace context;
+		// the host's spans below it (grpc.health.v1 is not traced).
+		grpc.StatsHandler(telemetry.GRPCServerHandler()),
 	)
 	sidecarv1.RegisterSignerServer(gs, newGRPCAPI(s.c))
 	registerJWT(gs, s.c)

@@ -4,17 +4,32 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
+	"github.com/knhk/knhk/telemetry"
 )
+
+// telemetryService is this program's OpenTelemetry service.name unless
+// OTEL_SERVICE_NAME says otherwise.
+const telemetryService = "knhk-host"
+
+// telemetryFlushTimeout bounds the flush of spans and metrics as a run
+// ends (the run's own context may be cancelled by then).
+const telemetryFlushTimeout = 10 * time.Second
 
 // app is one run of the command line: the standard streams, the global
 // flags, the loaded config and the host, opened on first use.
@@ -33,12 +48,17 @@ type app struct {
 	host    *host.Host
 	client  *client.Client // with --server: the daemon, instead of host
 	started bool           // cobra parsed the command line and a command started
+
+	daemon        *cobra.Command              // the serve command
+	stopTelemetry func(context.Context) error // flushes and stops what telemetry.Setup started
+	metrics       http.Handler                // serve with a health address: /metrics
 }
 
 // Run runs the command line with args (without the program name) and
 // returns the exit status. Results go to stdout, errors and logs to stderr,
-// nothing else anywhere. Plugins started on the way are stopped, and the
-// connection to the daemon (--server) closed, before Run returns.
+// nothing else anywhere. Plugins started on the way are stopped, the
+// connection to the daemon (--server) closed, and telemetry flushed,
+// before Run returns.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCmd()
@@ -57,6 +77,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			err = fmt.Errorf("close the connection to the sidecar: %w", cerr)
 		}
 	}
+	a.flushTelemetry(ctx)
 	if err == nil {
 		return ExitOK
 	}
@@ -112,6 +133,13 @@ runs here.
 Results go to stdout, nothing else does; errors go to stderr as one line
 (one JSON object with -o json); logs go to stderr when --log-level asks.
 
+OpenTelemetry traces and metrics follow the standard OTEL_* environment:
+nothing is exported unless OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER or an
+OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, ...) asks; service.name defaults
+to knhk-host, and plugins export as knhk-plugin-<provider>. A setting that
+does not work is reported as one warning on stderr and the command runs
+without telemetry: telemetry never stops signing.
+
 ` + exitCodesHelp,
 		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ec-p256
   echo hello | knhk-host sign --key 'fake:demo?state=/tmp/keys.json' > hello.sig
@@ -138,6 +166,7 @@ Results go to stdout, nothing else does; errors go to stderr as one line
 	plugins.Annotations = map[string]string{localOnly: "it lists and locks this machine's plugins"}
 	serve := a.serveCmd()
 	serve.Annotations = map[string]string{localOnly: "it is the daemon"}
+	a.daemon = serve
 	root.AddCommand(
 		plugins,
 		serve,
@@ -176,7 +205,83 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 	if _, err := a.level(); err != nil {
 		return err
 	}
+	a.startTelemetry(cmd)
 	return a.setupServer(cmd)
+}
+
+// startTelemetry sets OpenTelemetry up for this run (telemetry.Setup, from
+// the OTEL_* environment). serve with a health address also gets a
+// Prometheus exporter, served at /metrics there, whatever the environment
+// says. A setup that fails is a warning on stderr, not the command's
+// error: a malformed OTEL_* setting (an unknown exporter, a bad endpoint)
+// leaves the run without telemetry, and signing goes on.
+func (a *app) startTelemetry(cmd *cobra.Command) {
+	var opts []telemetry.Option
+	var metrics http.Handler
+	if cmd == a.daemon && a.cfg.Serve != nil && a.cfg.Serve.HealthAddress != "" {
+		reg := prometheus.NewRegistry()
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+		if err != nil {
+			a.warnTelemetry("no /metrics: the Prometheus exporter did not start", err)
+		} else {
+			opts = append(opts, telemetry.WithMetricReader(exp))
+			metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		}
+	}
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	stop, err := telemetry.Setup(ctx, telemetryService, opts...)
+	if err != nil {
+		a.warnTelemetry("running without telemetry: its OTEL_* settings do not work", err)
+		metrics = nil
+	}
+	a.stopTelemetry, a.metrics = stop, metrics
+	// Failures while running (an unreachable collector) are log lines,
+	// shown as --log-level says (serve logs them with its logger); one
+	// that loses data also fails the flush at the end, which warns.
+	lvl, _ := a.level() // checked already
+	setTelemetryErrorLog(hclog.New(&hclog.LoggerOptions{
+		Name:       "knhk-host",
+		Level:      lvl,
+		Output:     a.stderr,
+		JSONFormat: a.output == formatJSON,
+	}))
+}
+
+// setTelemetryErrorLog sends OpenTelemetry's errors to logger at warn
+// (instead of the standard library's log on stderr).
+func setTelemetryErrorLog(logger hclog.Logger) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("telemetry", "error", err)
+	}))
+}
+
+// flushTelemetry exports what telemetry has not yet and stops it; a
+// failure is a warning.
+func (a *app) flushTelemetry(ctx context.Context) {
+	if a.stopTelemetry == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlushTimeout)
+	defer cancel()
+	if err := a.stopTelemetry(ctx); err != nil {
+		a.warnTelemetry("flushing telemetry failed", err)
+	}
+	a.stopTelemetry = nil
+}
+
+// warnTelemetry reports a telemetry failure on stderr whatever
+// --log-level says (its default is off): whoever set OTEL_* wants to know
+// it does not work. It is a log line, in JSON with -o json.
+func (a *app) warnTelemetry(msg string, err error) {
+	hclog.New(&hclog.LoggerOptions{
+		Name:       "knhk-host",
+		Level:      hclog.Warn,
+		Output:     a.stderr,
+		JSONFormat: a.output == formatJSON,
+	}).Warn(msg, "error", err)
 }
 
 // level parses the log level; the default is off, so stderr carries only

@@ -28,7 +28,7 @@ no policy allows is denied.
   serve {
     socket           = "/run/knhk/knhk.sock"  # default $XDG_RUNTIME_DIR/knhk/knhk.sock
     socket_mode      = "0660"
-    health_address   = "127.0.0.1:8081"      # /healthz and /readyz
+    health_address   = "127.0.0.1:8081"      # /healthz, /readyz and /metrics
     jwt { key = "service-accounts" }
   }
   key "release" { ref = "aws:alias/release" }
@@ -42,7 +42,15 @@ SIGTERM or SIGINT drains: calls in flight finish (up to drain_timeout), new
 ones are refused as unavailable, then knhk-host exits 0. SIGHUP rereads
 --config and swaps keys, policy, limits and the JWT signer at once; a file
 that does not load changes nothing and is logged. Logs go to stderr (default
-level info).`,
+level info).
+
+Telemetry: each gRPC and HTTP/JSON call is a server span continuing the
+caller's W3C trace context (traceparent), with the key operations' spans
+below it; knhk.sidecar.requests and knhk.sidecar.denials count calls and
+denials by caller (its first principal) and operation. They are exported as
+the OTEL_* environment says (see knhk-host --help), and with health_address
+the metrics are also served at /metrics in the Prometheus text format
+(e.g. knhk_sidecar_requests_total), OTEL_* or not.`,
 		Example: `  knhk-host serve --config /etc/knhk/knhk.hcl
   knhk-host serve --config knhk.hcl --socket /tmp/knhk.sock --log-level debug`,
 		Args: cobra.NoArgs,
@@ -68,10 +76,12 @@ func (a *app) serve(ctx context.Context, socket string) error {
 		return err
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "knhk-host.serve", Level: lvl, Output: a.stderr, JSONFormat: a.output == formatJSON})
+	setTelemetryErrorLog(logger)
 	cfg, err := a.cfg.sidecarConfig(a.configPath, socket, logger)
 	if err != nil {
 		return err
 	}
+	cfg.MetricsHandler = a.metrics
 	srv, err := sidecar.New(h, cfg)
 	if err != nil {
 		return usagef("fix the serve block, keys or policies in --config", "%v", err)

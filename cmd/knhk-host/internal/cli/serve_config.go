@@ -23,7 +23,7 @@ import (
 //	  max_request_bytes    = 4194304
 //	  max_calls_per_caller = 256
 //	  drain_timeout        = "30s"
-//	  health_address       = "127.0.0.1:8081"
+//	  health_address       = "127.0.0.1:8081"  # /healthz, /readyz, /metrics
 //	  tls  { address = "0.0.0.0:8443", cert_file = "server.pem", key_file = "server.key", client_ca_file = "clients-ca.pem" }
 //	  http { address = "0.0.0.0:8444", cert_file = "server.pem", key_file = "server.key", client_ca_file = "clients-ca.pem" }
 //	  jwt  { key = "service-accounts", max_token_lifetime = "1h", refresh_hint = "60s" }
