@@ -17,7 +17,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 PROTO_OUT := shared/proto sidecar/proto
 
-.PHONY: all build test testdeps vet fmt tidy proto proto-check tools demo bench clean deps-check
+.PHONY: all build test testdeps vet fmt tidy proto proto-check tools demo bench clean deps-check docs docs-check
 
 all: build
 
@@ -32,7 +32,7 @@ build:
 # test runs every module's tests (bench has none), all of them even when
 # one fails, and ends with one line counting the packages that passed and
 # failed.
-test: proto-check vet deps-check build testdeps
+test: proto-check docs-check vet deps-check build testdeps
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; rc=0; \
 	for m in $(filter-out bench,$(MODULES)); do \
 		echo "== go test $$m"; \
@@ -53,10 +53,15 @@ bench: build
 	cd bench && go build -o $(BIN)/knhk-bench . && go build -o $(BIN)/knhk-coldstart ./cmd/knhk-coldstart
 	$(BIN)/knhk-bench -bin $(BIN) -json bench/results.json
 
-# Test servers that must be built before the tests (a plugin's testdeps.sh,
-# e.g. the Vault server), once per machine.
-testdeps:
-	@set -e; for s in $(wildcard plugins/*/testdeps.sh); do echo "== $$s"; bash $$s; done
+# Test servers that must be built before the tests, once per machine: a
+# plugin's testdeps.sh (e.g. the Vault server) and the repository's own
+# (testdeps/*.sh: Jaeger, for the end-to-end telemetry test). One target
+# per script, so `make -j testdeps` builds them side by side.
+TESTDEPS := $(addprefix testdeps/run/,$(wildcard plugins/*/testdeps.sh testdeps/*.sh))
+.PHONY: $(TESTDEPS)
+testdeps: $(TESTDEPS)
+$(TESTDEPS): testdeps/run/%:
+	@echo "== $*"; bash $*
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
@@ -72,6 +77,14 @@ tidy:
 deps-check:
 	@if go list -deps ./cmd/knhk-host ./host/... | grep -E 'aws-sdk-go|azure-sdk-for-go|hashicorp/vault/api'; then \
 		echo "the host links a cloud SDK"; exit 1; fi
+
+# docs regenerates docs/telemetry.md from the telemetry registry (semconv/).
+docs:
+	go generate ./semconv
+
+# docs-check fails when docs/telemetry.md is not what `make docs` writes.
+docs-check:
+	@go run ./semconv/cmd/semconv-doc -o - | diff -q docs/telemetry.md - >/dev/null || { echo "docs/telemetry.md is stale: run 'make docs' and commit"; exit 1; }
 
 # tools installs the pinned generators; a stamp file per version makes a
 # changed pin reinstall its tool.

@@ -7,6 +7,7 @@ import (
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -46,6 +47,10 @@ func (p *Provider) newClient(ctx context.Context, ps shared.Params, region strin
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("%w: no AWS region: pass the region parameter, name the key by ARN, or set AWS_REGION", shared.ErrInvalidArgument)
 	}
+	// One client span per KMS call (named "KMS.<Operation>"), a child of
+	// the span in the call's context: the plugin's gRPC server span. The
+	// global providers are no-op unless the plugin's telemetry is set up.
+	otelaws.AppendMiddlewares(&cfg.APIOptions)
 	p.cfg.Logger.Debug("new KMS client", "region", cfg.Region, "endpoint", shared.RedactURL(endpoint), "profile", profile, "retry_mode", mode)
 	return kms.NewFromConfig(cfg, func(o *kms.Options) {
 		if endpoint != "" {

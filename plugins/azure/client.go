@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -60,9 +61,12 @@ func (p *Provider) newClient(vault string, ps shared.Params) (*azkeys.Client, er
 	return c, nil
 }
 
-// newTransport is the HTTP transport for a vault: the system roots plus
-// the CAs in caFile, if any. A certificate that does not verify will not
-// verify on a retry either, so it fails at once.
+// newTransport is the HTTP transport for a vault and its credential: the
+// system roots plus the CAs in caFile, if any. A certificate that does not
+// verify will not verify on a retry either, so it fails at once. Every
+// HTTP attempt (Key Vault and token requests) is a client span, a child of
+// the span in the request's context (the plugin's gRPC server span); the
+// global providers are no-op unless the plugin's telemetry is set up.
 func newTransport(caFile string) (policy.Transporter, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -80,7 +84,41 @@ func newTransport(caFile string) (policy.Transporter, error) {
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	return certFailFast{&http.Client{Transport: tr}}, nil
+	return certFailFast{&http.Client{Transport: otelhttp.NewTransport(tr, otelhttp.WithSpanNameFormatter(spanName))}}, nil
+}
+
+// spanName names a request's client span by method and, for Key Vault's
+// key API, route, with key names and versions replaced by placeholders
+// ("POST /keys/{name}/{version}/sign"), so span names stay few; the full
+// URL is in the span's url.full attribute. Other requests (tokens) get the
+// method alone.
+func spanName(_ string, r *http.Request) string {
+	if route := keyVaultRoute(r.URL.Path); route != "" {
+		return r.Method + " " + route
+	}
+	return r.Method
+}
+
+// keyVaultRoute is the route template of a Key Vault key API path, or "".
+func keyVaultRoute(path string) string {
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	if seg[0] != "keys" || len(seg) > 4 {
+		return ""
+	}
+	route := "/keys"
+	for i, s := range seg[1:] {
+		switch {
+		case i == 0:
+			route += "/{name}"
+		case s == "create" || s == "rotate" || s == "versions" || i == 2 && (s == "sign" || s == "verify"):
+			route += "/" + s
+		case i == 1:
+			route += "/{version}"
+		default:
+			return ""
+		}
+	}
+	return route
 }
 
 // certFailFast marks TLS certificate errors as not worth retrying.

@@ -254,3 +254,28 @@ func shortXPoint(t *testing.T, c ecdh.Curve, size int) (x, y []byte) {
 	t.Fatal("no point with a short x")
 	return nil, nil
 }
+
+// TestKeyVaultRoute: the client spans' names keep the route of every Key
+// Vault path the provider calls and drop key names and versions.
+func TestKeyVaultRoute(t *testing.T) {
+	const v = "0123456789abcdef0123456789abcdef"
+	for _, c := range []struct{ path, want string }{
+		{"/keys", "/keys"},
+		{"/keys/release", "/keys/{name}"},
+		{"/keys/release/", "/keys/{name}"},
+		{"/keys/release/create", "/keys/{name}/create"},
+		{"/keys/release/rotate", "/keys/{name}/rotate"},
+		{"/keys/release/versions", "/keys/{name}/versions"},
+		{"/keys/release/" + v, "/keys/{name}/{version}"},
+		{"/keys/release/" + v + "/sign", "/keys/{name}/{version}/sign"},
+		{"/keys/release/" + v + "/verify", "/keys/{name}/{version}/verify"},
+		{"/keys/release/" + v + "/encrypt", ""},
+		{"/keys/release/" + v + "/sign/x", ""},
+		{"/msi/token", ""},
+		{"/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token", ""},
+	} {
+		if got := keyVaultRoute(c.path); got != c.want {
+			t.Errorf("keyVaultRoute(%q) = %q, want %q", c.path, got, c.want)
+		}
+	}
+}

@@ -3,10 +3,13 @@ package vault
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -68,6 +71,12 @@ func newClient(prm shared.Params, log hclog.Logger, done <-chan struct{}) (*clie
 	if err != nil {
 		return nil, shared.RedactError(fmt.Errorf("%w: vault: Vault client for %s: %v", shared.ErrInvalidArgument, addr, err))
 	}
+	// Wrapped only now: NewClient wants the *http.Transport DefaultConfig
+	// made (a unix:// address sets its dialer), and ConfigureTLS has set
+	// its TLS config. One client span per HTTP attempt, a child of the span
+	// in the request's context (the plugin's gRPC server span); no-op
+	// unless the plugin's telemetry is set up.
+	cfg.HttpClient.Transport = otelhttp.NewTransport(cfg.HttpClient.Transport, otelhttp.WithSpanNameFormatter(spanName))
 	vc.ClearToken() // NewClient picks up VAULT_TOKEN; login decides
 	vc.ClearNamespace()
 	if ns := prm.String(ParamNamespace); ns != "" {
@@ -108,4 +117,57 @@ func (c *client) rememberType(k keyID, kt shared.KeyType) {
 	c.typesMu.Lock()
 	c.types[k.String()] = kt
 	c.typesMu.Unlock()
+}
+
+// spanName names a Vault request's client span by method and route, with
+// the mount, key and auth mount names replaced by placeholders ("PUT
+// /v1/{mount}/sign/{name}"), so span names stay few; the full URL is in
+// the span's url.full attribute. Unknown paths get the method alone.
+func spanName(_ string, r *http.Request) string {
+	if route := vaultRoute(r.URL.Path); route != "" {
+		return r.Method + " " + route
+	}
+	return r.Method
+}
+
+// vaultRoute is the route template of a Vault API path the provider calls,
+// or "".
+func vaultRoute(path string) string {
+	p, ok := strings.CutPrefix(path, "/v1/")
+	if !ok {
+		return ""
+	}
+	if strings.HasPrefix(p, "sys/") || strings.HasPrefix(p, "auth/token/") {
+		return path // fixed paths, no names in them
+	}
+	seg := strings.Split(p, "/")
+	if seg[0] == "auth" && len(seg) > 2 && seg[len(seg)-1] == "login" {
+		return "/v1/auth/{mount}/login"
+	}
+	// Transit: MOUNT/keys[/NAME[/rotate]], MOUNT/sign/NAME[/HASH],
+	// MOUNT/verify/NAME[/HASH]; a mount may have several segments.
+	for i := 1; i < len(seg); i++ {
+		rest := seg[i+1:]
+		switch seg[i] {
+		case "keys":
+			switch {
+			case len(rest) == 0:
+				return "/v1/{mount}/keys"
+			case len(rest) == 1:
+				return "/v1/{mount}/keys/{name}"
+			case len(rest) == 2 && rest[1] == "rotate":
+				return "/v1/{mount}/keys/{name}/rotate"
+			}
+			return ""
+		case "sign", "verify":
+			switch len(rest) {
+			case 1:
+				return "/v1/{mount}/" + seg[i] + "/{name}"
+			case 2:
+				return "/v1/{mount}/" + seg[i] + "/{name}/{hash}"
+			}
+			return ""
+		}
+	}
+	return ""
 }

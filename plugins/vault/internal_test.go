@@ -168,3 +168,28 @@ func TestSignParams(t *testing.T) {
 		t.Errorf("PS256 on P-256: %v", err)
 	}
 }
+
+// TestVaultRoute: the client spans' names keep the route of every path
+// the provider calls and drop mount, key and auth mount names.
+func TestVaultRoute(t *testing.T) {
+	for _, c := range []struct{ path, want string }{
+		{"/v1/transit/keys/release", "/v1/{mount}/keys/{name}"},
+		{"/v1/team-a/transit/keys/release", "/v1/{mount}/keys/{name}"},
+		{"/v1/transit/keys", "/v1/{mount}/keys"},
+		{"/v1/transit/keys/release/rotate", "/v1/{mount}/keys/{name}/rotate"},
+		{"/v1/transit/sign/release/sha2-256", "/v1/{mount}/sign/{name}/{hash}"},
+		{"/v1/transit/sign/release", "/v1/{mount}/sign/{name}"},
+		{"/v1/transit/verify/release/sha2-512", "/v1/{mount}/verify/{name}/{hash}"},
+		{"/v1/auth/approle/login", "/v1/auth/{mount}/login"},
+		{"/v1/auth/team/k8s/login", "/v1/auth/{mount}/login"},
+		{"/v1/auth/token/lookup-self", "/v1/auth/token/lookup-self"},
+		{"/v1/sys/health", "/v1/sys/health"},
+		{"/v1/transit/export/signing-key/release", ""},
+		{"/v1/transit/keys/release/config/extra", ""},
+		{"/other", ""},
+	} {
+		if got := vaultRoute(c.path); got != c.want {
+			t.Errorf("vaultRoute(%q) = %q, want %q", c.path, got, c.want)
+		}
+	}
+}
