@@ -11,9 +11,14 @@
 // Row 7 starts `knhk-host serve` from there on a unix socket in a
 // temporary directory and signs through it with the Go client
 // (github.com/knhk/knhk/client).
+// Row 8 signs through hosts that differ only in their TracerProvider and
+// MeterProvider (none, no-op, the OpenTelemetry SDK with in-memory
+// exporters) to measure what telemetry costs.
 // -soak drives only the host path of the selected row 2 runs (row 7: the
-// daemon through the Go client's SignStream), for as long as it says, to
-// attach perf to the processes meanwhile.
+// daemon through the Go client's SignStream; row 8: the host with full
+// tracing, or the one -telemetry names), for as long as it says, to attach perf to the processes
+// meanwhile, or with -cpuprofile to profile this process: -cpuprofile
+// covers rows 1-2 when they run, otherwise every row run.
 // -inproc serves the fake provider inside this process (go-plugin
 // reattach, no AutoMTLS) for rows 2 and 4, and skips rows 5 and 7, so one
 // CPU profile covers both sides of the boundary; use it with -cpuprofile

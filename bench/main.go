@@ -26,7 +26,8 @@ type bench struct {
 
 	onlyAlg, onlyVerify string // rows 1-2 filters, for profiling
 	onlyCallers         int
-	soak                time.Duration // rows 1-2 and 7: only drive the host path (row 7: the sidecar) this long
+	soakTelemetry       string        // row 8 with soak: which run to drive
+	soak                time.Duration // rows 1-2, 7 and 8: only drive the host path (row 7: the sidecar; row 8: full tracing) this long
 	keys                *material
 	res                 Results
 
@@ -39,6 +40,7 @@ type bench struct {
 	aws   awsResult          // row 5
 	cold  coldResult         // row 6
 	side  sidecarResult      // row 7
+	tel   telemetryResult    // row 8
 	rtt   measure            // bare gRPC round trip
 	looks measure            // row 4, Key.PublicKey
 	calls uint64             // row 4, plugin calls during the lookups
@@ -49,6 +51,7 @@ var only struct {
 	alg, verify string
 	callers     int
 	soak        time.Duration
+	telemetry   string
 }
 
 func main() {
@@ -56,15 +59,16 @@ func main() {
 		bin     = flag.String("bin", "../bin", "directory holding knhk-host, knhk-coldstart and plugins/")
 		out     = flag.String("json", "results.json", "write the results here as JSON")
 		dur     = flag.Duration("dur", 2*time.Second, "measured time of each throughput run")
-		rows    = flag.String("rows", "1,2,3,4,5,6,7", "rows to run")
+		rows    = flag.String("rows", "1,2,3,4,5,6,7,8", "rows to run")
 		inproc  = flag.Bool("inproc", false, "serve the fake in this process (for profiling both sides; not for the table)")
-		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of rows 1-2")
+		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of rows 1-2 (when they run; otherwise of the rows run)")
 		memProf = flag.String("memprofile", "", "write an allocation profile of rows 1-2")
 	)
 	flag.StringVar(&only.alg, "alg", "", "rows 1-2: only this algorithm (ES256, EdDSA)")
 	flag.StringVar(&only.verify, "verify", "", "rows 1-2: only verify on or off")
 	flag.IntVar(&only.callers, "callers", 0, "rows 1-2: only this many callers")
-	flag.DurationVar(&only.soak, "soak", 0, "rows 1-2 and 7: instead of measuring, drive the host path (batching on; row 7: the sidecar with its SignStream) alone this long, e.g. to profile the processes with perf")
+	flag.DurationVar(&only.soak, "soak", 0, "rows 1-2, 7 and 8: instead of measuring, drive the host path (batching on; row 7: the sidecar with its SignStream; row 8: the host with full tracing, or see -telemetry) alone this long, e.g. to profile the processes with perf")
+	flag.StringVar(&only.telemetry, "telemetry", "full", "row 8 with -soak: the host to drive: off, noop, full, default or ratio")
 	flag.Parse()
 	if err := run(*bin, *out, *dur, *rows, *inproc, *cpuProf, *memProf); err != nil {
 		fmt.Fprintln(os.Stderr, "knhk-bench:", err)
@@ -84,7 +88,7 @@ func run(bin, out string, dur time.Duration, rows string, inproc bool, cpuProf, 
 	}
 	defer os.RemoveAll(tmp)
 	b := &bench{bin: abs, dur: dur, inproc: inproc, tmp: tmp, res: Results{Machine: machine()},
-		onlyAlg: only.alg, onlyVerify: only.verify, onlyCallers: only.callers, soak: only.soak,
+		onlyAlg: only.alg, onlyVerify: only.verify, onlyCallers: only.callers, soak: only.soak, soakTelemetry: only.telemetry,
 		limit: map[string]measure{}, host: map[string]measure{}, ratio: map[string]float64{}, cpu: map[string]float64{}, rss: map[string]int64{}}
 	ctx := context.Background()
 
@@ -118,7 +122,7 @@ func run(bin, out string, dur time.Duration, rows string, inproc bool, cpuProf, 
 		row string
 		f   func(context.Context) error
 	}{
-		{"1,2", b.rows12}, {"2", b.roundTrip}, {"3", b.row3}, {"4", b.row4}, {"5", b.row5}, {"6", b.row6}, {"7", b.row7},
+		{"1,2", b.rows12}, {"2", b.roundTrip}, {"3", b.row3}, {"4", b.row4}, {"5", b.row5}, {"6", b.row6}, {"7", b.row7}, {"8", b.row8},
 	}
 	for _, s := range steps {
 		if !want[s.row] && (s.row != "1,2" || !want["1"] && !want["2"]) {
