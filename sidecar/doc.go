@@ -8,7 +8,8 @@
 //     names the caller (its SPIFFE ID "spiffe://…" when it has one, and
 //     "x509:" and its subject);
 //   - optionally HTTP/JSON on TCP with mutual TLS;
-//   - optionally plain /healthz and /readyz on their own address.
+//   - optionally plain /healthz, /readyz and Prometheus /metrics
+//     (Config.MetricsHandler) on their own address.
 //
 // On the gRPC listeners it speaks its own API (knhk.sidecar.v1.Signer,
 // see proto/knhk/sidecar/v1/sidecar.proto), Kubernetes' ExternalJWTSigner
@@ -22,6 +23,11 @@
 // ErrPolicyDenied, names the principal and the operation, and is logged at
 // debug like every decision. Errors keep the host's sentinels across the
 // wire: package client gives them back for errors.Is.
+//
+// Incoming calls continue the caller's W3C trace context (gRPC and
+// HTTP/JSON): the host's spans for a call are children of its server
+// span. The daemon counts requests by principal and policy denials
+// (knhk.sidecar.requests, knhk.sidecar.denials; see package telemetry).
 //
 // Serve drains on its context's end (new calls get ErrDraining, calls in
 // flight get Config.DrainTimeout); Reload swaps keys, policy and limits
