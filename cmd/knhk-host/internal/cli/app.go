@@ -216,7 +216,8 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 // error: a malformed OTEL_* setting (an unknown exporter, a bad endpoint)
 // leaves the run without telemetry, and signing goes on.
 func (a *app) startTelemetry(cmd *cobra.Command) {
-	var opts []telemetry.Option
+	// stdout carries results only: console exporters write to stderr.
+	opts := []telemetry.Option{telemetry.WithConsoleWriter(a.stderr)}
 	var metrics http.Handler
 	if cmd == a.daemon && a.cfg.Serve != nil && a.cfg.Serve.HealthAddress != "" {
 		reg := prometheus.NewRegistry()
