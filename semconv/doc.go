@@ -20,9 +20,13 @@
 // in annotations under the key "knhk": on a span, its name (span_name, a
 // template or a list of them, in which {placeholder} stands for any text);
 // on a span or metric, the instrumentation scope that emits it (scope) and
-// the OpenTelemetry instrumentation, if any (instrumentation); on an
-// attribute, the closed set of values knhk's own telemetry gives it
-// (values).
+// the OpenTelemetry instrumentation, if any (instrumentation), and for
+// what only a plugin's module can emit (its cloud SDK calls), the
+// service.name of the emitting process (emitted_by) and the module whose
+// tests check it (checked_in, with package semconvtest); on an attribute,
+// the closed set of values knhk's own telemetry gives it (values), or the
+// instrumentation that defines it when it is neither knhk's nor
+// OpenTelemetry's (instrumentation).
 //
 // Attribute values never carry a key reference's parameters, tokens, key
 // material or message contents: key ids, provider names and outcomes only.

@@ -22,7 +22,9 @@ func Markdown(r *Registry) []byte {
 	p("Weaver's registry format, which `weaver registry check -r semconv` checks).\n")
 	p("A test runs every operation through the host and the sidecar with in-memory\n")
 	p("exporters and fails when the code emits anything the registry does not\n")
-	p("declare, or declares anything the code does not emit.\n\n")
+	p("declare, or declares anything the code does not emit; the tests of the\n")
+	p("cloud plugins' modules do the same for the client telemetry of their SDK\n")
+	p("calls (\"checked in\" below).\n\n")
 	p("Spans and metrics are exported only when the standard `OTEL_*` environment\n")
 	p("asks for it (see package `telemetry`); otherwise they cost nothing.\n")
 	p("knhk's own telemetry has the instrumentation scope `%s`.\n", knhkScope)
@@ -40,14 +42,14 @@ func Markdown(r *Registry) []byte {
 		for i, n := range s.Names {
 			names[i] = code(n)
 		}
-		p("| %s | %s | %s | %s | %s |\n", strings.Join(names, "<br>"), s.Kind, emitter(s.Scope, s.Instrumentation),
+		p("| %s | %s | %s | %s | %s |\n", strings.Join(names, "<br>"), s.Kind, emitter(s.Scope, s.Instrumentation, s.EmittedBy, s.CheckedIn),
 			refs(s.Attributes), cell(join(s.Brief, s.Note)))
 	}
 	p("\n## Metrics\n\n")
 	p("| Metric | Instrument | Unit | Emitted by | Attributes | Description |\n")
 	p("|---|---|---|---|---|---|\n")
 	for _, m := range r.Metrics {
-		p("| %s | %s | %s | %s | %s | %s |\n", code(m.Name), m.Instrument, code(m.Unit), emitter(m.Scope, m.Instrumentation),
+		p("| %s | %s | %s | %s | %s | %s |\n", code(m.Name), m.Instrument, code(m.Unit), emitter(m.Scope, m.Instrumentation, m.EmittedBy, m.CheckedIn),
 			refs(m.Attributes), cell(join(m.Brief, m.Note)))
 	}
 	p("\n## Attributes\n\n")
@@ -64,6 +66,9 @@ func Markdown(r *Registry) []byte {
 		}
 		if a.Upstream {
 			typ += " (*OTel*)"
+		}
+		if a.Instrumentation != "" {
+			typ += " (*" + a.Instrumentation + "*)"
 		}
 		desc := join(a.Brief, a.Note)
 		if a.Values != nil {
@@ -86,14 +91,35 @@ func Markdown(r *Registry) []byte {
 // telemetry package's ScopeName; this package does not import it).
 const knhkScope = "github.com/knhk/knhk"
 
-func emitter(scope, instrumentation string) string {
-	if instrumentation != "" {
-		return instrumentation
+// emitter says what emits a signal: knhk, an instrumentation or a scope,
+// and where emitted_by and checked_in say so, in which processes and
+// which module's tests check it.
+func emitter(scope, instrumentation string, emittedBy, checkedIn []string) string {
+	var s string
+	switch {
+	case instrumentation != "":
+		s = instrumentation
+	case scope == knhkScope:
+		s = "knhk"
+	default:
+		s = code(scope)
 	}
-	if scope == knhkScope {
-		return "knhk"
+	if len(emittedBy) > 0 {
+		s += " in " + codes(emittedBy)
 	}
-	return code(scope)
+	if len(checkedIn) > 0 {
+		s += "; checked in " + codes(checkedIn)
+	}
+	return s
+}
+
+// codes is ss as inline code, comma separated.
+func codes(ss []string) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = code(s)
+	}
+	return strings.Join(out, ", ")
 }
 
 // refs lists a signal's attributes with their requirement levels.

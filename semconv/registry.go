@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -85,6 +86,10 @@ type Attribute struct {
 	// Values, when set (annotation knhk.values), are all the values knhk's
 	// own telemetry (scope github.com/knhk/knhk) gives the attribute.
 	Values []string
+	// Instrumentation names the OpenTelemetry instrumentation that defines
+	// an attribute neither knhk's nor in the semantic conventions
+	// (otelaws's aws.region); empty otherwise.
+	Instrumentation string
 }
 
 // Member is an enum value.
@@ -130,10 +135,13 @@ type Span struct {
 	// Instrumentation names the OpenTelemetry instrumentation that emits
 	// it (otelgrpc, ...); empty for knhk's own spans.
 	Instrumentation string
-	Brief           string
-	Note            string
-	Stability       string
-	Attributes      []AttributeRef
+	// EmittedBy and CheckedIn: see Metric.
+	EmittedBy  []string
+	CheckedIn  []string
+	Brief      string
+	Note       string
+	Stability  string
+	Attributes []AttributeRef
 }
 
 // Metric is a metric instrument.
@@ -148,10 +156,20 @@ type Metric struct {
 	// Instrumentation names the OpenTelemetry instrumentation that emits
 	// it (otelgrpc, ...); empty for knhk's own metrics.
 	Instrumentation string
-	Brief           string
-	Note            string
-	Stability       string
-	Attributes      []AttributeRef
+	// EmittedBy (annotation knhk.emitted_by), when set, are the service
+	// names of the processes that emit it (knhk-plugin-aws); empty for
+	// what the host, the sidecar and every plugin emit.
+	EmittedBy []string
+	// CheckedIn (annotation knhk.checked_in), when set, are the Go module
+	// directories, relative to the repository root, whose tests emit it
+	// and check it against the registry (plugins/aws): modules of their
+	// own, whose dependencies the root module's tests do not link. Empty
+	// for what the root module's conformance test checks.
+	CheckedIn  []string
+	Brief      string
+	Note       string
+	Stability  string
+	Attributes []AttributeRef
 }
 
 // MatchName reports whether a span named name is one of s's kind of span
@@ -191,6 +209,12 @@ func (r *Registry) Attribute(key string) (Attribute, bool) {
 	}
 	return r.Attributes[i], true
 }
+
+// IsCheckedIn reports whether module (plugins/aws) is one of s.CheckedIn.
+func (s Span) IsCheckedIn(module string) bool { return slices.Contains(s.CheckedIn, module) }
+
+// IsCheckedIn reports whether module (plugins/aws) is one of m.CheckedIn.
+func (m Metric) IsCheckedIn(module string) bool { return slices.Contains(m.CheckedIn, module) }
 
 // Metric returns the metric named name.
 func (r *Registry) Metric(name string) (Metric, bool) {
@@ -313,6 +337,8 @@ type (
 		Scope           string    `yaml:"scope"`
 		Instrumentation string    `yaml:"instrumentation"`
 		Values          []string  `yaml:"values"`
+		EmittedBy       yaml.Node `yaml:"emitted_by"`
+		CheckedIn       yaml.Node `yaml:"checked_in"`
 	}
 )
 
@@ -455,8 +481,10 @@ func (b *builder) build(groups []fileGroup) {
 	}
 	names := map[string]string{}
 	for _, s := range b.r.Spans {
+		// Processes tell apart spans of one name by their service.name.
+		emitters := strings.Join(s.EmittedBy, ",")
 		for _, n := range s.Names {
-			k := s.Scope + " " + s.Kind + " " + n
+			k := s.Scope + " " + s.Kind + " " + n + " " + emitters
 			if prev, dup := names[k]; dup {
 				b.errs = append(b.errs, fmt.Errorf("span name %q (%s, %s) is declared by both %q and %q", n, s.Kind, s.Scope, prev, s.ID))
 			}
@@ -502,10 +530,15 @@ func (b *builder) define(fg fileGroup, ra rawAttribute) {
 		b.errorf(fg, "attribute %q is defined twice", ra.ID)
 		return
 	}
-	if !strings.HasPrefix(ra.ID, "knhk.") {
-		b.errorf(fg, "attribute %q: knhk defines knhk.* attributes only; refer to OpenTelemetry's with ref", ra.ID)
-	}
 	a := &Attribute{Key: ra.ID, Brief: strings.TrimSpace(ra.Brief), Note: strings.TrimSpace(ra.Note), Stability: ra.Stability}
+	a.Values, a.Instrumentation = b.attributeAnnotations(fg, ra)
+	// An instrumentation's own attribute (otelaws's aws.region) is
+	// defined here for want of a semantic convention to refer to.
+	if knhk := strings.HasPrefix(ra.ID, "knhk."); !knhk && a.Instrumentation == "" {
+		b.errorf(fg, "attribute %q: knhk defines knhk.* attributes only; refer to OpenTelemetry's with ref, or name the instrumentation that defines it (annotation %s.instrumentation)", ra.ID, AnnotationKey)
+	} else if knhk && a.Instrumentation != "" {
+		b.errorf(fg, "attribute %q is knhk's own: no annotation %s.instrumentation", ra.ID, AnnotationKey)
+	}
 	if a.Brief == "" {
 		b.errorf(fg, "attribute %q has no brief", ra.ID)
 	}
@@ -535,7 +568,6 @@ func (b *builder) define(fg fileGroup, ra rawAttribute) {
 	}
 	a.Examples = b.examples(fg, ra.ID, &ra.Examples)
 	b.checkExamples(fg, a)
-	a.Values = b.annotationValues(fg, ra)
 	b.attrs[a.Key] = a
 }
 
@@ -595,7 +627,11 @@ func (b *builder) refine(fg fileGroup, ra rawAttribute) {
 		a.Type = valueType(a.Examples[0])
 		b.checkExamples(fg, a)
 	}
-	a.Values = b.annotationValues(fg, ra)
+	var instrumentation string
+	a.Values, instrumentation = b.attributeAnnotations(fg, ra)
+	if instrumentation != "" {
+		b.errorf(fg, "reference %q: the semantic conventions define it, not an instrumentation", ra.Ref)
+	}
 	b.attrs[a.Key] = a
 }
 
@@ -639,16 +675,18 @@ func (b *builder) checkExamples(fg fileGroup, a *Attribute) {
 	}
 }
 
-func (b *builder) annotationValues(fg fileGroup, ra rawAttribute) []string {
+// attributeAnnotations are an attribute's annotations: values and
+// instrumentation.
+func (b *builder) attributeAnnotations(fg fileGroup, ra rawAttribute) (values []string, instrumentation string) {
 	key := ra.ID + ra.Ref
 	ann, ok := b.annotations(fg, ra.Annotations)
 	if !ok {
-		return nil
+		return nil, ""
 	}
-	if ann.SpanName.Kind != 0 || ann.Scope != "" || ann.Instrumentation != "" {
-		b.errorf(fg, "attribute %q: only values is an attribute's annotation", key)
+	if ann.SpanName.Kind != 0 || ann.Scope != "" || ann.EmittedBy.Kind != 0 || ann.CheckedIn.Kind != 0 {
+		b.errorf(fg, "attribute %q: only values and instrumentation are an attribute's annotations", key)
 	}
-	return ann.Values
+	return ann.Values, ann.Instrumentation
 }
 
 // annotations decodes the knhk annotation, refusing other namespaces.
@@ -725,6 +763,42 @@ func (b *builder) signalAnnotations(fg fileGroup) rawAnnotations {
 	return ann
 }
 
+// stringList decodes an annotation that is one string or a list of them;
+// absent is nil.
+func (b *builder) stringList(fg fileGroup, field string, n *yaml.Node) []string {
+	var out []string
+	switch n.Kind {
+	case 0:
+		return nil
+	case yaml.ScalarNode:
+		out = []string{n.Value}
+	default:
+		if err := n.Decode(&out); err != nil {
+			b.errorf(fg, "annotation %s.%s: %v", AnnotationKey, field, err)
+		}
+	}
+	if len(out) == 0 || slices.Contains(out, "") {
+		b.errorf(fg, "annotation %s.%s is empty", AnnotationKey, field)
+	}
+	return out
+}
+
+// origin reads a signal's emitted_by and checked_in annotations: both or
+// neither, a module directory being a relative slash path.
+func (b *builder) origin(fg fileGroup, ann rawAnnotations) (emittedBy, checkedIn []string) {
+	emittedBy = b.stringList(fg, "emitted_by", &ann.EmittedBy)
+	checkedIn = b.stringList(fg, "checked_in", &ann.CheckedIn)
+	if (emittedBy == nil) != (checkedIn == nil) {
+		b.errorf(fg, "annotations %s.emitted_by and %s.checked_in go together", AnnotationKey, AnnotationKey)
+	}
+	for _, m := range checkedIn {
+		if m != path.Clean(m) || path.IsAbs(m) || strings.HasPrefix(m, "..") || m == "." {
+			b.errorf(fg, "annotation %s.checked_in: %q is not a module directory relative to the repository root", AnnotationKey, m)
+		}
+	}
+	return emittedBy, checkedIn
+}
+
 var spanKinds = []string{"client", "server", "producer", "consumer", "internal"}
 
 func (b *builder) span(fg fileGroup) {
@@ -754,8 +828,10 @@ func (b *builder) span(fg fileGroup) {
 	if len(names) == 0 || slices.Contains(names, "") {
 		b.errorf(fg, "annotation %s.span_name names no span", AnnotationKey)
 	}
+	emittedBy, checkedIn := b.origin(fg, ann)
 	b.r.Spans = append(b.r.Spans, Span{
 		ID: g.ID, Names: names, Kind: g.SpanKind, Scope: ann.Scope, Instrumentation: ann.Instrumentation,
+		EmittedBy: emittedBy, CheckedIn: checkedIn,
 		Brief: strings.TrimSpace(g.Brief), Note: strings.TrimSpace(g.Note), Stability: g.Stability,
 		Attributes: b.signalAttributes(fg),
 	})
@@ -791,8 +867,10 @@ func (b *builder) metric(fg fileGroup) {
 	if g.Unit != nil {
 		unit = *g.Unit
 	}
+	emittedBy, checkedIn := b.origin(fg, ann)
 	b.r.Metrics = append(b.r.Metrics, Metric{
 		ID: g.ID, Name: g.MetricName, Instrument: g.Instrument, Unit: unit, Scope: ann.Scope,
+		EmittedBy: emittedBy, CheckedIn: checkedIn,
 		Instrumentation: ann.Instrumentation, Brief: strings.TrimSpace(g.Brief), Note: strings.TrimSpace(g.Note),
 		Stability: g.Stability, Attributes: b.signalAttributes(fg),
 	})

@@ -57,7 +57,7 @@ func TestUpstreamMatchesDependency(t *testing.T) {
 		otelsemconv.HTTPRequestBodySizeKey, otelsemconv.HTTPResponseBodySizeKey, otelsemconv.URLSchemeKey,
 		otelsemconv.URLPathKey, otelsemconv.NetworkProtocolNameKey, otelsemconv.NetworkProtocolVersionKey,
 		otelsemconv.NetworkPeerAddressKey, otelsemconv.NetworkPeerPortKey, otelsemconv.ClientAddressKey,
-		otelsemconv.UserAgentOriginalKey,
+		otelsemconv.UserAgentOriginalKey, otelsemconv.URLFullKey, otelsemconv.AWSRequestIDKey,
 	} {
 		known[k] = true
 	}
@@ -72,6 +72,8 @@ func TestUpstreamMatchesDependency(t *testing.T) {
 		{httpconv.ServerRequestDuration{}.Name(), httpconv.ServerRequestDuration{}.Unit()},
 		{httpconv.ServerRequestBodySize{}.Name(), httpconv.ServerRequestBodySize{}.Unit()},
 		{httpconv.ServerResponseBodySize{}.Name(), httpconv.ServerResponseBodySize{}.Unit()},
+		{httpconv.ClientRequestDuration{}.Name(), httpconv.ClientRequestDuration{}.Unit()},
+		{httpconv.ClientRequestBodySize{}.Name(), httpconv.ClientRequestBodySize{}.Unit()},
 	} {
 		m, ok := r.Metric(want.name)
 		if !ok {
@@ -185,6 +187,10 @@ func TestLoadRefuses(t *testing.T) {
 		{"bad type", "model/attrs.yaml", "type: string", "type: text", `unknown type "text"`},
 		{"bad stability", "model/attrs.yaml", "stability: development", "stability: beta2", `stability "beta2"`},
 		{"bad schema_url", "manifest.yaml", "t/1.0.0", "t", "schema_url"},
+		{"checked_in alone", "model/span.yaml", "scope: s", "scope: s\n        checked_in: plugins/x", "go together"},
+		{"checked_in outside", "model/span.yaml", "scope: s", "scope: s\n        emitted_by: p\n        checked_in: ../x", "not a module directory"},
+		{"empty emitted_by", "model/span.yaml", "scope: s", "scope: s\n        emitted_by: []\n        checked_in: plugins/x", "emitted_by is empty"},
+		{"instrumentation on knhk's own", "model/attrs.yaml", "examples: [x]", "examples: [x]\n        annotations:\n          knhk:\n            instrumentation: i", "is knhk's own"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fsys := fstest.MapFS{}
@@ -263,5 +269,51 @@ func TestMarkdownEscapes(t *testing.T) {
 	lines := strings.Split(md, "\n")
 	if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "| `knhk.operation` | enum") }) {
 		t.Error("the attribute table has no knhk.operation row")
+	}
+}
+
+// An attribute an instrumentation defines (annotation knhk.instrumentation)
+// may be outside knhk.*, and emitted_by/checked_in are read as lists.
+func TestLoadInstrumentationAttributeAndOrigin(t *testing.T) {
+	fsys := fstest.MapFS{
+		"manifest.yaml": {Data: []byte("name: t\nschema_url: https://example.org/t/1.0.0\n")},
+		"model/t.yaml": {Data: []byte(`groups:
+  - id: registry.i
+    type: attribute_group
+    brief: b
+    attributes:
+      - id: aws.region
+        type: string
+        stability: development
+        brief: b
+        examples: [eu-west-1]
+        annotations:
+          knhk:
+            instrumentation: otelaws
+  - id: span.t
+    type: span
+    span_kind: client
+    stability: development
+    brief: b
+    annotations:
+      knhk:
+        span_name: t
+        scope: s
+        emitted_by: knhk-plugin-aws
+        checked_in: [plugins/aws]
+    attributes:
+      - ref: aws.region
+`)},
+	}
+	r, err := Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := r.Attribute("aws.region"); a.Instrumentation != "otelaws" || a.Upstream {
+		t.Errorf("aws.region = %+v, want defined by otelaws", a)
+	}
+	s := r.Spans[0]
+	if !slices.Equal(s.EmittedBy, []string{"knhk-plugin-aws"}) || !s.IsCheckedIn("plugins/aws") || s.IsCheckedIn("plugins/azure") {
+		t.Errorf("span origin %q, checked in %q", s.EmittedBy, s.CheckedIn)
 	}
 }
