@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -44,6 +44,7 @@ import (
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
 	"github.com/knhk/knhk/semconv"
+	"github.com/knhk/knhk/semconv/semconvtest"
 	"github.com/knhk/knhk/shared"
 	"github.com/knhk/knhk/shared/providertest"
 	"github.com/knhk/knhk/sidecar"
@@ -98,20 +99,20 @@ func TestConformance(t *testing.T) {
 	// Spans end, and the last metrics are recorded, on the servers'
 	// goroutines after the clients have their answers: collect until
 	// everything declared has shown up, or a generous deadline.
-	var seen *observed
+	var r semconvtest.Report
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		seen = tel.collect(t, reg)
-		if len(seen.missing(reg)) == 0 || time.Now().After(deadline) {
+		r = tel.check(t, reg)
+		if len(r.Missing) == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, p := range seen.problems {
+	for _, p := range r.Problems {
 		t.Error(p)
 	}
-	for _, m := range seen.missing(reg) {
-		t.Errorf("declared but not emitted: %s", m)
+	for _, m := range r.Missing {
+		t.Error(m)
 	}
 	checkBatchLinks(t, tel.spans.Ended())
 }
@@ -573,270 +574,20 @@ func issue(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.Privat
 	return cert, key
 }
 
-// observed is what one collection found, checked against the registry.
-type observed struct {
-	problems []string
-	// groups are the span and metric group ids seen; attrs the group id
-	// + " " + attribute key pairs seen.
-	groups map[string]bool
-	attrs  map[string]bool
-}
-
-// missing lists what the registry declares and nothing emitted, less
-// notExercised.
-func (o *observed) missing(reg *semconv.Registry) []string {
-	var out []string
-	check := func(id string, refs []semconv.AttributeRef) {
-		if !o.groups[id] {
-			if _, ok := notExercised[id]; !ok {
-				out = append(out, id)
-			}
-			return
-		}
-		for _, r := range refs {
-			k := id + " " + r.Key
-			if _, ok := notExercised[k]; !ok && !o.attrs[k] {
-				out = append(out, "attribute "+r.Key+" on "+id)
-			}
-		}
-	}
-	// What a plugin module's tests check (checked_in) cannot be emitted
-	// here: that module links the cloud SDK.
-	for _, s := range reg.Spans {
-		if len(s.CheckedIn) == 0 {
-			check(s.ID, s.Attributes)
-		}
-	}
-	for _, m := range reg.Metrics {
-		if len(m.CheckedIn) == 0 {
-			check(m.ID, m.Attributes)
-		}
-	}
-	return out
-}
-
-func (o *observed) problemf(format string, args ...any) {
-	p := fmt.Sprintf(format, args...)
-	if !slices.Contains(o.problems, p) {
-		o.problems = append(o.problems, p)
-	}
-}
-
-// collect reads every ended span and the metrics so far, and checks them.
-func (tel *telemetry) collect(t *testing.T, reg *semconv.Registry) *observed {
+// check reads every ended span and the metrics so far, and checks them
+// against the registry as the root module's (semconvtest.Root).
+func (tel *telemetry) check(t *testing.T, reg *semconv.Registry) semconvtest.Report {
 	t.Helper()
-	o := &observed{groups: map[string]bool{}, attrs: map[string]bool{}}
-	for _, s := range tel.spans.Ended() {
-		o.span(reg, s)
-	}
 	var rm metricdata.ResourceMetrics
 	if err := tel.reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			o.metric(reg, sm.Scope.Name, m)
-		}
-	}
-	for id := range notExercised {
-		group, key, _ := strings.Cut(id, " ")
-		if o.groups[group] && (key == "" || o.attrs[id]) {
-			o.problemf("%q is emitted now: take it off notExercised", id)
-		}
-	}
-	sort.Strings(o.problems)
-	return o
-}
-
-var spanKinds = map[trace.SpanKind]string{
-	trace.SpanKindInternal: "internal", trace.SpanKindServer: "server", trace.SpanKindClient: "client",
-	trace.SpanKindProducer: "producer", trace.SpanKindConsumer: "consumer",
-}
-
-func (o *observed) span(reg *semconv.Registry, s sdktrace.ReadOnlySpan) {
-	scope, kind := s.InstrumentationScope().Name, spanKinds[s.SpanKind()]
-	what := fmt.Sprintf("span %q (%s, scope %s)", s.Name(), kind, scope)
-	o.noSecrets(what+" name", s.Name())
-	o.noSecrets(what+" status", s.Status().Description)
-	var matches []semconv.Span
-	for _, d := range reg.Spans {
-		if d.Scope == scope && len(d.CheckedIn) == 0 && d.MatchName(s.Name()) {
-			matches = append(matches, d)
-		}
-	}
-	if len(matches) == 0 {
-		o.problemf("%s is not declared", what)
-		return
-	}
-	// Kind tells apart spans of one name (a call's client and server).
-	var d *semconv.Span
-	for i := range matches {
-		if matches[i].Kind == kind {
-			d = &matches[i]
-		}
-	}
-	if d == nil {
-		o.problemf("%s: declared as %s (%s), not %s", what, matches[0].ID, matches[0].Kind, kind)
-		return
-	}
-	o.groups[d.ID] = true
-	o.attributes(reg, what, d.ID, scope, d.Attributes, s.Attributes())
-	for _, e := range s.Events() {
-		o.problemf("%s has event %q, which the registry does not declare", what, e.Name)
-		for _, a := range e.Attributes {
-			o.noSecrets(fmt.Sprintf("%s event %q attribute %s", what, e.Name, a.Key), a.Value.Emit())
-		}
-	}
-	for _, l := range s.Links() {
-		for _, a := range l.Attributes {
-			o.problemf("%s has a link with attribute %s, which the registry does not declare", what, a.Key)
-		}
-	}
-}
-
-func (o *observed) metric(reg *semconv.Registry, scope string, m metricdata.Metrics) {
-	what := fmt.Sprintf("metric %q (scope %s)", m.Name, scope)
-	d, ok := reg.Metric(m.Name)
-	if !ok {
-		o.problemf("%s is not declared", what)
-		return
-	}
-	if d.Scope != scope {
-		o.problemf("%s: declared for scope %s", what, d.Scope)
-	}
-	if len(d.CheckedIn) > 0 {
-		o.problemf("%s: declared as emitted by %s only", what, strings.Join(d.EmittedBy, ", "))
-	}
-	instrument, points := instrumentOf(m.Data)
-	if instrument != d.Instrument {
-		o.problemf("%s is a %s, declared a %s", what, instrument, d.Instrument)
-	}
-	if m.Unit != d.Unit {
-		o.problemf("%s has unit %q, declared %q", what, m.Unit, d.Unit)
-	}
-	if len(points) > 0 {
-		o.groups[d.ID] = true
-	}
-	for _, set := range points {
-		o.attributes(reg, what, d.ID, scope, d.Attributes, set.ToSlice())
-	}
-}
-
-// instrumentOf is the instrument kind that records data, and its data
-// points' attribute sets.
-func instrumentOf(data metricdata.Aggregation) (string, []attribute.Set) {
-	var sets []attribute.Set
-	switch data := data.(type) {
-	case metricdata.Histogram[float64]:
-		for _, p := range data.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-		return "histogram", sets
-	case metricdata.Histogram[int64]:
-		for _, p := range data.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-		return "histogram", sets
-	case metricdata.Sum[int64]:
-		for _, p := range data.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-		if data.IsMonotonic {
-			return "counter", sets
-		}
-		return "updowncounter", sets
-	case metricdata.Sum[float64]:
-		for _, p := range data.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-		if data.IsMonotonic {
-			return "counter", sets
-		}
-		return "updowncounter", sets
-	case metricdata.Gauge[int64]:
-		for _, p := range data.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-		return "gauge", sets
-	case metricdata.Gauge[float64]:
-		for _, p := range data.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-		return "gauge", sets
-	}
-	return fmt.Sprintf("%T", data), nil
-}
-
-// attributes checks one span's or data point's attributes against its
-// declaration: each declared on it, of its type, an enum's value a member,
-// knhk's own error.type one of its values, required ones present, and no
-// value carrying a secret.
-func (o *observed) attributes(reg *semconv.Registry, what, id, scope string, refs []semconv.AttributeRef, kvs []attribute.KeyValue) {
-	have := map[string]bool{}
-	for _, kv := range kvs {
-		key := string(kv.Key)
-		have[key] = true
-		o.noSecrets(what+" attribute "+key, kv.Value.Emit())
-		if !slices.ContainsFunc(refs, func(r semconv.AttributeRef) bool { return r.Key == key }) {
-			o.problemf("%s: attribute %s (= %s) is not declared on %s", what, key, kv.Value.Emit(), id)
-			continue
-		}
-		o.attrs[id+" "+key] = true
-		a, _ := reg.Attribute(key)
-		if got := valueType(kv.Value); got != a.Type {
-			o.problemf("%s: attribute %s is a %s, declared a %s", what, key, got, a.Type)
-		}
-		v := kv.Value.Emit()
-		if a.Members != nil && !slices.ContainsFunc(a.Members, func(m semconv.Member) bool { return m.Value == v }) {
-			o.problemf("%s: attribute %s = %q is not one of its declared values", what, key, v)
-		}
-		if a.Values != nil && scope == knhkScope && !slices.Contains(a.Values, v) {
-			o.problemf("%s: attribute %s = %q is not one of its declared values", what, key, v)
-		}
-	}
-	for _, r := range refs {
-		if r.Requirement.Level == "required" && !have[r.Key] {
-			o.problemf("%s: required attribute %s is missing", what, r.Key)
-		}
-	}
-}
-
-// knhkScope is the instrumentation scope of knhk's own telemetry.
-const knhkScope = "github.com/knhk/knhk"
-
-func valueType(v attribute.Value) string {
-	switch v.Type() {
-	case attribute.STRING:
-		return "string"
-	case attribute.INT64:
-		return "int"
-	case attribute.FLOAT64:
-		return "double"
-	case attribute.BOOL:
-		return "boolean"
-	case attribute.STRINGSLICE:
-		return "string[]"
-	case attribute.INT64SLICE:
-		return "int[]"
-	case attribute.FLOAT64SLICE:
-		return "double[]"
-	case attribute.BOOLSLICE:
-		return "boolean[]"
-	}
-	return v.Type().String()
+	return semconvtest.Inspect(reg, semconvtest.Root, semconvtest.Options{NotExercised: notExercised, Secrets: secrets}, tel.spans.Ended(), &rm)
 }
 
 // secrets are the strings no telemetry may carry: the seed and state
 // parameters' values, the message, and the message in base64.
 var secrets = []string{secretSeed, secretState, secretMessage, base64.StdEncoding.EncodeToString([]byte(secretMessage))}
-
-func (o *observed) noSecrets(what, value string) {
-	for _, s := range secrets {
-		if strings.Contains(value, s) {
-			o.problemf("%s carries a secret: %q", what, value)
-		}
-	}
-}
 
 // checkBatchLinks checks the links between knhk.sign_batch and the
 // knhk.sign spans it carried, both ways.
@@ -876,9 +627,9 @@ func checkBatchLinks(t *testing.T, spans []sdktrace.ReadOnlySpan) {
 	}
 }
 
-// The checks above catch what they look for: an undeclared attribute, a
-// value of the wrong type or outside its enum, a missing required
-// attribute, a secret in a value.
+// The checks catch what they look for: an undeclared attribute, a value
+// of the wrong type or outside its enum, a missing required attribute, a
+// secret in a value.
 func TestConformanceChecks(t *testing.T) {
 	reg, err := semconv.Default()
 	if err != nil {
@@ -887,6 +638,9 @@ func TestConformanceChecks(t *testing.T) {
 	m, ok := reg.Metric("knhk.public_key.cache.requests")
 	if !ok {
 		t.Fatal("knhk.public_key.cache.requests is not declared")
+	}
+	if m.Instrument != "counter" {
+		t.Fatalf("knhk.public_key.cache.requests is a %s: record it as one here", m.Instrument)
 	}
 	for _, tc := range []struct {
 		name string
@@ -901,9 +655,14 @@ func TestConformanceChecks(t *testing.T) {
 		{"required missing", []attribute.KeyValue{attribute.String("knhk.provider", "fake")}, "required attribute knhk.cache.result is missing"},
 		{"secret", []attribute.KeyValue{attribute.String("knhk.provider", "fake?seed="+secretSeed), attribute.String("knhk.cache.result", "hit")}, "carries a secret"},
 	} {
-		o := &observed{groups: map[string]bool{}, attrs: map[string]bool{}}
-		o.attributes(reg, "metric", m.ID, knhkScope, m.Attributes, tc.kvs)
-		got := strings.Join(o.problems, "\n")
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{
+			Scope: instrumentation.Scope{Name: m.Scope},
+			Metrics: []metricdata.Metrics{{Name: m.Name, Unit: m.Unit, Data: metricdata.Sum[int64]{
+				IsMonotonic: true, DataPoints: []metricdata.DataPoint[int64]{{Attributes: attribute.NewSet(tc.kvs...), Value: 1}},
+			}}},
+		}}}
+		r := semconvtest.Inspect(reg, semconvtest.Root, semconvtest.Options{Secrets: secrets}, nil, rm)
+		got := strings.Join(r.Problems, "\n")
 		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want one with %q", tc.name, got, tc.want)
 		}

@@ -2,7 +2,8 @@
 // telemetry registry (package semconv), both ways. The cloud plugins'
 // modules use it for the client spans and metrics of their SDK calls,
 // which the registry declares with annotation knhk.checked_in naming the
-// module: the root module's conformance test cannot emit them.
+// module: the root module's conformance test cannot emit them. That test
+// uses it too (module Root), with Inspect for its secrets.
 package semconvtest
 
 import (
@@ -19,16 +20,46 @@ import (
 	"github.com/knhk/knhk/semconv"
 )
 
+// Root is the module argument for the root module (the repository's
+// top directory): its declarations are the spans and metrics checked in
+// no module (no knhk.checked_in annotation).
+const Root = "."
+
+// knhkScope is the instrumentation scope of knhk's own telemetry, whose
+// attributes with annotation knhk.values take only those values.
+const knhkScope = "github.com/knhk/knhk"
+
+// Options are what Inspect checks beyond what Check does.
+type Options struct {
+	// NotExercised: see Check.
+	NotExercised map[string]string
+	// Secrets are strings no span name, span status, event attribute value
+	// or attribute value may contain (a parameter's value, a message).
+	Secrets []string
+}
+
+// Report is what Inspect found, each list sorted.
+type Report struct {
+	// Problems are the emitted telemetry the registry does not declare
+	// so, and the not-exercised entries for what was emitted after all.
+	Problems []string
+	// Missing are the declarations of the module nothing emitted.
+	Missing []string
+}
+
 // Check checks the spans and metrics a test of module recorded against
 // reg and returns the problems found, sorted; none when they agree.
 // module is a Go module directory relative to the repository root, as in
-// the registry's checked_in annotations ("plugins/aws").
+// the registry's checked_in annotations ("plugins/aws"), or Root.
 //
 // Emitted to declared: every span is declared checked in module, with its
 // scope, a name template it matches and its kind; every metric likewise,
-// with its scope, instrument and unit; every attribute on them is declared
-// on that span or metric, with its type (an enum's value one of its
-// members), and the required ones are present.
+// with its scope, instrument and unit (a metric declared only for another
+// module is a problem too, checked against that declaration); every
+// attribute on them is declared on that span or metric, with its type (an
+// enum's value one of its members; on knhk's own scope, one of the
+// knhk.values when set), and the required ones are present; no span has
+// events or link attributes, which the registry does not declare.
 //
 // Declared to emitted: every span and metric declared checked in module
 // was emitted, with every attribute declared on it, but for the entries of
@@ -39,7 +70,20 @@ import (
 // spans are the module's code's (leave out the test's own); rm may be nil
 // when the test reads no metrics.
 func Check(reg *semconv.Registry, module string, notExercised map[string]string, spans []sdktrace.ReadOnlySpan, rm *metricdata.ResourceMetrics) []string {
-	c := &checker{reg: reg, module: module, seen: map[string]bool{}, problems: map[string]bool{}}
+	r := Inspect(reg, module, Options{NotExercised: notExercised}, spans, rm)
+	out := append(r.Problems, r.Missing...)
+	sort.Strings(out)
+	return out
+}
+
+// Inspect checks as Check does, and for opts.Secrets too, and reports the
+// two directions apart: a test that waits for telemetry still to be
+// recorded can wait until nothing is Missing.
+func Inspect(reg *semconv.Registry, module string, opts Options, spans []sdktrace.ReadOnlySpan, rm *metricdata.ResourceMetrics) Report {
+	c := &checker{reg: reg, module: module, secrets: opts.Secrets, seen: map[string]bool{}, problems: map[string]bool{}}
+	if module != Root {
+		c.where = " checked in " + module
+	}
 	for _, s := range spans {
 		c.span(s)
 	}
@@ -50,37 +94,42 @@ func Check(reg *semconv.Registry, module string, notExercised map[string]string,
 			}
 		}
 	}
+	missing := map[string]bool{}
 	declared := func(id string, refs []semconv.AttributeRef) {
-		if _, ok := notExercised[id]; !ok && !c.seen[id] {
-			c.problemf("%s is declared checked in %s and was not emitted", id, module)
+		if _, ok := opts.NotExercised[id]; !ok && !c.seen[id] {
+			missing[fmt.Sprintf("%s is declared%s and was not emitted", id, c.where)] = true
 		}
 		if !c.seen[id] {
 			return
 		}
 		for _, r := range refs {
 			k := id + " " + r.Key
-			if _, ok := notExercised[k]; !ok && !c.seen[k] {
-				c.problemf("attribute %s on %s is declared and was not emitted", r.Key, id)
+			if _, ok := opts.NotExercised[k]; !ok && !c.seen[k] {
+				missing[fmt.Sprintf("attribute %s on %s is declared and was not emitted", r.Key, id)] = true
 			}
 		}
 	}
 	for _, s := range reg.Spans {
-		if s.IsCheckedIn(module) {
+		if c.declaredHere(s.CheckedIn) {
 			declared(s.ID, s.Attributes)
 		}
 	}
 	for _, m := range reg.Metrics {
-		if m.IsCheckedIn(module) {
+		if c.declaredHere(m.CheckedIn) {
 			declared(m.ID, m.Attributes)
 		}
 	}
-	for k := range notExercised {
+	for k := range opts.NotExercised {
 		if c.seen[k] {
 			c.problemf("%q is emitted now: take it off the not-exercised list", k)
 		}
 	}
-	out := make([]string, 0, len(c.problems))
-	for p := range c.problems {
+	return Report{Problems: sorted(c.problems), Missing: sorted(missing)}
+}
+
+func sorted(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for p := range set {
 		out = append(out, p)
 	}
 	sort.Strings(out)
@@ -90,6 +139,9 @@ func Check(reg *semconv.Registry, module string, notExercised map[string]string,
 type checker struct {
 	reg    *semconv.Registry
 	module string
+	// where is " checked in " + module, or empty for Root.
+	where   string
+	secrets []string
 	// seen holds the group ids emitted, and group id + " " + attribute
 	// key for the attributes emitted on them.
 	seen     map[string]bool
@@ -100,6 +152,24 @@ func (c *checker) problemf(format string, args ...any) {
 	c.problems[fmt.Sprintf(format, args...)] = true
 }
 
+// declaredHere reports whether a declaration checked in checkedIn is one
+// of c.module's: for Root, one checked in no module.
+func (c *checker) declaredHere(checkedIn []string) bool {
+	if c.module == Root {
+		return len(checkedIn) == 0
+	}
+	return slices.Contains(checkedIn, c.module)
+}
+
+// noSecrets checks that value, what's, carries none of c.secrets.
+func (c *checker) noSecrets(what, value string) {
+	for _, s := range c.secrets {
+		if strings.Contains(value, s) {
+			c.problemf("%s carries a secret: %q", what, value)
+		}
+	}
+}
+
 var spanKinds = map[trace.SpanKind]string{
 	trace.SpanKindInternal: "internal", trace.SpanKindServer: "server", trace.SpanKindClient: "client",
 	trace.SpanKindProducer: "producer", trace.SpanKindConsumer: "consumer",
@@ -108,11 +178,16 @@ var spanKinds = map[trace.SpanKind]string{
 func (c *checker) span(s sdktrace.ReadOnlySpan) {
 	scope, kind := s.InstrumentationScope().Name, spanKinds[s.SpanKind()]
 	what := fmt.Sprintf("span %q (%s, scope %s)", s.Name(), kind, scope)
-	var d *semconv.Span
-	named := false
+	c.noSecrets(what+" name", s.Name())
+	c.noSecrets(what+" status", s.Status().Description)
+	var d, named *semconv.Span
 	for i, ds := range c.reg.Spans {
-		if ds.IsCheckedIn(c.module) && ds.Scope == scope && ds.MatchName(s.Name()) {
-			named = true
+		if c.declaredHere(ds.CheckedIn) && ds.Scope == scope && ds.MatchName(s.Name()) {
+			if named == nil {
+				named = &c.reg.Spans[i]
+			}
+			// Kind tells apart spans of one name (a call's client and
+			// server).
 			if ds.Kind == kind {
 				d = &c.reg.Spans[i]
 				break
@@ -120,26 +195,42 @@ func (c *checker) span(s sdktrace.ReadOnlySpan) {
 		}
 	}
 	switch {
-	case d == nil && named:
-		c.problemf("%s: declared checked in %s with another kind", what, c.module)
+	case d == nil && named != nil:
+		c.problemf("%s: declared%s with another kind, as %s (%s)", what, c.where, named.ID, named.Kind)
 		return
 	case d == nil:
-		c.problemf("%s is not declared checked in %s", what, c.module)
+		c.problemf("%s is not declared%s", what, c.where)
 		return
 	}
 	c.seen[d.ID] = true
-	c.attributes(what, d.ID, d.Attributes, s.Attributes())
+	c.attributes(what, d.ID, scope, d.Attributes, s.Attributes())
 	for _, e := range s.Events() {
 		c.problemf("%s has event %q, which the registry does not declare", what, e.Name)
+		for _, a := range e.Attributes {
+			c.noSecrets(fmt.Sprintf("%s event %q attribute %s", what, e.Name, a.Key), a.Value.Emit())
+		}
+	}
+	for _, l := range s.Links() {
+		for _, a := range l.Attributes {
+			c.problemf("%s has a link with attribute %s, which the registry does not declare", what, a.Key)
+		}
 	}
 }
 
 func (c *checker) metric(scope string, m metricdata.Metrics) {
 	what := fmt.Sprintf("metric %q (scope %s)", m.Name, scope)
-	i := slices.IndexFunc(c.reg.Metrics, func(d semconv.Metric) bool { return d.Name == m.Name && d.IsCheckedIn(c.module) })
+	i := slices.IndexFunc(c.reg.Metrics, func(d semconv.Metric) bool { return d.Name == m.Name && c.declaredHere(d.CheckedIn) })
 	if i < 0 {
-		c.problemf("%s is not declared checked in %s", what, c.module)
-		return
+		// Declared for another module only: a problem, and the rest is
+		// checked against that declaration.
+		i = slices.IndexFunc(c.reg.Metrics, func(d semconv.Metric) bool { return d.Name == m.Name })
+		if i < 0 {
+			c.problemf("%s is not declared%s", what, c.where)
+			return
+		}
+		d := c.reg.Metrics[i]
+		c.problemf("%s is not declared%s: declared as emitted by %s only, checked in %s", what, c.where,
+			strings.Join(d.EmittedBy, ", "), strings.Join(d.CheckedIn, ", "))
 	}
 	d := c.reg.Metrics[i]
 	if d.Scope != scope {
@@ -156,19 +247,23 @@ func (c *checker) metric(scope string, m metricdata.Metrics) {
 		c.seen[d.ID] = true
 	}
 	for _, set := range sets {
-		c.attributes(what, d.ID, d.Attributes, set.ToSlice())
+		c.attributes(what, d.ID, scope, d.Attributes, set.ToSlice())
 	}
 }
 
 // attributes checks one span's or data point's attributes against the
-// declaration id.
-func (c *checker) attributes(what, id string, refs []semconv.AttributeRef, kvs []attribute.KeyValue) {
+// declaration id: each declared on it, of its type, an enum's value a
+// member, on knhk's own scope a value of its knhk.values when set, the
+// required ones present, and no value carrying a secret.
+func (c *checker) attributes(what, id, scope string, refs []semconv.AttributeRef, kvs []attribute.KeyValue) {
 	have := map[string]bool{}
 	for _, kv := range kvs {
 		key := string(kv.Key)
 		have[key] = true
+		v := kv.Value.Emit()
+		c.noSecrets(what+" attribute "+key, v)
 		if !slices.ContainsFunc(refs, func(r semconv.AttributeRef) bool { return r.Key == key }) {
-			c.problemf("%s: attribute %s is not declared on %s", what, key, id)
+			c.problemf("%s: attribute %s (= %s) is not declared on %s", what, key, v, id)
 			continue
 		}
 		c.seen[id+" "+key] = true
@@ -176,8 +271,8 @@ func (c *checker) attributes(what, id string, refs []semconv.AttributeRef, kvs [
 		if got := ValueType(kv.Value); got != a.Type {
 			c.problemf("%s: attribute %s is a %s, declared a %s", what, key, got, a.Type)
 		}
-		v := kv.Value.Emit()
-		if a.Members != nil && !slices.ContainsFunc(a.Members, func(m semconv.Member) bool { return m.Value == v }) {
+		if a.Members != nil && !slices.ContainsFunc(a.Members, func(m semconv.Member) bool { return m.Value == v }) ||
+			a.Values != nil && scope == knhkScope && !slices.Contains(a.Values, v) {
 			c.problemf("%s: attribute %s = %q is not one of its declared values", what, key, v)
 		}
 	}

@@ -134,7 +134,7 @@ func TestCheck(t *testing.T) {
 		{name: "wrong kind", kind: trace.SpanKindServer, attrs: full, metric: true, spans: []string{"X.Sign"},
 			want: []string{"with another kind", "span.x is declared checked in plugins/x and was not emitted"}},
 		{name: "undeclared attribute", kind: trace.SpanKindClient, attrs: append(full, attribute.String("url.full", "u")), metric: true,
-			spans: []string{"X.Sign"}, want: []string{"attribute url.full is not declared on span.x"}},
+			spans: []string{"X.Sign"}, want: []string{"attribute url.full (= u) is not declared on span.x"}},
 		{name: "wrong type", kind: trace.SpanKindClient, attrs: []attribute.KeyValue{attribute.String("knhk.a", "x"), attribute.String("knhk.n", "1")},
 			metric: true, spans: []string{"X.Sign"}, want: []string{"attribute knhk.n is a string, declared a int"}},
 		{name: "required missing", kind: trace.SpanKindClient, attrs: full[1:], metric: true, spans: []string{"X.Sign"},
@@ -173,5 +173,25 @@ func TestCheckOtherModule(t *testing.T) {
 	got := semconvtest.Check(registry(t), "plugins/y", nil, spans, rm)
 	if len(got) != 2 || !strings.Contains(strings.Join(got, "\n"), "not declared checked in plugins/y") {
 		t.Errorf("problems %q, want the span and the metric undeclared", got)
+	}
+}
+
+// The root module's checks see the declarations checked in no module, and
+// refuse what is declared for a plugin module only.
+func TestCheckRoot(t *testing.T) {
+	spans, rm := record(t, trace.SpanKindInternal, []attribute.KeyValue{attribute.String("knhk.a", "x")}, false, "R.Sign")
+	if got := semconvtest.Check(registry(t), semconvtest.Root, nil, spans, rm); len(got) != 0 {
+		t.Errorf("problems %q, want none", got)
+	}
+	spans, rm = record(t, trace.SpanKindClient, []attribute.KeyValue{attribute.String("knhk.a", "x")}, true, "X.Sign")
+	r := semconvtest.Inspect(registry(t), semconvtest.Root, semconvtest.Options{Secrets: []string{"X.S"}}, spans, rm)
+	problems := strings.Join(r.Problems, "\n")
+	for _, w := range []string{`span "X.Sign" (client, scope s) is not declared`, "declared as emitted by knhk-plugin-x only", "carries a secret"} {
+		if !strings.Contains(problems, w) {
+			t.Errorf("problems %q, want one with %q", r.Problems, w)
+		}
+	}
+	if len(r.Missing) != 1 || r.Missing[0] != "span.root is declared and was not emitted" {
+		t.Errorf("missing %q, want span.root", r.Missing)
 	}
 }
