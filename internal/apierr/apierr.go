@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -35,35 +36,36 @@ var (
 type kind struct {
 	reason string
 	code   codes.Code
-	err    error // the sentinel the client's error matches
+	err    error   // the sentinel the client's error matches
+	also   []error // what the host's error also wraps, matched too
 }
 
 // kinds is checked in order: the more specific sentinels (which wrap a
 // shared one) before the shared ones.
 var kinds = []kind{
-	{"POLICY_DENIED", codes.PermissionDenied, ErrPolicyDenied},
-	{"TOO_MANY_CALLS", codes.ResourceExhausted, ErrTooManyCalls},
-	{"DRAINING", codes.Unavailable, ErrDraining},
-	{"MALFORMED_REF", codes.InvalidArgument, host.ErrMalformedRef},
-	{"PLUGIN_NOT_FOUND", codes.FailedPrecondition, host.ErrPluginNotFound},
-	{"PLUGIN_REFUSED", codes.FailedPrecondition, host.ErrPluginRefused},
-	{"PLUGIN_HANDSHAKE", codes.Unavailable, host.ErrHandshake},
-	{"PLUGIN_CRASHED", codes.Unavailable, host.ErrPluginCrashed},
-	{"CALL_TIMEOUT", codes.Unavailable, host.ErrCallTimeout},
-	{"VERIFY_AFTER_SIGN", codes.Internal, host.ErrVerifyAfterSign},
-	{"HOST_CLOSED", codes.Unavailable, host.ErrClosed},
-	{"LOCK_FILE", codes.FailedPrecondition, host.ErrLockFile},
-	{"UNSUPPORTED_ALGORITHM", codes.InvalidArgument, shared.ErrUnsupportedAlgorithm},
-	{"BAD_SIGNATURE", codes.InvalidArgument, shared.ErrBadSignature},
-	{"KEY_NOT_FOUND", codes.NotFound, shared.ErrKeyNotFound},
-	{"ALREADY_EXISTS", codes.AlreadyExists, shared.ErrAlreadyExists},
-	{"INVALID_ARGUMENT", codes.InvalidArgument, shared.ErrInvalidArgument},
-	{"PERMISSION_DENIED", codes.PermissionDenied, shared.ErrPermissionDenied},
-	{"UNAVAILABLE", codes.Unavailable, shared.ErrUnavailable},
-	{"FAILED_PRECONDITION", codes.FailedPrecondition, shared.ErrFailedPrecondition},
-	{"UNIMPLEMENTED", codes.Unimplemented, shared.ErrUnimplemented},
-	{"DEADLINE_EXCEEDED", codes.DeadlineExceeded, context.DeadlineExceeded},
-	{"CANCELED", codes.Canceled, context.Canceled},
+	{"POLICY_DENIED", codes.PermissionDenied, ErrPolicyDenied, nil},
+	{"TOO_MANY_CALLS", codes.ResourceExhausted, ErrTooManyCalls, nil},
+	{"DRAINING", codes.Unavailable, ErrDraining, nil},
+	{"MALFORMED_REF", codes.InvalidArgument, host.ErrMalformedRef, []error{shared.ErrInvalidArgument}},
+	{"PLUGIN_NOT_FOUND", codes.FailedPrecondition, host.ErrPluginNotFound, nil},
+	{"PLUGIN_REFUSED", codes.FailedPrecondition, host.ErrPluginRefused, nil},
+	{"PLUGIN_HANDSHAKE", codes.Unavailable, host.ErrHandshake, nil},
+	{"PLUGIN_CRASHED", codes.Unavailable, host.ErrPluginCrashed, []error{shared.ErrUnavailable}},
+	{"CALL_TIMEOUT", codes.Unavailable, host.ErrCallTimeout, []error{shared.ErrUnavailable, context.DeadlineExceeded}},
+	{"VERIFY_AFTER_SIGN", codes.Internal, host.ErrVerifyAfterSign, []error{shared.ErrBadSignature}},
+	{"HOST_CLOSED", codes.Unavailable, host.ErrClosed, nil},
+	{"LOCK_FILE", codes.FailedPrecondition, host.ErrLockFile, nil},
+	{"UNSUPPORTED_ALGORITHM", codes.InvalidArgument, shared.ErrUnsupportedAlgorithm, nil},
+	{"BAD_SIGNATURE", codes.InvalidArgument, shared.ErrBadSignature, nil},
+	{"KEY_NOT_FOUND", codes.NotFound, shared.ErrKeyNotFound, nil},
+	{"ALREADY_EXISTS", codes.AlreadyExists, shared.ErrAlreadyExists, nil},
+	{"INVALID_ARGUMENT", codes.InvalidArgument, shared.ErrInvalidArgument, nil},
+	{"PERMISSION_DENIED", codes.PermissionDenied, shared.ErrPermissionDenied, nil},
+	{"UNAVAILABLE", codes.Unavailable, shared.ErrUnavailable, nil},
+	{"FAILED_PRECONDITION", codes.FailedPrecondition, shared.ErrFailedPrecondition, nil},
+	{"UNIMPLEMENTED", codes.Unimplemented, shared.ErrUnimplemented, nil},
+	{"DEADLINE_EXCEEDED", codes.DeadlineExceeded, context.DeadlineExceeded, nil},
+	{"CANCELED", codes.Canceled, context.Canceled, nil},
 }
 
 // Classify returns the gRPC code and reason for err: the first sentinel in
@@ -123,65 +125,38 @@ func FromStatus(err error) error {
 func FromParts(code codes.Code, msg, reason string) error {
 	for _, k := range kinds {
 		if k.reason == reason {
-			return &Error{Code: code, Reason: reason, msg: msg, sentinel: k.err}
+			return &Error{Code: code, Reason: reason, msg: msg, sentinels: append([]error{k.err}, k.also...)}
 		}
 	}
 	if code == codes.ResourceExhausted && strings.Contains(msg, "larger than max") {
 		// gRPC's own size limit: the request can never succeed as it is.
-		return &Error{Code: code, msg: msg, sentinel: shared.ErrInvalidArgument}
+		return &Error{Code: code, msg: msg, sentinels: []error{shared.ErrInvalidArgument}}
 	}
-	for _, k := range kinds {
-		// No reason (an error from gRPC itself, a daemon of another
-		// version): the first kind with the code stands for it, which
-		// is the shared sentinel for every code but the sidecar's own.
-		if k.code == code && k.reason == codeReason(code) {
-			return &Error{Code: code, msg: msg, sentinel: k.err}
-		}
-	}
-	if code == codes.ResourceExhausted || code == codes.Aborted {
-		return &Error{Code: code, msg: msg, sentinel: shared.ErrUnavailable}
+	// No knhk reason (an error from gRPC itself, a daemon of another
+	// version): the code's shared sentinel, as from a plugin.
+	if sentinel := pluginrpc.SentinelFor(code, ""); sentinel != nil {
+		return &Error{Code: code, msg: msg, sentinels: []error{sentinel}}
 	}
 	return &Error{Code: code, msg: msg}
 }
 
-// codeReason is the reason of the shared sentinel a bare code stands for.
-func codeReason(c codes.Code) string {
-	switch c {
-	case codes.NotFound:
-		return "KEY_NOT_FOUND"
-	case codes.Unauthenticated:
-		return ""
-	}
-	return strings.ToUpper(strings.ReplaceAll(snake(c.String()), " ", "_"))
-}
-
-// snake turns a codes.Code name (InvalidArgument) into INVALID_ARGUMENT's
-// lower-case form (invalid_argument).
-func snake(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToLower(b.String())
-}
-
 // Error is an error the daemon returned: its message, its gRPC code and
-// reason, and the sentinel it matches with errors.Is.
+// reason, and the sentinels it matches with errors.Is: the one its reason
+// names and those the host's error wraps beside it (a call timeout is
+// also shared.ErrUnavailable and context.DeadlineExceeded, as from an
+// embedded host).
 type Error struct {
-	Code     codes.Code
-	Reason   string
-	msg      string
-	sentinel error
+	Code      codes.Code
+	Reason    string
+	msg       string
+	sentinels []error
 }
 
 func (e *Error) Error() string { return e.msg }
 
-// Unwrap returns the sentinel, so errors.Is matches it and whatever it
-// wraps (ErrPolicyDenied is also shared.ErrPermissionDenied).
-func (e *Error) Unwrap() error { return e.sentinel }
+// Unwrap returns the sentinels, so errors.Is matches them and whatever
+// they wrap (ErrPolicyDenied is also shared.ErrPermissionDenied).
+func (e *Error) Unwrap() []error { return e.sentinels }
 
 // HTTPStatus is the HTTP status the JSON API answers a gRPC code with.
 func HTTPStatus(c codes.Code) int {

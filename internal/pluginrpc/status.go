@@ -23,10 +23,11 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
 
-// sentinelFor maps a gRPC code and reason back to the sentinel the plugin
+// SentinelFor maps a gRPC code and reason back to the sentinel the plugin
 // SDK sent it for (shared's toStatus is the other direction), plus the
-// codes a plugin written without the SDK might use. Nil for none.
-func sentinelFor(code codes.Code, reason string) error {
+// codes a plugin written without the SDK might use. Nil for none. The
+// sidecar's client uses it too, for statuses without knhk's own reason.
+func SentinelFor(code codes.Code, reason string) error {
 	if reason == contract.ReasonUnsupportedAlgorithm {
 		return shared.ErrUnsupportedAlgorithm
 	}
@@ -73,7 +74,7 @@ func fromStatus(err error) error {
 }
 
 func itemError(code codes.Code, msg, reason string) error {
-	sentinel := sentinelFor(code, reason)
+	sentinel := SentinelFor(code, reason)
 	if code == codes.ResourceExhausted && strings.Contains(msg, "larger than max") {
 		// gRPC's own size limit: the request can never succeed as it is,
 		// unlike a throttled provider.
