@@ -167,12 +167,14 @@ func (c *pubCache) invalidate(r Ref) {
 // publicKey returns a key version's public key from the cache or the
 // plugin; refresh skips the cache. The result's DER is the caller's to keep.
 func (h *Host) publicKey(ctx context.Context, m *managed, r Ref, version string, refresh bool) (PublicKey, error) {
-	ctx, run := m.begin(ctx, opPublicKey, r.KeyID)
+	ctx, run := m.begin(ctx, opPublicKey, r)
 	pk, err := h.sharedPublicKey(ctx, m, r, version, refresh)
-	pk.DER = bytes.Clone(pk.DER)
 	run.version(cmp.Or(pk.Version, version))
-	run.end(ctx, err)
-	return pk, err
+	if err = run.end(ctx, err); err != nil {
+		return PublicKey{}, err
+	}
+	pk.DER = bytes.Clone(pk.DER)
+	return pk, nil
 }
 
 // sharedPublicKey is publicKey for the host's own use (verify-after-sign):

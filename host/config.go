@@ -3,11 +3,14 @@ package host
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/knhk/knhk/audit"
 )
 
 // Defaults used for zero Config fields.
@@ -117,6 +120,21 @@ type Config struct {
 	// unless the program set one up (telemetry.Setup does).
 	TracerProvider trace.TracerProvider
 
+	// Audit, when set, gets one record for every operation (sign, verify,
+	// public_key, metadata, rotate, create_key, list_keys), successful or
+	// not: who asked, the key without its parameters' values, version,
+	// algorithm, SHA-256 of the input and of the signature, outcome. A
+	// result is returned only once its record is durable; when the log
+	// cannot be written the operation fails with ErrAuditUnavailable
+	// (unless the log was opened fail-open). Rotate and create check the
+	// log before asking the provider. The host does not close the log.
+	Audit *audit.Log
+
+	// Principal names the caller in audit records when the operation's
+	// context does not (see WithPrincipal). Empty: the OS user, as
+	// "unix:uid=N".
+	Principal string
+
 	// MeterProvider receives the host's metrics: knhk.operation.duration,
 	// knhk.sign.batch.size, knhk.plugin.launches, knhk.plugin.restarts,
 	// knhk.plugin.crashes, knhk.plugin.up,
@@ -145,6 +163,9 @@ type RetryPolicy struct {
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "knhk", Level: hclog.Warn, Output: os.Stderr})
+	}
+	if c.Principal == "" {
+		c.Principal = "unix:uid=" + strconv.Itoa(os.Getuid())
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = DefaultStartTimeout

@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 
+	"github.com/knhk/knhk/audit"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -49,6 +50,11 @@ var (
 	ErrClosed = errors.New("host is closed")
 	// ErrLockFile: the lock file cannot be read or is malformed.
 	ErrLockFile = errors.New("bad lock file")
+	// ErrAuditUnavailable: the audit log (Config.Audit) could not make
+	// the operation's record durable, so its result was withheld. Also
+	// shared.ErrUnavailable: retry once the log can be written (the disk
+	// has room, the file is writable). It is audit.ErrUnavailable.
+	ErrAuditUnavailable = audit.ErrUnavailable
 )
 
 // IsRetryable reports whether err is worth retrying later: the plugin or

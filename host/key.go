@@ -67,13 +67,24 @@ func (k *Key) algorithm(ctx context.Context, opts SignOptions, refresh bool) (sh
 // verified against the public key unless Config.DisableVerifyAfterSign.
 func (k *Key) SignDigest(ctx context.Context, digest []byte, opts SignOptions) (Signature, error) {
 	alg, _, err := k.algorithm(ctx, opts, false)
-	if err != nil {
-		return Signature{}, err
+	if err == nil {
+		err = shared.CheckDigest(alg, digest)
 	}
-	if err := shared.CheckDigest(alg, digest); err != nil {
-		return Signature{}, err
+	if err != nil {
+		return Signature{}, k.refused(ctx, alg, digest, nil, err)
 	}
 	return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: opts.Version, Digest: digest})
+}
+
+// refused ends a signature that failed before it reached the provider
+// (an unknown key, an algorithm the key does not have, a digest of the
+// wrong length): still an operation, traced and recorded. It returns err,
+// or what the audit record's failure makes of it.
+func (k *Key) refused(ctx context.Context, alg shared.Algorithm, digest, message []byte, err error) error {
+	ctx, run := k.m.begin(ctx, opSign, k.ref)
+	run.algorithm(alg)
+	run.input(digest, message)
+	return run.end(ctx, err)
 }
 
 // MaxWholeMessage is the largest message SignMessage sends to a plugin:
@@ -89,7 +100,7 @@ const MaxWholeMessage = shared.MaxMessageSize - 1<<20
 func (k *Key) SignMessage(ctx context.Context, message []byte, opts SignOptions) (Signature, error) {
 	alg, _, err := k.algorithm(ctx, opts, false)
 	if err != nil {
-		return Signature{}, err
+		return Signature{}, k.refused(ctx, alg, nil, message, err)
 	}
 	return k.signMessage(ctx, alg, opts.Version, message)
 }
@@ -100,8 +111,8 @@ func (k *Key) signMessage(ctx context.Context, alg shared.Algorithm, version str
 	}
 	if alg == shared.EdDSA {
 		if len(message) > MaxWholeMessage {
-			return Signature{}, fmt.Errorf("%w: EdDSA signs the whole message, which must cross to the plugin: the limit is %d bytes (%d MiB) and this message is %d bytes",
-				shared.ErrInvalidArgument, MaxWholeMessage, MaxWholeMessage>>20, len(message))
+			return Signature{}, k.refused(ctx, alg, nil, message, fmt.Errorf("%w: EdDSA signs the whole message, which must cross to the plugin: the limit is %d bytes (%d MiB) and this message is %d bytes",
+				shared.ErrInvalidArgument, MaxWholeMessage, MaxWholeMessage>>20, len(message)))
 		}
 		return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Message: message})
 	}
@@ -114,7 +125,7 @@ func (k *Key) signMessage(ctx context.Context, alg shared.Algorithm, version str
 	}
 	digest, err := shared.Digest(alg, message)
 	if err != nil {
-		return Signature{}, err
+		return Signature{}, k.refused(ctx, alg, nil, message, err)
 	}
 	return k.sign(ctx, shared.SignRequest{Algorithm: alg, Version: version, Digest: digest})
 }
@@ -139,7 +150,7 @@ func (k *Key) sign(ctx context.Context, req shared.SignRequest) (Signature, erro
 // current version's cached key does not verify, the key is fetched again
 // once before the answer: another host may have rotated it.
 func (k *Key) VerifyDigest(ctx context.Context, digest, sig []byte, opts SignOptions) error {
-	return k.verify(ctx, opts, func(pk PublicKey, alg shared.Algorithm) error {
+	return k.verify(ctx, opts, digest, nil, sig, func(pk PublicKey, alg shared.Algorithm) error {
 		return shared.VerifyDigest(pk.Key, alg, digest, sig)
 	})
 }
@@ -147,7 +158,10 @@ func (k *Key) VerifyDigest(ctx context.Context, digest, sig []byte, opts SignOpt
 // VerifyMessage checks a signature over a whole message locally, like
 // VerifyDigest.
 func (k *Key) VerifyMessage(ctx context.Context, message, sig []byte, opts SignOptions) error {
-	return k.verify(ctx, opts, func(pk PublicKey, alg shared.Algorithm) error {
+	if message == nil {
+		message = []byte{}
+	}
+	return k.verify(ctx, opts, nil, message, sig, func(pk PublicKey, alg shared.Algorithm) error {
 		return shared.VerifyMessage(pk.Key, alg, message, sig)
 	})
 }
@@ -155,10 +169,14 @@ func (k *Key) VerifyMessage(ctx context.Context, message, sig []byte, opts SignO
 // minRefetch is how often, at most, verification misses refetch a key.
 const minRefetch = time.Second
 
-// verify is the one path of local verification: the knhk.verify span.
-func (k *Key) verify(ctx context.Context, opts SignOptions, check func(PublicKey, shared.Algorithm) error) (err error) {
-	ctx, run := k.m.begin(ctx, opVerify, k.ref.KeyID)
-	defer func() { run.end(ctx, err) }()
+// verify is the one path of local verification: the knhk.verify span
+// and audit record. digest or message is what sig is over (for the
+// record; check has them).
+func (k *Key) verify(ctx context.Context, opts SignOptions, digest, message, sig []byte, check func(PublicKey, shared.Algorithm) error) (err error) {
+	ctx, run := k.m.begin(ctx, opVerify, k.ref)
+	run.input(digest, message)
+	run.signature(sig)
+	defer func() { err = run.end(ctx, err) }()
 	alg, pk, err := k.algorithm(ctx, opts, false)
 	if err != nil {
 		return err

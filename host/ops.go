@@ -26,13 +26,16 @@ func (m *managed) describe(ctx context.Context) (shared.Description, error) {
 // the cached public keys of the id asked for and of the id the provider
 // returned, even on error: the key may have been made.
 func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (resp shared.CreateKeyResponse, err error) {
-	ctx, run := m.begin(ctx, opCreateKey, r.KeyID)
+	ctx, run := m.begin(ctx, opCreateKey, r)
 	defer func() {
 		run.keyID(resp.KeyID)
 		run.version(resp.Version)
-		run.end(ctx, err)
+		err = run.end(ctx, err)
 	}()
 	if _, err := shared.ParseKeyType(string(kt)); err != nil {
+		return shared.CreateKeyResponse{}, err
+	}
+	if err := run.ready(); err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
 	resp, err = call(ctx, m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
@@ -49,47 +52,63 @@ func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (resp
 
 // listKeys lists the provider's keys where params say.
 func (m *managed) listKeys(ctx context.Context, params map[string]string) ([]shared.KeySummary, error) {
-	ctx, run := m.begin(ctx, opListKeys, "")
+	ctx, run := m.begin(ctx, opListKeys, Ref{Provider: m.name, Params: params})
 	keys, err := call(ctx, m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
 		return c.ListKeys(ctx, shared.ListKeysRequest{Params: params})
 	})
-	run.end(ctx, err)
-	return keys, err
+	if err = run.end(ctx, err); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 // verify asks the plugin to verify a signature (provider-side).
 func (m *managed) verify(ctx context.Context, r Ref, req shared.VerifyRequest) (shared.VerifyResponse, error) {
-	ctx, run := m.begin(ctx, opVerify, r.KeyID)
+	ctx, run := m.begin(ctx, opVerify, r)
 	run.algorithm(req.Algorithm)
+	run.input(req.Digest, req.Message)
+	run.signature(req.Signature)
 	req.Key = r.keyRef()
 	resp, err := call(ctx, m, "verify", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VerifyResponse, error) {
 		return c.Verify(ctx, req)
 	})
 	run.version(cmp.Or(resp.Version, req.Version))
-	run.end(ctx, err)
-	return resp, err
+	if err == nil && !resp.Valid {
+		run.invalid()
+	}
+	if err = run.end(ctx, err); err != nil {
+		return shared.VerifyResponse{}, err
+	}
+	return resp, nil
 }
 
 // rotateKey rotates the key; never retried. It drops the key's cached
 // public keys, even on error: the rotation may have happened.
 func (m *managed) rotateKey(ctx context.Context, r Ref) (shared.RotateKeyResponse, error) {
-	ctx, run := m.begin(ctx, opRotate, r.KeyID)
+	ctx, run := m.begin(ctx, opRotate, r)
+	if err := run.ready(); err != nil {
+		return shared.RotateKeyResponse{}, run.end(ctx, err)
+	}
 	resp, err := call(ctx, m, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
 		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: r.keyRef()})
 	})
 	m.h.cache.invalidate(r)
 	run.version(resp.Version)
-	run.end(ctx, err)
-	return resp, err
+	if err = run.end(ctx, err); err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	return resp, nil
 }
 
 // keyMetadata describes the key.
 func (m *managed) keyMetadata(ctx context.Context, r Ref) (shared.KeyMetadata, error) {
-	ctx, run := m.begin(ctx, opMetadata, r.KeyID)
+	ctx, run := m.begin(ctx, opMetadata, r)
 	md, err := call(ctx, m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
 		return c.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: r.keyRef()})
 	})
 	run.version(md.CurrentVersion)
-	run.end(ctx, err)
-	return md, err
+	if err = run.end(ctx, err); err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	return md, nil
 }

@@ -17,12 +17,16 @@ import (
 // is the knhk.sign span, under which the plugin call runs (or to which
 // the SignBatch call that carried it links).
 func (h *Host) sign(ctx context.Context, m *managed, r Ref, req shared.SignRequest) (shared.SignResponse, error) {
-	ctx, run := m.begin(ctx, opSign, r.KeyID)
+	ctx, run := m.begin(ctx, opSign, r)
 	run.algorithm(req.Algorithm)
+	run.input(req.Digest, req.Message)
 	resp, err := h.signVerified(ctx, m, r, req)
 	run.version(cmp.Or(resp.Version, req.Version))
-	run.end(ctx, err)
-	return resp, err
+	run.signature(resp.Signature)
+	if err = run.end(ctx, err); err != nil {
+		return shared.SignResponse{}, err
+	}
+	return resp, nil
 }
 
 // signVerified is sign's work.

@@ -47,13 +47,13 @@ func (s *Signer) KeyType() shared.KeyType { return s.pk.Type }
 func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	alg, err := SignerAlgorithm(s.pk.Type, opts)
 	if err != nil {
-		return nil, err
+		return nil, s.key.refused(s.ctx, "", digest, nil, err)
 	}
 	if alg == shared.EdDSA {
 		return s.signMessage(alg, digest)
 	}
 	if err := shared.CheckDigest(alg, digest); err != nil {
-		return nil, err
+		return nil, s.key.refused(s.ctx, alg, digest, nil, err)
 	}
 	sig, err := s.key.sign(s.ctx, shared.SignRequest{Algorithm: alg, Version: s.pk.Version, Digest: digest})
 	return s.result(sig, err, digest, nil)
@@ -65,7 +65,7 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 func (s *Signer) SignMessage(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
 	alg, err := SignerAlgorithm(s.pk.Type, opts)
 	if err != nil {
-		return nil, err
+		return nil, s.key.refused(s.ctx, "", nil, msg, err)
 	}
 	return s.signMessage(alg, msg)
 }

@@ -36,6 +36,7 @@ func init() {
 		{ErrPluginCrashed, "plugin_crashed"},
 		{ErrCallTimeout, "call_timeout"},
 		{ErrVerifyAfterSign, "verify_after_sign"},
+		{ErrAuditUnavailable, "audit_unavailable"},
 	} {
 		errtype.Register(errtype.Specific, k.err, k.name)
 	}
@@ -277,34 +278,36 @@ func (p *pluginTel) durationOpts(provider string, o op, alg shared.Algorithm, er
 	return []metric.RecordOption{metric.WithAttributes(kvs...)}
 }
 
-// opRun is one host operation in progress: its span and, when the
-// duration histogram is enabled, its start.
+// opRun is one host operation in progress: its span, when the duration
+// histogram is enabled its start, and with an audit log what its record
+// needs (audit.go).
 type opRun struct {
 	m     *managed
 	op    op
 	span  trace.Span
 	start time.Time // zero: no duration is recorded
 	alg   shared.Algorithm
+	audit *auditRun // nil: no audit log, or the operation is not recorded
 }
 
-// begin starts operation o on key keyID ("" for list_keys) of m's
-// provider: its span, a child of ctx's, and the clock. The returned
-// context carries the span, so the plugin calls made under it are its
-// children.
-func (m *managed) begin(ctx context.Context, o op, keyID string) (context.Context, opRun) {
+// begin starts operation o on key r (for list_keys, the provider and
+// its parameters) of m's provider: its span, a child of ctx's, the
+// clock and the audit record. The returned context carries the span, so
+// the plugin calls made under it are its children.
+func (m *managed) begin(ctx context.Context, o op, r Ref) (context.Context, opRun) {
 	t := m.h.tel
-	r := opRun{m: m, op: o}
+	run := opRun{m: m, op: o, audit: m.h.beginAudit(r)}
 	if t.duration.Enabled(ctx) {
-		r.start = time.Now()
+		run.start = time.Now()
 	}
-	ctx, r.span = t.start(ctx, spanNames[o])
-	if r.span.IsRecording() {
-		r.span.SetAttributes(telemetry.KeyOperation.String(opNames[o]), telemetry.KeyProvider.String(m.name))
-		if keyID != "" {
-			r.span.SetAttributes(telemetry.KeyKeyID.String(keyID))
+	ctx, run.span = t.start(ctx, spanNames[o])
+	if run.span.IsRecording() {
+		run.span.SetAttributes(telemetry.KeyOperation.String(opNames[o]), telemetry.KeyProvider.String(m.name))
+		if r.KeyID != "" {
+			run.span.SetAttributes(telemetry.KeyKeyID.String(r.KeyID))
 		}
 	}
-	return ctx, r
+	return ctx, run
 }
 
 // algorithm records the operation's signature algorithm.
@@ -317,6 +320,9 @@ func (r *opRun) algorithm(alg shared.Algorithm) {
 
 // version records the key version the operation used, when known.
 func (r *opRun) version(v string) {
+	if r.audit != nil {
+		r.audit.version = v
+	}
 	if v != "" && r.span.IsRecording() {
 		r.span.SetAttributes(telemetry.KeyKeyVersion.String(v))
 	}
@@ -325,14 +331,25 @@ func (r *opRun) version(v string) {
 // keyID records the key id, when it is only known at the end (a created
 // key's).
 func (r *opRun) keyID(id string) {
-	if id != "" && r.span.IsRecording() {
+	if id == "" {
+		return
+	}
+	if r.audit != nil {
+		r.audit.ref.KeyID = id
+	}
+	if r.span.IsRecording() {
 		r.span.SetAttributes(telemetry.KeyKeyID.String(id))
 	}
 }
 
-// end ends the operation with its outcome: the span's status and
-// error.type, and the duration.
-func (r *opRun) end(ctx context.Context, err error) {
+// end ends the operation with its outcome: first its audit record, which
+// must be durable before any result leaves (so a log that cannot be
+// written turns success into ErrAuditUnavailable), then the span's status
+// and error.type, and the duration. It returns the operation's error.
+func (r *opRun) end(ctx context.Context, err error) error {
+	if r.audit != nil {
+		err = r.record(ctx, err)
+	}
 	errType := ""
 	if err != nil {
 		errType = telemetry.ErrorType(err)
@@ -346,6 +363,7 @@ func (r *opRun) end(ctx context.Context, err error) {
 		d := time.Since(r.start).Seconds()
 		r.m.h.tel.duration.Record(ctx, d, r.m.tel.durationOpts(r.m.name, r.op, r.alg, errType)...)
 	}
+	return err
 }
 
 // startBatch starts the span of one SignBatch call, a new trace linked to

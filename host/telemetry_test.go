@@ -531,7 +531,7 @@ func TestTelemetryOffAllocatesNothing(t *testing.T) {
 	}
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(100, func() {
-		ctx, run := m.begin(ctx, opSign, "key")
+		ctx, run := m.begin(ctx, opSign, Ref{Provider: "fake", KeyID: "key"})
 		run.algorithm(shared.ES256)
 		run.version("1")
 		run.end(ctx, nil)

@@ -40,6 +40,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	jwtv1 "k8s.io/externaljwt/apis/v1"
 
+	"github.com/knhk/knhk/audit"
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
@@ -91,6 +92,8 @@ func TestConformance(t *testing.T) {
 	driveSidecar(t, h)
 
 	driveBinaryPlugin(t, cfg)
+
+	driveAudit(t, cfg)
 
 	if err := stopHost(); err != nil {
 		t.Errorf("stopping the host: %v", err)
@@ -317,6 +320,47 @@ func failBatch(t *testing.T, h *host.Host, ref string) {
 // driveBinaryPlugin runs the fake plugin binary, so that a launch, a
 // crash (the fault_exit_after fault exits the plugin process) and the
 // restart that replaces it happen.
+// driveAudit signs through a host with an audit log whose metrics go to
+// cfg's meter provider: records written, fsyncs, batch sizes and the
+// checkpoint its Close writes.
+func driveAudit(t *testing.T, cfg host.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	skey, _, err := audit.GenerateKey("conformance.example/knhk-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "audit.key")
+	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := audit.LoadKeyFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(context.Background(), audit.Options{Path: filepath.Join(dir, "audit.log"), Key: key, MeterProvider: cfg.MeterProvider})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Audit = l
+	h, stop, err := hosttest.Start(hosttest.WithConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	k, err := h.CreateKey(context.Background(), "fake:audited?seed="+secretSeed, shared.ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte(secretMessage))
+	if _, err := k.SignDigest(context.Background(), digest[:], host.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func driveBinaryPlugin(t *testing.T, cfg host.Config) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "knhk-semconv-")

@@ -111,7 +111,9 @@ func (c *core) resolve(cfg *Config, key string) (ref, policyName string, err err
 
 // authorize checks that the policy allows caller op on the key named
 // policyName, logs the decision at debug and counts a denial.
-func (c *core) authorize(ctx context.Context, cfg *Config, caller Caller, op Op, policyName string) error {
+// A denial is recorded in the host's audit log, if it has one, as an
+// operation on ref.
+func (c *core) authorize(ctx context.Context, cfg *Config, caller Caller, op Op, ref, policyName string) error {
 	for _, p := range cfg.Policies {
 		if p.allows(caller.Principals, op, policyName) {
 			logDecision(ctx, cfg, "allow", caller, op, policyName)
@@ -120,7 +122,11 @@ func (c *core) authorize(ctx context.Context, cfg *Config, caller Caller, op Op,
 	}
 	logDecision(ctx, cfg, "deny", caller, op, policyName)
 	c.countDenial(ctx, caller, op)
-	return &deniedError{caller: caller.String(), op: op, key: policyName}
+	err := &deniedError{caller: caller.String(), op: op, key: policyName}
+	if aerr := c.h.AuditDenial(ctx, op.auditName(), ref, err); aerr != nil {
+		cfg.Logger.Error("a policy denial could not be recorded in the audit log", "caller", caller.String(), "op", string(op), "error", aerr)
+	}
+	return err
 }
 
 // logDecision logs a policy decision at debug (building the line only
@@ -161,7 +167,7 @@ func (c *core) open(ctx context.Context, caller Caller, op Op, key string) (*hos
 	if err != nil {
 		return nil, err
 	}
-	if err := c.authorize(ctx, &st.cfg, caller, op, name); err != nil {
+	if err := c.authorize(ctx, &st.cfg, caller, op, ref, name); err != nil {
 		return nil, err
 	}
 	if name != key || ref == name {
@@ -203,6 +209,7 @@ func (in SignInput) check(cfg *Config) error {
 // Sign signs in.Digest or in.Message with key.
 func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput) (_ host.Signature, err error) {
 	defer func() { c.count(ctx, caller, OpSign, err) }()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	if err := in.check(c.cfg()); err != nil {
 		return host.Signature{}, err
 	}
@@ -223,6 +230,7 @@ func (c *core) Sign(ctx context.Context, caller Caller, key string, in SignInput
 // shared.ErrBadSignature when not.
 func (c *core) Verify(ctx context.Context, caller Caller, key string, in SignInput, sig []byte) (err error) {
 	defer func() { c.count(ctx, caller, OpVerify, err) }()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	if err := in.check(c.cfg()); err != nil {
 		return err
 	}
@@ -242,6 +250,7 @@ func (c *core) Verify(ctx context.Context, caller Caller, key string, in SignInp
 // PublicKey returns a version's public key ("" for the current one).
 func (c *core) PublicKey(ctx context.Context, caller Caller, key, version string) (_ host.PublicKey, err error) {
 	defer func() { c.count(ctx, caller, OpPublicKey, err) }()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	k, err := c.open(ctx, caller, OpPublicKey, key)
 	if err != nil {
 		return host.PublicKey{}, err
@@ -252,6 +261,7 @@ func (c *core) PublicKey(ctx context.Context, caller Caller, key, version string
 // Metadata describes key.
 func (c *core) Metadata(ctx context.Context, caller Caller, key string) (_ shared.KeyMetadata, err error) {
 	defer func() { c.count(ctx, caller, OpMetadata, err) }()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	k, err := c.open(ctx, caller, OpMetadata, key)
 	if err != nil {
 		return shared.KeyMetadata{}, err
@@ -262,6 +272,7 @@ func (c *core) Metadata(ctx context.Context, caller Caller, key string) (_ share
 // Rotate makes a new current version of key and returns it.
 func (c *core) Rotate(ctx context.Context, caller Caller, key string) (_ string, err error) {
 	defer func() { c.count(ctx, caller, OpRotate, err) }()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	k, err := c.open(ctx, caller, OpRotate, key)
 	if err != nil {
 		return "", err
@@ -274,12 +285,13 @@ func (c *core) Rotate(ctx context.Context, caller Caller, key string) (_ string,
 // key.
 func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.KeyType) (_ string, _ host.PublicKey, err error) {
 	defer func() { c.count(ctx, caller, OpCreate, err) }()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	cfg := c.cfg()
 	ref, name, err := c.resolve(cfg, key)
 	if err != nil {
 		return "", host.PublicKey{}, err
 	}
-	if err := c.authorize(ctx, cfg, caller, OpCreate, name); err != nil {
+	if err := c.authorize(ctx, cfg, caller, OpCreate, ref, name); err != nil {
 		return "", host.PublicKey{}, err
 	}
 	k, err := c.h.CreateKey(ctx, ref, kt)
@@ -295,18 +307,20 @@ func (c *core) Create(ctx context.Context, caller Caller, key string, kt shared.
 // references must be allowed: listing reaches beyond the named keys.
 func (c *core) List(ctx context.Context, caller Caller, provider string, params map[string]string) (_ []shared.KeySummary, err error) {
 	defer func() { c.count(ctx, caller, OpList, err) }()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	cfg := c.cfg()
 	if !cfg.AllowReferences {
 		return nil, fmt.Errorf("%w: listing keys needs allow_references (it reaches beyond the named keys)", shared.ErrInvalidArgument)
 	}
 	name := host.Ref{Provider: provider, Params: params}.String()
-	if err := c.authorize(ctx, cfg, caller, OpList, name); err != nil {
+	if err := c.authorize(ctx, cfg, caller, OpList, name, name); err != nil {
 		return nil, err
 	}
 	return c.h.ListKeys(ctx, provider, params)
 }
 
-// ready reports whether every configured key's plugin answers.
+// ready reports whether every configured key's plugin answers and the
+// audit log, when there is one and it fails closed, can take records.
 func (c *core) ready(ctx context.Context) error {
 	seen := map[string]bool{}
 	var errs []error
@@ -318,6 +332,11 @@ func (c *core) ready(ctx context.Context) error {
 		seen[r.Provider] = true
 		if err := c.h.Ping(ctx, r.Provider); err != nil {
 			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
+		}
+	}
+	if l := c.h.AuditLog(); l != nil && !l.FailOpen() {
+		if err := l.Ready(); err != nil {
+			errs = append(errs, fmt.Errorf("audit log: %w", err))
 		}
 	}
 	return errors.Join(errs...)

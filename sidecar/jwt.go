@@ -120,6 +120,7 @@ func (s *jwtService) sign(ctx context.Context, claims string) (header, signature
 		return "", "", err
 	}
 	defer release()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	defer func() { s.c.count(ctx, caller, OpSign, err) }() // before the status conversion
 	cfg := s.c.jwt()
 	if cfg == nil {
@@ -269,6 +270,7 @@ func (s *jwtService) fetchKeys(ctx context.Context) (set jwtKeySet, err error) {
 		return jwtKeySet{}, err
 	}
 	defer release()
+	ctx = host.WithPrincipal(ctx, caller.String())
 	defer func() { s.c.count(ctx, caller, OpPublicKey, err) }() // before the status conversion
 	cfg := s.c.jwt()
 	if cfg == nil {

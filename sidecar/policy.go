@@ -25,6 +25,17 @@ const (
 // Ops lists every operation, in the order the docs give them.
 var Ops = []Op{OpSign, OpVerify, OpPublicKey, OpMetadata, OpRotate, OpCreate, OpList}
 
+// auditName is the operation as the host's audit records name it.
+func (o Op) auditName() string {
+	switch o {
+	case OpCreate:
+		return "create_key"
+	case OpList:
+		return "list_keys"
+	}
+	return string(o)
+}
+
 // Policy allows its Principals its Operations on its Keys. In each list,
 // an entry ending in '*' matches every value with that prefix, and "*"
 // alone matches anything.

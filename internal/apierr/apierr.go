@@ -54,6 +54,7 @@ var kinds = []kind{
 	{"CALL_TIMEOUT", codes.Unavailable, host.ErrCallTimeout, []error{shared.ErrUnavailable, context.DeadlineExceeded}},
 	{"VERIFY_AFTER_SIGN", codes.Internal, host.ErrVerifyAfterSign, []error{shared.ErrBadSignature}},
 	{"HOST_CLOSED", codes.Unavailable, host.ErrClosed, nil},
+	{"AUDIT_UNAVAILABLE", codes.Unavailable, host.ErrAuditUnavailable, []error{shared.ErrUnavailable}},
 	{"LOCK_FILE", codes.FailedPrecondition, host.ErrLockFile, nil},
 	{"UNSUPPORTED_ALGORITHM", codes.InvalidArgument, shared.ErrUnsupportedAlgorithm, nil},
 	{"BAD_SIGNATURE", codes.InvalidArgument, shared.ErrBadSignature, nil},

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 
+	"github.com/knhk/knhk/audit"
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
@@ -43,11 +44,16 @@ type app struct {
 	logLevel   string
 	output     string
 	server     string // --server, else $KNHK_SERVER: the daemon's socket
+	auditLog   string // --audit-log, else the config's audit path
+	auditKey   string // --audit-key, else the config's checkpoint_key
 
 	cfg     *config
 	host    *host.Host
 	client  *client.Client // with --server: the daemon, instead of host
+	audit   *audit.Log     // the host's audit log, when configured
 	started bool           // cobra parsed the command line and a command started
+	// auditKeyHost holds a checkpoint key that is a provider's key.
+	auditKeyHost *host.Host
 
 	daemon        *cobra.Command              // the serve command
 	stopTelemetry func(context.Context) error // flushes and stops what telemetry.Setup started
@@ -67,6 +73,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
+	// The audit log's last checkpoint may be signed through the
+	// checkpoint key's host: close the log before any host.
+	if cerr := a.closeAudit(); cerr != nil && err == nil {
+		err = cerr
+	}
 	if a.host != nil {
 		if cerr := a.host.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("stop plugins: %w", cerr)
@@ -122,6 +133,10 @@ A config file (--config FILE, HCL) sets defaults and names keys; flags win:
     ref    = "aws:alias/release"
     params = { region = "eu-west-1" }
   }
+  audit {                              # record every operation; see 'knhk-host audit'
+    path           = "audit.log"
+    checkpoint_key = "audit.key"       # made by 'knhk-host audit keygen'
+  }
 
 With --server (or $KNHK_SERVER), sign, verify, pubkey, metadata, rotate and
 keys go through a knhk-host serve daemon on its unix socket instead: it holds
@@ -160,6 +175,8 @@ without telemetry: telemetry never stops signing.
 	f.StringVar(&a.configPath, "config", "", "HCL config file naming keys and setting plugin directories, lock file, timeouts")
 	f.StringVar(&a.logLevel, "log-level", "", "host and plugin log level on stderr: off, error, warn, info, debug, trace (default off)")
 	f.StringVarP(&a.output, "output", "o", formatText, "output format: text or json (errors on stderr follow it)")
+	f.StringVar(&a.auditLog, "audit-log", "", "record every operation run here in this audit log file (default: path in the config's audit block; none: no audit log)")
+	f.StringVar(&a.auditKey, "audit-key", "", "the audit log's checkpoint key: a key file made by 'audit keygen', a key name from --config or a reference (default: checkpoint_key in the config's audit block)")
 	f.StringVar(&a.server, "server", "", "sign, verify and manage keys through the knhk-host serve daemon at this unix socket: unix:///PATH or /PATH (default: $"+serverEnv+"; none: run plugins here)")
 
 	plugins := a.pluginsCmd()
@@ -176,6 +193,7 @@ without telemetry: telemetry never stops signing.
 		a.pubkeyCmd(),
 		a.rotateCmd(),
 		a.metadataCmd(),
+		a.auditCmd(),
 	)
 	return root
 }
@@ -315,7 +333,7 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 		Output:     a.stderr,
 		JSONFormat: a.output == formatJSON,
 	})
-	h, err := host.New(ctx, host.Config{
+	hc := host.Config{
 		PluginDirs:     a.pluginDirs,
 		OnlyPluginDirs: len(a.pluginDirs) > 0,
 		LockFile:       a.lockFile,
@@ -324,7 +342,12 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 		CallTimeout:    a.cfg.CallTimeout,
 		PublicKeyTTL:   a.cfg.PublicKeyTTL,
 		PluginEnv:      a.cfg.PluginEnv,
-	})
+	}
+	if a.audit, err = a.openAudit(ctx, hc, logger); err != nil {
+		return nil, err
+	}
+	hc.Audit = a.audit
+	h, err := host.New(ctx, hc)
 	if err != nil {
 		return nil, fmt.Errorf("start host: %w", err)
 	}

@@ -182,6 +182,9 @@ func (a *app) setupServer(cmd *cobra.Command) error {
 		a.server = ""
 		return nil
 	}
+	if cmd.Flags().Changed("audit-log") {
+		return usagef("drop --audit-log: the daemon records what it does in its own audit log", "--audit-log does not apply through the sidecar (--server)")
+	}
 	target, err := serverTarget(a.server)
 	if err != nil {
 		return err

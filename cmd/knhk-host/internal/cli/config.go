@@ -44,6 +44,8 @@ type fileConfig struct {
 	// Serve and Policies configure `knhk-host serve` (serve.go).
 	Serve    *serveBlock   `hcl:"serve,block"`
 	Policies []policyBlock `hcl:"policy,block"`
+	// Audit configures the audit log (audit_config.go).
+	Audit *auditBlock `hcl:"audit,block"`
 }
 
 // keyBlock names a key: `--key NAME` then means Ref plus Params.
@@ -66,6 +68,7 @@ type config struct {
 	Keys         map[string]keyBlock
 	Serve        *serveBlock
 	Policies     []policyBlock
+	Audit        auditConfig
 	base         string // the file's directory: serve's paths are relative to it
 }
 
@@ -124,6 +127,9 @@ func loadConfig(path string) (*config, error) {
 		}
 	}
 	cfg.PluginEnv = fc.PluginEnv
+	if cfg.Audit, err = fc.Audit.check(path, base); err != nil {
+		return nil, err
+	}
 	for _, k := range fc.Keys {
 		if _, dup := cfg.Keys[k.Name]; dup {
 			return nil, fmt.Errorf("%w: %s: key %s is defined twice", errConfig, path, shared.Quote(k.Name))

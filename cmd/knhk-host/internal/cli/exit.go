@@ -21,7 +21,8 @@ import (
 const (
 	// ExitOK: the command did what was asked (verify: the signature is valid).
 	ExitOK = 0
-	// ExitInvalid: verify only: the signature does not verify.
+	// ExitInvalid: verify: the signature does not verify; audit verify:
+	// the log is not intact.
 	ExitInvalid = 1
 	// ExitUsage: the invocation is wrong and retrying it unchanged will not
 	// help: unknown command or flag, missing or malformed value, malformed
@@ -38,7 +39,7 @@ const (
 // exitCodesHelp documents the exit statuses in --help.
 const exitCodesHelp = `Exit status:
   0  success (verify: the signature is valid)
-  1  verify: the signature is invalid
+  1  verify: the signature is invalid; audit verify: the log is not intact
   2  usage error: unknown command or flag, missing or malformed value, bad key
      reference, unknown provider, key type or algorithm, unreadable input,
      malformed config or lock file
@@ -70,7 +71,7 @@ func classify(err error, cmdPath string) (code int, hint string) {
 	var ue *usageError
 	var unreachable *client.UnreachableError
 	switch {
-	case errors.Is(err, errInvalidSignature):
+	case errors.Is(err, errInvalidSignature), errors.Is(err, errLogNotIntact):
 		return ExitInvalid, ""
 	case errors.As(err, &ue):
 		if ue.hint == "" {
