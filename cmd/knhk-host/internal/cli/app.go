@@ -343,7 +343,7 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 		PublicKeyTTL:   a.cfg.PublicKeyTTL,
 		PluginEnv:      a.cfg.PluginEnv,
 	}
-	if a.audit, err = a.openAudit(ctx, hc, logger); err != nil {
+	if a.audit, err = a.openAudit(ctx, hc); err != nil {
 		return nil, err
 	}
 	hc.Audit = a.audit

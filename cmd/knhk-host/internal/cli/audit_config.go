@@ -98,7 +98,7 @@ const defaultCheckpointKeyName = "knhk-audit"
 // reference is used through a host of its own, made from hc (without an
 // audit log: its signatures are the log's checkpoints, not operations
 // in it), which a.auditKeyHost keeps to close after the log.
-func (a *app) openAudit(ctx context.Context, hc host.Config, logger hclog.Logger) (*audit.Log, error) {
+func (a *app) openAudit(ctx context.Context, hc host.Config) (*audit.Log, error) {
 	c := a.cfg.Audit
 	if a.auditLog != "" {
 		c.Path = a.auditLog
@@ -126,12 +126,25 @@ func (a *app) openAudit(ctx context.Context, hc host.Config, logger hclog.Logger
 		RotateSize:         c.RotateSize,
 		RotateInterval:     c.RotateInterval,
 		FailOpen:           c.FailOpen,
-		Logger:             logger.Named("audit"),
+		Logger:             a.auditLogger(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open the audit log: %w", err)
 	}
 	return l, nil
+}
+
+// auditLogger is the audit log's logger: warnings and errors always
+// reach stderr (a record dropped by a fail-open log, a write failing, a
+// torn record dropped), whatever --log-level says, more when it asks.
+func (a *app) auditLogger() hclog.Logger {
+	lvl, _ := a.level() // checked already
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "knhk-host.audit",
+		Level:      min(lvl, hclog.Warn),
+		Output:     a.stderr,
+		JSONFormat: a.output == formatJSON,
+	})
 }
 
 // checkpointKey loads the checkpoint key: a key file, or a key of the
