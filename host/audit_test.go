@@ -13,47 +13,9 @@ import (
 	"testing"
 
 	"github.com/knhk/knhk/audit"
+	"github.com/knhk/knhk/audit/audittest"
 	"github.com/knhk/knhk/shared"
 )
-
-// openTestLog opens an audit log in a temporary directory with a new
-// Ed25519 checkpoint key; it returns the log and its verifier key.
-func openTestLog(t *testing.T) (*audit.Log, string, string) {
-	t.Helper()
-	dir := t.TempDir()
-	skey, vkey, err := audit.GenerateKey("test.example/knhk-audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "audit.key")
-	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	key, err := audit.LoadKeyFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "audit.log")
-	l, err := audit.Open(context.Background(), audit.Options{Path: path, Key: key, Host: "test-host"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, path, vkey
-}
-
-// readRecords returns every record of the log at path.
-func readRecords(t *testing.T, path string) []audit.Record {
-	t.Helper()
-	files, err := audit.Files(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []audit.Record
-	if err := audit.Scan(files, audit.Filter{}, func(r audit.Record) error { out = append(out, r); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func hexSHA256(b []byte) string {
 	s := sha256.Sum256(b)
@@ -65,7 +27,8 @@ func hexSHA256(b []byte) string {
 // key (without parameter values), version, algorithm and the hashes of
 // input and signature; the log verifies after Close.
 func TestAuditRecords(t *testing.T) {
-	l, path, vkey := openTestLog(t)
+	tl := audittest.Open(t, audit.Options{Host: "test-host"})
+	l, path := tl.Log, tl.Path
 	h, _ := newHost(t, Config{Audit: l, Principal: "test:embedder"})
 	state := filepath.Join(t.TempDir(), "keys.json")
 	ctx := context.Background()
@@ -130,7 +93,7 @@ func TestAuditRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	recs := readRecords(t, path)
+	recs := audittest.Records(t, path)
 	var ops []string
 	for i, r := range recs {
 		if r.Seq != int64(i) || r.Host != "test-host" || r.Time.IsZero() {
@@ -171,7 +134,7 @@ func TestAuditRecords(t *testing.T) {
 	if strings.Contains(string(raw), state) {
 		t.Error("the log holds a parameter value (the state path)")
 	}
-	v, err := audit.ParseVerifierKey(vkey)
+	v, err := audit.ParseVerifierKey(tl.VerifierKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +152,8 @@ func TestAuditRecords(t *testing.T) {
 // retryable), and rotate and create are refused before the provider
 // acts.
 func TestAuditFailClosed(t *testing.T) {
-	l, path, _ := openTestLog(t)
+	tl := audittest.Open(t, audit.Options{})
+	l, path := tl.Log, tl.Path
 	h, _ := newHost(t, Config{Audit: l})
 	state := filepath.Join(t.TempDir(), "keys.json")
 	ctx := context.Background()
@@ -233,7 +197,7 @@ func TestAuditFailClosed(t *testing.T) {
 	if _, err := nk.Metadata(ctx); !errors.Is(err, shared.ErrKeyNotFound) {
 		t.Errorf("the refused create made a key: %v", err)
 	}
-	if n := len(readRecords(t, path)); n != 2 {
+	if n := len(audittest.Records(t, path)); n != 2 {
 		t.Errorf("%d records, want 2 (create, metadata)", n)
 	}
 }

@@ -41,6 +41,7 @@ import (
 	jwtv1 "k8s.io/externaljwt/apis/v1"
 
 	"github.com/knhk/knhk/audit"
+	"github.com/knhk/knhk/audit/audittest"
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
@@ -325,24 +326,8 @@ func failBatch(t *testing.T, h *host.Host, ref string) {
 // checkpoint its Close writes.
 func driveAudit(t *testing.T, cfg host.Config) {
 	t.Helper()
-	dir := t.TempDir()
-	skey, _, err := audit.GenerateKey("conformance.example/knhk-audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "audit.key")
-	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	key, err := audit.LoadKeyFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := audit.Open(context.Background(), audit.Options{Path: filepath.Join(dir, "audit.log"), Key: key, MeterProvider: cfg.MeterProvider})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Audit = l
+	l := audittest.Open(t, audit.Options{MeterProvider: cfg.MeterProvider})
+	cfg.Audit = l.Log
 	h, stop, err := hosttest.Start(hosttest.WithConfig(cfg))
 	if err != nil {
 		t.Fatal(err)

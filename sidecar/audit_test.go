@@ -4,11 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/knhk/knhk/audit"
+	"github.com/knhk/knhk/audit/audittest"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
 	"github.com/knhk/knhk/shared"
@@ -19,24 +18,8 @@ import (
 // records makes the daemon not ready and its signatures fail with
 // host.ErrAuditUnavailable.
 func TestAuditCallers(t *testing.T) {
-	dir := t.TempDir()
-	skey, _, err := audit.GenerateKey("test.example/knhk-audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "audit.key")
-	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	key, err := audit.LoadKeyFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "audit.log")
-	l, err := audit.Open(context.Background(), audit.Options{Path: path, Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl := audittest.Open(t, audit.Options{})
+	l, path := tl.Log, tl.Path
 	h := hosttest.New(t, hosttest.WithConfig(host.Config{Audit: l}))
 	cfg, err := Config{
 		Keys:     map[string]string{"k": "fake:k?seed=x"},
@@ -71,10 +54,7 @@ func TestAuditCallers(t *testing.T) {
 		t.Errorf("sign with the audit log closed: %v", err)
 	}
 
-	var got []audit.Record
-	if err := audit.Scan([]string{path}, audit.Filter{}, func(r audit.Record) error { got = append(got, r); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	got := audittest.Records(t, path)
 	// create_key, the public key Create returns, sign, the denial.
 	if len(got) != 4 {
 		t.Fatalf("%d records, want 4: %+v", len(got), got)
