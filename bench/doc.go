@@ -14,6 +14,8 @@
 // Row 8 signs through hosts that differ only in their TracerProvider and
 // MeterProvider (none, no-op, the OpenTelemetry SDK with in-memory
 // exporters) to measure what telemetry costs.
+// Row 9 signs through a host with a fail-closed audit log (records
+// durable before each signature returns) and one without.
 // -soak drives only the host path of the selected row 2 runs (row 7: the
 // daemon through the Go client's SignStream; row 8: the host with full
 // tracing, or the one -telemetry names), for as long as it says, to attach perf to the processes
