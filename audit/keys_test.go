@@ -86,7 +86,8 @@ func TestGenerateAndLoadKey(t *testing.T) {
 	}
 	signAndOpen(t, k)
 
-	secret := skey[strings.LastIndex(skey, "+")+1:]
+	// PRIVATE+KEY+name+hash+base64: the base64 may hold '+' itself.
+	secret := strings.SplitN(skey, "+", 5)[4]
 	if err := os.Chmod(path, 0o640); err != nil {
 		t.Fatal(err)
 	}
