@@ -3,12 +3,18 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffegrpc/grpccredentials"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -36,7 +42,28 @@ type Option func(*options)
 
 type options struct {
 	tls      *tls.Config
+	spiffe   SPIFFESource
+	serverID tlsconfig.Authorizer
 	noStream bool
+}
+
+// SPIFFESource is the caller's X.509-SVID and the trust bundles to verify
+// the daemon's with, such as *workloadapi.X509Source (go-spiffe).
+type SPIFFESource interface {
+	x509svid.Source
+	x509bundle.Source
+}
+
+// WithSPIFFE authenticates to a TCP target with SPIFFE: the client
+// presents its current X.509-SVID from source and verifies the daemon's
+// against source's trust bundles at each handshake (so rotated SVIDs and
+// bundles apply to new connections), and the daemon knows the caller by
+// its SPIFFE ID. server authorizes the daemon's SPIFFE ID, e.g.
+// tlsconfig.AuthorizeID(spiffeid.RequireFromString("spiffe://example.org/knhk"));
+// nil accepts any ID in the trust domain of the caller's own SVID. The
+// client does not close source. Not with WithTLS, nor for a unix socket.
+func WithSPIFFE(source SPIFFESource, server tlsconfig.Authorizer) Option {
+	return func(o *options) { o.spiffe, o.serverID = source, server }
 }
 
 // WithTLS sets the TLS configuration of a TCP target: the daemon's TCP
@@ -63,7 +90,7 @@ func WithoutStream() Option {
 //	unix:///run/knhk/knhk.sock   a unix socket by absolute path
 //	unix:knhk.sock               a unix socket by relative path
 //	/run/knhk/knhk.sock          the same as unix:///run/knhk/knhk.sock
-//	host:port, dns:///host:port  TCP, with WithTLS (mutual TLS) required
+//	host:port, dns:///host:port  TCP, with WithTLS or WithSPIFFE (mutual TLS) required
 //
 // Plain-text TCP is never used. Dial does not connect: the connection is
 // made on the first call, and remade after it breaks, so a daemon that is
@@ -83,14 +110,22 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	}
 	var creds credentials.TransportCredentials
 	switch {
-	case unix && o.tls != nil:
-		return nil, fmt.Errorf("%w: WithTLS is for TCP targets; the unix socket %s takes none", shared.ErrInvalidArgument, shared.Quote(target))
+	case o.tls != nil && o.spiffe != nil:
+		return nil, fmt.Errorf("%w: WithTLS and WithSPIFFE both configure the connection's TLS: give one", shared.ErrInvalidArgument)
+	case unix && (o.tls != nil || o.spiffe != nil):
+		return nil, fmt.Errorf("%w: WithTLS and WithSPIFFE are for TCP targets; the unix socket %s takes none", shared.ErrInvalidArgument, shared.Quote(target))
 	case unix:
 		// The kernel carries the bytes; the daemon identifies the caller
 		// by SO_PEERCRED.
 		creds = insecure.NewCredentials()
+	case o.spiffe != nil:
+		authorize := o.serverID
+		if authorize == nil {
+			authorize = sameTrustDomain(o.spiffe)
+		}
+		creds = grpccredentials.MTLSClientCredentials(o.spiffe, o.spiffe, authorize)
 	case o.tls == nil:
-		return nil, fmt.Errorf("%w: TCP target %s needs WithTLS (the daemon takes mutual TLS only)", shared.ErrInvalidArgument, shared.Quote(target))
+		return nil, fmt.Errorf("%w: TCP target %s needs WithTLS or WithSPIFFE (the daemon takes mutual TLS only)", shared.ErrInvalidArgument, shared.Quote(target))
 	default:
 		cfg := o.tls.Clone()
 		if cfg.MinVersion == 0 {
@@ -122,6 +157,21 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		c.mux = &mux{api: c.api, wrap: c.wrap}
 	}
 	return c, nil
+}
+
+// sameTrustDomain authorizes a daemon whose SPIFFE ID is in the trust
+// domain of the caller's current SVID.
+func sameTrustDomain(src SPIFFESource) tlsconfig.Authorizer {
+	return func(id spiffeid.ID, _ [][]*x509.Certificate) error {
+		svid, err := src.GetX509SVID()
+		if err != nil {
+			return err
+		}
+		if !id.MemberOf(svid.ID.TrustDomain()) {
+			return fmt.Errorf("the daemon's SPIFFE ID %s is not in this client's trust domain %s", id, svid.ID.TrustDomain())
+		}
+		return nil
+	}
 }
 
 // parseTarget checks a Dial target and returns what gRPC is given and

@@ -10,7 +10,8 @@
 //
 // On the daemon's unix socket the daemon knows the caller by the socket
 // peer's uid and gid; over TCP the daemon takes mutual TLS only, and the
-// caller is its certificate (WithTLS). Dial connects lazily and the
+// caller is its certificate (WithTLS) or its SPIFFE X.509-SVID from the
+// Workload API (WithSPIFFE). Dial connects lazily and the
 // connection is remade after it breaks. A call that cannot reach the
 // daemon fails at once with an UnreachableError (also
 // shared.ErrUnavailable) naming the target; it does not wait for the

@@ -14,6 +14,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
@@ -26,6 +29,12 @@ import (
 // "release" (ECDSA P-256) to this user, on a socket in a new directory.
 // It returns the target to dial and a function that stops it all.
 func exampleDaemon() (target string, stop func()) {
+	return exampleDaemonWith(nil)
+}
+
+// exampleDaemonWith is exampleDaemon with its configuration changed by
+// edit (when not nil) before it starts.
+func exampleDaemonWith(edit func(*sidecar.Config)) (target string, stop func()) {
 	ctx := context.Background()
 	h, stopHost, err := hosttest.Start()
 	if err != nil {
@@ -38,7 +47,7 @@ func exampleDaemon() (target string, stop func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv, err := sidecar.New(h, sidecar.Config{
+	cfg := sidecar.Config{
 		Socket: sidecar.SocketConfig{Path: filepath.Join(dir, "knhk.sock")},
 		Keys:   map[string]string{"release": "fake:release?seed=example"},
 		Policies: []sidecar.Policy{{
@@ -46,7 +55,11 @@ func exampleDaemon() (target string, stop func()) {
 			Principals: []string{fmt.Sprintf("unix:uid=%d", os.Getuid())},
 			Operations: []sidecar.Op{sidecar.OpSign, sidecar.OpPublicKey},
 		}},
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := sidecar.New(h, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -133,4 +146,47 @@ func ExampleClient_Signer() {
 	}
 	fmt.Println(cert.Subject, cert.SignatureAlgorithm, "verifies:", cert.CheckSignatureFrom(cert) == nil)
 	// Output: CN=release signer ECDSA-SHA256 verifies: true
+}
+
+// Dial the daemon's TCP listener with the caller's SPIFFE X.509-SVID: the
+// daemon knows the caller by its SPIFFE ID, and the client accepts only
+// the daemon's ID. In production the source is the Workload API's:
+//
+//	source, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(
+//		workloadapi.WithAddr("unix:///run/spire/agent.sock")))
+//	defer source.Close()
+func ExampleWithSPIFFE() {
+	addr, td, stop, err := spiffeDaemon() // e.g. "knhk.example.org:8443", serving as spiffe://example.org/knhk
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stop()
+	source, err := td.source("spiffe://example.org/ns/prod/web") // this caller's SVID
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx := context.Background()
+	daemon := spiffeid.RequireFromString("spiffe://example.org/knhk")
+	c, err := client.Dial(ctx, addr, client.WithSPIFFE(source, tlsconfig.AuthorizeID(daemon)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	key, err := c.Key(ctx, "release")
+	if err != nil {
+		log.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("release v1.0.0"))
+	sig, err := key.SignDigest(ctx, digest[:], host.SignOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	pk, err := key.PublicKey(ctx, sig.Version)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(sig.Algorithm, "valid:", ecdsa.VerifyASN1(pk.Key.(*ecdsa.PublicKey), digest[:], sig.Signature))
+	// Output: ES256 valid: true
 }

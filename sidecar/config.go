@@ -60,6 +60,12 @@ type Config struct {
 	// HTTP, when set, serves the HTTP/JSON API on TCP with mutual TLS.
 	HTTP *TLSConfig
 
+	// SPIFFE, when set, gives the daemon its identity from the SPIFFE
+	// Workload API: TLS and HTTP listeners without certificate files
+	// serve with its X.509-SVID and take callers' SVIDs (and, on HTTP,
+	// JWT-SVIDs when SPIFFE.JWTAudience is set).
+	SPIFFE *SPIFFEConfig
+
 	// HealthAddress, when set, serves plain HTTP /healthz (the daemon
 	// runs) and /readyz (every configured key's plugin answers) on this
 	// TCP address. It carries no key material and takes no calls.
@@ -108,13 +114,23 @@ type SocketConfig struct {
 	Mode os.FileMode
 }
 
-// TLSConfig is a TCP listener with mutual TLS (TLS 1.3 only). Every
-// field is required: a listener without client authentication is refused.
+// TLSConfig is a TCP listener with mutual TLS (TLS 1.3 only). Either
+// every file is given (a static certificate, and client certificates
+// verified against ClientCAFile: a listener without client
+// authentication is refused), or none is and Config.SPIFFE is set (the
+// daemon's X.509-SVID, and callers' SVIDs verified against the SPIFFE
+// trust bundles).
 type TLSConfig struct {
 	Address      string // host:port
 	CertFile     string // the server's certificate chain, PEM
 	KeyFile      string // its private key, PEM
 	ClientCAFile string // CAs that issue client certificates, PEM
+}
+
+// usesSPIFFE reports whether t names no files: its certificates come from
+// the SPIFFE Workload API.
+func (t *TLSConfig) usesSPIFFE() bool {
+	return t.CertFile == "" && t.KeyFile == "" && t.ClientCAFile == ""
 }
 
 // JWTConfig configures the ExternalJWTSigner that kube-apiserver calls
@@ -187,11 +203,25 @@ func (cfg Config) withDefaults() (Config, error) {
 		if l.t == nil {
 			continue
 		}
-		if l.t.Address == "" || l.t.CertFile == "" || l.t.KeyFile == "" {
-			return cfg, fmt.Errorf("%w: %s listener needs address, cert_file and key_file", ErrConfig, l.what)
+		if l.t.Address == "" {
+			return cfg, fmt.Errorf("%w: %s listener needs an address", ErrConfig, l.what)
+		}
+		if l.t.usesSPIFFE() {
+			if cfg.SPIFFE == nil {
+				return cfg, fmt.Errorf("%w: %s listener on %s has no cert_file, key_file and client_ca_file, and there is no spiffe block to serve with an X.509-SVID instead", ErrConfig, l.what, l.t.Address)
+			}
+			continue
+		}
+		if l.t.CertFile == "" || l.t.KeyFile == "" {
+			return cfg, fmt.Errorf("%w: %s listener needs cert_file and key_file (or none of the files, and a spiffe block)", ErrConfig, l.what)
 		}
 		if l.t.ClientCAFile == "" {
 			return cfg, fmt.Errorf("%w: %s listener on %s has no client_ca_file: a TCP listener must authenticate its clients (mutual TLS)", ErrConfig, l.what, l.t.Address)
+		}
+	}
+	if cfg.SPIFFE != nil {
+		if err := cfg.SPIFFE.check(); err != nil {
+			return cfg, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
 	for i, p := range cfg.Policies {

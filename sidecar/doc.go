@@ -8,6 +8,10 @@
 //     names the caller (its SPIFFE ID "spiffe://…" when it has one, and
 //     "x509:" and its subject);
 //   - optionally HTTP/JSON on TCP with mutual TLS;
+//   - with Config.SPIFFE, TCP listeners that serve with the daemon's own
+//     X.509-SVID from the SPIFFE Workload API and know callers by the
+//     SPIFFE ID of their X.509-SVID (or, on HTTP/JSON, JWT-SVID), SVIDs
+//     and bundles rotating without a restart;
 //   - optionally plain /healthz, /readyz and Prometheus /metrics
 //     (Config.MetricsHandler) on their own address.
 //

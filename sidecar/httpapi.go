@@ -20,8 +20,9 @@ import (
 
 // newHTTPHandler is the HTTP/JSON API over c, for callers without gRPC. It
 // is served on a mutual-TLS listener: the caller is the client
-// certificate's SPIFFE ID or subject, and a request without a verified
-// client certificate gets 401. Its operations are the gRPC API's, with the
+// certificate's SPIFFE ID or subject, or (with a SPIFFE JWT audience) the
+// subject of the JWT-SVID in "Authorization: Bearer", and a request
+// without a verified client certificate or JWT-SVID gets 401. Its operations are the gRPC API's, with the
 // same policy checks, limits and errors:
 //
 //	POST /v1/keys/{key}/sign        {"digest": B64, "message": B64, "algorithm": "ES256", "version": ""}
@@ -57,8 +58,8 @@ import (
 // with code the gRPC code's name (google.rpc.Code), reason the gRPC API's
 // ErrorInfo reason, and the HTTP status that code maps to (400, 401, 403,
 // 404, 409, 412, 413, 429, 501, 503, 504 or 500).
-func newHTTPHandler(c *core) http.Handler {
-	h := httpAPI{ops: pbOps{c: c}}
+func newHTTPHandler(c *core, id httpIdentity) http.Handler {
+	h := httpAPI{ops: pbOps{c: c}, id: id}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/keys/{key}/sign", h.sign)
 	mux.HandleFunc("POST /v1/keys/{key}/verify", h.verify)
@@ -141,19 +142,30 @@ type (
 )
 
 // httpAPI serves the JSON endpoints.
-type httpAPI struct{ ops pbOps }
+type httpAPI struct {
+	ops pbOps
+	id  httpIdentity
+}
 
 // call runs one request, op: it identifies the caller by its client
 // certificate, decodes the body into body (nil: the call reads none;
 // emptyOK: an empty body is an empty object), admits the call, runs it
 // and writes its answer or error.
 func (h httpAPI) call(w http.ResponseWriter, r *http.Request, op Op, body any, emptyOK bool, run func(context.Context, Caller) (any, error)) {
-	caller, err := callerFromTLS(r.TLS)
+	caller, err := h.id.identify(r)
 	if err != nil {
 		// 401, with the reason that names the sentinel clients match
 		// (PERMISSION_DENIED, as on gRPC).
 		_, reason := apierr.Classify(err)
-		httpWriteError(w, http.StatusUnauthorized, codes.Unauthenticated, reason, "the caller could not be identified: a verified client certificate is required")
+		msg := "the caller could not be identified: a verified client certificate is required"
+		if h.id.jwt != nil {
+			msg = "the caller could not be identified: a verified client certificate or a JWT-SVID (Authorization: Bearer) is required"
+		}
+		var be *errBearer
+		if errors.As(err, &be) {
+			msg = "the caller could not be identified: " + be.why
+		}
+		httpWriteError(w, http.StatusUnauthorized, codes.Unauthenticated, reason, msg)
 		return
 	}
 	if body != nil {

@@ -97,7 +97,7 @@ func (p *httpPKI) client(t *testing.T, subject pkix.Name, uris ...string) tls.Ce
 func httpServe(t *testing.T, c *core) (srv *httptest.Server, spiffe, subject *http.Client) {
 	t.Helper()
 	pki := httpNewPKI(t)
-	srv = httptest.NewUnstartedServer(newHTTPHandler(c))
+	srv = httptest.NewUnstartedServer(newHTTPHandler(c, httpIdentity{}))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.pool, MinVersion: tls.VersionTLS13}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -389,7 +389,7 @@ func TestHTTPErrors(t *testing.T) {
 	// Without a verified client certificate (a listener misconfigured
 	// without client auth), the call is refused before anything runs.
 	rec := httptest.NewRecorder()
-	newHTTPHandler(c).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/keys/release/public-key", nil))
+	newHTTPHandler(c, httpIdentity{}).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/keys/release/public-key", nil))
 	httpWantError(t, rec.Code, rec.Body.Bytes(), http.StatusUnauthorized, "UNAUTHENTICATED", "PERMISSION_DENIED")
 
 	c.startDrain()

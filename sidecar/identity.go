@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -20,10 +21,12 @@ import (
 // Caller is who is calling, as the policy sees it.
 type Caller struct {
 	// Principals name the caller, most specific first: "unix:uid=N" and
-	// "unix:gid=N" on the unix socket; on TCP the client certificate's
-	// SPIFFE ID ("spiffe://...") when it has one, else "x509:" and its
-	// subject distinguished name (RFC 2253 form, as
-	// pkix.Name.String writes it: "x509:CN=web,O=Example").
+	// "unix:gid=N" on the unix socket; on TCP with static certificates
+	// the client certificate's SPIFFE ID ("spiffe://...") when it has
+	// one, then "x509:" and its subject distinguished name (RFC 2253
+	// form, as pkix.Name.String writes it: "x509:CN=web,O=Example"); on
+	// a SPIFFE listener (Config.SPIFFE) only the SPIFFE ID of the
+	// caller's X.509-SVID or JWT-SVID.
 	Principals []string
 	// PID is the calling process on the unix socket (0 on TCP).
 	PID int
@@ -119,6 +122,8 @@ func callerFromContext(ctx context.Context) (Caller, error) {
 		return callerOfPeer(ai), nil
 	case credentials.TLSInfo:
 		return callerFromTLS(&ai.State)
+	case spiffeAuthInfo:
+		return callerOfSVID(ai.ID), nil
 	}
 	return Caller{}, errNoIdentity
 }
@@ -132,14 +137,17 @@ func callerFromTLS(cs *tls.ConnectionState) (Caller, error) {
 	return callerOfCert(cs.VerifiedChains[0][0]), nil
 }
 
-// callerOfCert names a client certificate. A certificate with one
-// spiffe:// URI SAN is that SPIFFE ID (its subject follows, so policies
-// may name either).
+// callerOfCert names a client certificate. A certificate whose first
+// spiffe:// URI SAN is a valid SPIFFE ID is that ID (its subject follows,
+// so policies may name either); an invalid one (such as a path with "..")
+// names nobody.
 func callerOfCert(cert *x509.Certificate) Caller {
 	var c Caller
 	for _, u := range cert.URIs {
 		if strings.EqualFold(u.Scheme, "spiffe") {
-			c.Principals = append(c.Principals, u.String())
+			if id, err := spiffeid.FromURI(u); err == nil {
+				c.Principals = append(c.Principals, id.String())
+			}
 			break
 		}
 	}

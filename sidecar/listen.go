@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // listenUnix listens on the unix socket at path with the given file mode.
@@ -56,9 +58,11 @@ func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
 	return l, nil
 }
 
-// serverTLS is the TLS configuration of a mutual-TLS listener: TLS 1.3,
-// client certificates required and verified against the client CAs.
-func serverTLS(t *TLSConfig) (*tls.Config, error) {
+// serverTLS is the TLS configuration of a mutual-TLS listener with
+// static files: TLS 1.3, client certificates required and verified
+// against the client CAs (with optionalCert, verified when given: an
+// HTTP caller may bring a JWT-SVID instead).
+func serverTLS(t *TLSConfig, optionalCert bool) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: server certificate: %w", ErrConfig, t.Address, err)
@@ -71,26 +75,32 @@ func serverTLS(t *TLSConfig) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%w: %s: client_ca_file %s holds no PEM certificate", ErrConfig, t.Address, t.ClientCAFile)
 	}
+	auth := tls.RequireAndVerifyClientCert
+	if optionalCert {
+		auth = tls.VerifyClientCertIfGiven
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientAuth:   auth,
 	}, nil
 }
 
 // listeners are the daemon's open listeners; nil when not configured.
 type listeners struct {
-	unix          *net.UnixListener
-	grpcTLS       net.Listener // TCP; gRPC's credentials do the TLS
-	grpcTLSConfig *tls.Config
-	http          net.Listener // TLS already
-	health        net.Listener
+	unix      *net.UnixListener
+	grpcTLS   net.Listener // TCP; gRPC's credentials do the TLS
+	grpcCreds credentials.TransportCredentials
+	http      net.Listener // TLS already
+	httpID    httpIdentity
+	health    net.Listener
 }
 
 // openListeners opens every listener cfg asks for, or none: on an error
 // those already open are closed again (and the socket file removed).
-func openListeners(cfg *Config) (*listeners, error) {
+// Listeners without certificate files take theirs from sp.
+func openListeners(cfg *Config, sp *spiffeSources) (*listeners, error) {
 	ul, err := listenUnix(cfg.Socket.Path, cfg.Socket.Mode)
 	if err != nil {
 		return nil, err
@@ -105,18 +115,28 @@ func openListeners(cfg *Config) (*listeners, error) {
 		return nil, err
 	}
 	if t := cfg.TLS; t != nil {
-		if ls.grpcTLS, ls.grpcTLSConfig, err = listenTLS("tls", t); err != nil {
+		l, tc, err := listenTLS("tls", t, sp, false)
+		if err != nil {
 			return fail(err)
 		}
-		opened = append(opened, ls.grpcTLS)
+		opened = append(opened, l)
+		ls.grpcTLS, ls.grpcCreds = l, credentials.NewTLS(tc)
+		if t.usesSPIFFE() {
+			ls.grpcCreds = spiffeCreds{ls.grpcCreds}
+		}
 	}
 	if t := cfg.HTTP; t != nil {
-		l, tc, err := listenTLS("http", t)
+		jwt := sp != nil && sp.jwt != nil
+		l, tc, err := listenTLS("http", t, sp, jwt)
 		if err != nil {
 			return fail(err)
 		}
 		opened = append(opened, l)
 		ls.http = tls.NewListener(l, tc)
+		ls.httpID = httpIdentity{spiffe: t.usesSPIFFE()}
+		if jwt {
+			ls.httpID.jwt = sp
+		}
 	}
 	if cfg.HealthAddress != "" {
 		if ls.health, err = net.Listen("tcp", cfg.HealthAddress); err != nil {
@@ -126,11 +146,20 @@ func openListeners(cfg *Config) (*listeners, error) {
 	return ls, nil
 }
 
-// listenTLS listens on t's TCP address and loads its TLS configuration.
-func listenTLS(what string, t *TLSConfig) (net.Listener, *tls.Config, error) {
-	tc, err := serverTLS(t)
-	if err != nil {
-		return nil, nil, err
+// listenTLS listens on t's TCP address and makes its TLS configuration:
+// from t's files, or from sp when t names none.
+func listenTLS(what string, t *TLSConfig, sp *spiffeSources, optionalCert bool) (net.Listener, *tls.Config, error) {
+	var tc *tls.Config
+	if t.usesSPIFFE() {
+		if sp == nil {
+			return nil, nil, fmt.Errorf("%w: %s listener on %s has no certificate files and the daemon no SPIFFE identity", ErrConfig, what, t.Address)
+		}
+		tc = sp.serverTLS(optionalCert)
+	} else {
+		var err error
+		if tc, err = serverTLS(t, optionalCert); err != nil {
+			return nil, nil, err
+		}
 	}
 	l, err := net.Listen("tcp", t.Address)
 	if err != nil {

@@ -38,7 +38,14 @@ func (o Op) auditName() string {
 
 // Policy allows its Principals its Operations on its Keys. In each list,
 // an entry ending in '*' matches every value with that prefix, and "*"
-// alone matches anything.
+// alone matches anything. For SPIFFE IDs that gives exact IDs
+// ("spiffe://example.org/ns/prod/web"), path prefixes
+// ("spiffe://example.org/ns/prod/*": every ID below /ns/prod, not
+// /ns/prod itself nor /ns/production) and trust domains
+// ("spiffe://example.org/*"); a principal that says spiffe:// must be a
+// valid SPIFFE ID, or one followed by "/*", and the IDs callers get are
+// valid ones (no "..", no upper-case trust domain), so a prefix cannot be
+// escaped.
 type Policy struct {
 	// Keys are key names from Config.Keys, or (with AllowReferences)
 	// canonical references such as "fake:demo?state=/var/lib/k.json" or
@@ -75,6 +82,11 @@ func (p Policy) check() error {
 			if s == "" || strings.Contains(strings.TrimSuffix(s, "*"), "*") {
 				return fmt.Errorf("pattern %s: '*' may only end a pattern", shared.Quote(s))
 			}
+		}
+	}
+	for _, pr := range p.Principals {
+		if err := checkSPIFFEPrincipal(pr); err != nil {
+			return err
 		}
 	}
 	return nil

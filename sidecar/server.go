@@ -66,8 +66,8 @@ func (s *Server) SocketPath() string { return s.c.cfg().Socket.Path }
 
 // Reload swaps in a new configuration (keys, policy, limits, the JWT
 // signer) for every call that starts afterwards, all at once. Listener
-// settings (socket, TLS and HTTP addresses and files, health address)
-// and the metrics handler take effect only at the next start; a change to
+// settings (socket, TLS and HTTP addresses and files, SPIFFE, health
+// address) and the metrics handler take effect only at the next start; a change to
 // the listener settings is logged. An invalid cfg changes nothing.
 func (s *Server) Reload(cfg Config) error {
 	cfg, err := cfg.withDefaults()
@@ -75,9 +75,9 @@ func (s *Server) Reload(cfg Config) error {
 		return err
 	}
 	old := s.c.cfg()
-	if old.Socket != cfg.Socket || !reflect.DeepEqual(old.TLS, cfg.TLS) || !reflect.DeepEqual(old.HTTP, cfg.HTTP) || old.HealthAddress != cfg.HealthAddress {
+	if old.Socket != cfg.Socket || !reflect.DeepEqual(old.TLS, cfg.TLS) || !reflect.DeepEqual(old.HTTP, cfg.HTTP) || old.HealthAddress != cfg.HealthAddress || !reflect.DeepEqual(old.SPIFFE, cfg.SPIFFE) {
 		cfg.Logger.Warn("listener settings changed: they take effect when the daemon restarts")
-		cfg.Socket, cfg.TLS, cfg.HTTP, cfg.HealthAddress = old.Socket, old.TLS, old.HTTP, old.HealthAddress
+		cfg.Socket, cfg.TLS, cfg.HTTP, cfg.HealthAddress, cfg.SPIFFE = old.Socket, old.TLS, old.HTTP, old.HealthAddress, old.SPIFFE
 	}
 	// Handlers do not compare; the one served is the one Serve started with.
 	cfg.MetricsHandler = old.MetricsHandler
@@ -93,7 +93,15 @@ func (s *Server) Reload(cfg Config) error {
 // error that kept it from listening.
 func (s *Server) Serve(ctx context.Context) error {
 	cfg := s.c.cfg()
-	ls, err := openListeners(cfg)
+	var sp *spiffeSources
+	if cfg.SPIFFE != nil {
+		var err error
+		if sp, err = openSPIFFE(ctx, cfg.SPIFFE, cfg.Logger); err != nil {
+			return err
+		}
+		defer sp.close()
+	}
+	ls, err := openListeners(cfg, sp)
 	if err != nil {
 		return err
 	}
@@ -123,10 +131,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	serveGRPC(unixCreds{}, ls.unix)
 	if ls.grpcTLS != nil {
-		serveGRPC(credentials.NewTLS(ls.grpcTLSConfig), ls.grpcTLS)
+		serveGRPC(ls.grpcCreds, ls.grpcTLS)
 	}
 	if ls.http != nil {
-		serveHTTP(newHTTPHandler(s.c), ls.http)
+		serveHTTP(newHTTPHandler(s.c, ls.httpID), ls.http)
 	}
 	if ls.health != nil {
 		serveHTTP(s.healthHandler(), ls.health)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"go.opentelemetry.io/otel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 
@@ -43,7 +44,7 @@ type app struct {
 	configPath string
 	logLevel   string
 	output     string
-	server     string // --server, else $KNHK_SERVER: the daemon's socket
+	server     string // --server, else $KNHK_SERVER: the daemon's socket or TCP address
 	auditLog   string // --audit-log, else the config's audit path
 	auditKey   string // --audit-key, else the config's checkpoint_key
 
@@ -58,6 +59,11 @@ type app struct {
 	daemon        *cobra.Command              // the serve command
 	stopTelemetry func(context.Context) error // flushes and stops what telemetry.Setup started
 	metrics       http.Handler                // serve with a health address: /metrics
+
+	// --spiffe-socket and --server-spiffe-id: how a TCP --server is
+	// authenticated; spiffeSource is the caller's X.509-SVID for it.
+	spiffeSocket, serverSPIFFEID string
+	spiffeSource                 io.Closer
 }
 
 // Run runs the command line with args (without the program name) and
@@ -87,6 +93,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if cerr := a.client.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close the connection to the sidecar: %w", cerr)
 		}
+	}
+	if a.spiffeSource != nil {
+		_ = a.spiffeSource.Close()
 	}
 	a.flushTelemetry(ctx)
 	if err == nil {
@@ -177,7 +186,9 @@ without telemetry: telemetry never stops signing.
 	f.StringVarP(&a.output, "output", "o", formatText, "output format: text or json (errors on stderr follow it)")
 	f.StringVar(&a.auditLog, "audit-log", "", "record every operation run here in this audit log file (default: path in the config's audit block; none: no audit log)")
 	f.StringVar(&a.auditKey, "audit-key", "", "the audit log's checkpoint key: a key file made by 'audit keygen', a key name from --config or a reference (default: checkpoint_key in the config's audit block)")
-	f.StringVar(&a.server, "server", "", "sign, verify and manage keys through the knhk-host serve daemon at this unix socket: unix:///PATH or /PATH (default: $"+serverEnv+"; none: run plugins here)")
+	f.StringVar(&a.server, "server", "", "sign, verify and manage keys through the knhk-host serve daemon at this unix socket (unix:///PATH or /PATH) or TCP address (HOST:PORT, with SPIFFE: --spiffe-socket) (default: $"+serverEnv+"; none: run plugins here)")
+	f.StringVar(&a.spiffeSocket, "spiffe-socket", "", "SPIFFE Workload API whose X.509-SVID authenticates this caller to a TCP --server: unix:///PATH (default: $"+workloadapi.SocketEnv+")")
+	f.StringVar(&a.serverSPIFFEID, "server-spiffe-id", "", "the SPIFFE ID a TCP --server must present (default: any ID in this caller's trust domain)")
 
 	plugins := a.pluginsCmd()
 	plugins.Annotations = map[string]string{localOnly: "it lists and locks this machine's plugins"}

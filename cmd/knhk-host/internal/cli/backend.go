@@ -3,11 +3,16 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
@@ -185,28 +190,81 @@ func (a *app) setupServer(cmd *cobra.Command) error {
 	if cmd.Flags().Changed("audit-log") {
 		return usagef("drop --audit-log: the daemon records what it does in its own audit log", "--audit-log does not apply through the sidecar (--server)")
 	}
-	target, err := serverTarget(a.server)
+	target, unix, err := serverTarget(a.server)
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial(cmd.Context(), target, client.WithoutStream())
+	opts := []client.Option{client.WithoutStream()}
+	if !unix {
+		opt, err := a.spiffeOption(cmd)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, opt)
+	}
+	c, err := client.Dial(cmd.Context(), target, opts...)
 	if err != nil {
-		return usagef("pass --server unix:///PATH (or $"+serverEnv+") naming the daemon's socket", "--server: %v", err)
+		return usagef("pass --server unix:///PATH (or $"+serverEnv+") naming the daemon's socket, or HOST:PORT with --spiffe-socket", "--server: %v", err)
 	}
 	a.client = c
 	return nil
 }
 
-// serverTarget turns --server into a Dial target: unix:... as it is, an
-// absolute path as a unix socket. The CLI does not speak TCP to the
-// daemon.
-func serverTarget(s string) (string, error) {
+// serverTarget turns --server into a Dial target and says whether it is
+// a unix socket: unix:... as it is, an absolute path as a unix socket,
+// HOST:PORT or dns:///HOST:PORT as TCP, where the CLI authenticates with
+// its SPIFFE X.509-SVID.
+func serverTarget(s string) (target string, unix bool, err error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case strings.HasPrefix(s, "unix:"):
-		return s, nil
+		return s, true, nil
 	case filepath.IsAbs(s):
-		return "unix://" + s, nil
+		return "unix://" + s, true, nil
 	}
-	return "", usagef("the CLI speaks to the daemon over its unix socket: pass --server unix:///PATH or the socket's absolute path", "--server %s is not a unix socket", shared.Quote(s))
+	endpoint := s
+	if rest, ok := strings.CutPrefix(s, "dns:///"); ok {
+		endpoint = rest
+	}
+	if h, p, err := net.SplitHostPort(endpoint); err == nil && h != "" && p != "" && !strings.Contains(endpoint, "/") {
+		return s, false, nil
+	}
+	return "", false, usagef("pass --server unix:///PATH or the daemon socket's absolute path, or HOST:PORT of its tls listener (with --spiffe-socket)", "--server %s is neither a unix socket nor a TCP address", shared.Quote(s))
+}
+
+// spiffeFetchTimeout bounds the wait for the CLI's X.509-SVID.
+const spiffeFetchTimeout = 30 * time.Second
+
+// spiffeOption is the client option of a TCP --server: the caller's
+// X.509-SVID from the Workload API at --spiffe-socket (else
+// $SPIFFE_ENDPOINT_SOCKET), the daemon authorized by --server-spiffe-id
+// (else any ID in the caller's trust domain). The source is closed when
+// the command ends.
+func (a *app) spiffeOption(cmd *cobra.Command) (client.Option, error) {
+	addr := strings.TrimSpace(a.spiffeSocket)
+	if addr == "" {
+		addr = os.Getenv(workloadapi.SocketEnv)
+	}
+	if addr == "" {
+		return nil, usagef("pass --spiffe-socket unix:///PATH (or $"+workloadapi.SocketEnv+") naming the SPIFFE Workload API, or --server unix:///PATH for the daemon's socket", "--server %s is a TCP address: the daemon takes callers there by their SPIFFE X.509-SVID, and no Workload API is given", shared.Quote(a.server))
+	}
+	if err := workloadapi.ValidateAddress(addr); err != nil {
+		return nil, usagef("pass --spiffe-socket unix:///PATH", "--spiffe-socket %s: %v", shared.Quote(addr), err)
+	}
+	var authorize tlsconfig.Authorizer
+	if id := strings.TrimSpace(a.serverSPIFFEID); id != "" {
+		sid, err := spiffeid.FromString(id)
+		if err != nil {
+			return nil, usagef("pass --server-spiffe-id spiffe://TRUST.DOMAIN/PATH", "--server-spiffe-id %s: %v", shared.Quote(id), err)
+		}
+		authorize = tlsconfig.AuthorizeID(sid)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), spiffeFetchTimeout)
+	defer cancel()
+	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr(addr)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the SPIFFE Workload API at %s gave no X.509-SVID: %w", shared.ErrUnavailable, shared.Quote(addr), err)
+	}
+	a.spiffeSource = src
+	return client.WithSPIFFE(src, authorize), nil
 }

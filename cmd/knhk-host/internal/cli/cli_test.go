@@ -206,14 +206,20 @@ func TestServerTarget(t *testing.T) {
 		"/run/knhk/knhk.sock":        "unix:///run/knhk/knhk.sock",
 		" /run/knhk/knhk.sock\n":     "unix:///run/knhk/knhk.sock",
 	} {
-		if got, err := serverTarget(in); err != nil || got != want {
-			t.Errorf("%q: %q, %v; want %q", in, got, err, want)
+		if got, unix, err := serverTarget(in); err != nil || got != want || !unix {
+			t.Errorf("%q: %q, unix %v, %v; want unix %q", in, got, unix, err, want)
 		}
 	}
-	for _, in := range []string{"localhost:8443", "dns:///knhk.example:8443", "https://knhk.example", "knhk.sock"} {
+	// TCP: the CLI authenticates with its SPIFFE X.509-SVID.
+	for _, in := range []string{"localhost:8443", "127.0.0.1:8443", "dns:///knhk.example:8443"} {
+		if got, unix, err := serverTarget(in); err != nil || got != in || unix {
+			t.Errorf("%q: %q, unix %v, %v; want TCP %q", in, got, unix, err, in)
+		}
+	}
+	for _, in := range []string{"https://knhk.example", "knhk.sock", "knhk.example", ":8443"} {
 		var ue *usageError
-		if _, err := serverTarget(in); !errors.As(err, &ue) || !strings.Contains(ue.hint, "unix socket") {
-			t.Errorf("%q: %v, want a usage error about the unix socket", in, err)
+		if _, _, err := serverTarget(in); !errors.As(err, &ue) || !strings.Contains(ue.hint, "unix:///PATH") {
+			t.Errorf("%q: %v, want a usage error naming the forms --server takes", in, err)
 		}
 	}
 }
@@ -271,8 +277,17 @@ func TestServerFlag(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
+	// A TCP daemon takes SPIFFE callers: without a Workload API to get
+	// the caller's SVID from, a usage error says what to pass.
+	t.Setenv("SPIFFE_ENDPOINT_SOCKET", "")
 	code = Run(context.Background(), []string{"--server", "localhost:8443", "pubkey", "--key", "release"}, nil, &out, &errb)
-	if code != ExitUsage || !strings.Contains(errb.String(), "unix socket") {
-		t.Errorf("TCP --server: exit %d, stderr %q", code, errb.String())
+	if code != ExitUsage || !strings.Contains(errb.String(), "--spiffe-socket") || !strings.Contains(errb.String(), "TCP address") {
+		t.Errorf("TCP --server without a Workload API: exit %d, stderr %q", code, errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = Run(context.Background(), []string{"--server", "localhost:8443", "--spiffe-socket", "unix:///x", "--server-spiffe-id", "spiffe://Example.org/knhk", "pubkey", "--key", "release"}, nil, &out, &errb)
+	if code != ExitUsage || !strings.Contains(errb.String(), "--server-spiffe-id") {
+		t.Errorf("TCP --server with a bad --server-spiffe-id: exit %d, stderr %q", code, errb.String())
 	}
 }

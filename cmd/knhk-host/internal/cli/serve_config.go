@@ -28,25 +28,48 @@ import (
 //	  http { address = "0.0.0.0:8444", cert_file = "server.pem", key_file = "server.key", client_ca_file = "clients-ca.pem" }
 //	  jwt  { key = "service-accounts", max_token_lifetime = "1h", refresh_hint = "60s" }
 //	}
+//
+// With SPIFFE, tls and http blocks without files serve with the daemon's
+// X.509-SVID and take callers' SVIDs:
+//
+//	serve {
+//	  spiffe {
+//	    workload_api  = "unix:///run/spire/agent.sock"  # default: $SPIFFE_ENDPOINT_SOCKET
+//	    trust_domains = ["example.org"]                 # default: every trust domain with a bundle
+//	    jwt_audience  = "knhk"                          # JWT-SVIDs on http; default: none
+//	    fetch_timeout = "30s"
+//	  }
+//	  tls  { address = "0.0.0.0:8443" }
+//	  http { address = "0.0.0.0:8444" }
+//	}
 type serveBlock struct {
-	Socket            string    `hcl:"socket,optional"`
-	SocketMode        string    `hcl:"socket_mode,optional"`
-	AllowReferences   bool      `hcl:"allow_references,optional"`
-	MaxRequestBytes   int       `hcl:"max_request_bytes,optional"`
-	MaxCallsPerCaller int       `hcl:"max_calls_per_caller,optional"`
-	DrainTimeout      string    `hcl:"drain_timeout,optional"`
-	HealthAddress     string    `hcl:"health_address,optional"`
-	TLS               *tlsBlock `hcl:"tls,block"`
-	HTTP              *tlsBlock `hcl:"http,block"`
-	JWT               *jwtBlock `hcl:"jwt,block"`
+	Socket            string       `hcl:"socket,optional"`
+	SocketMode        string       `hcl:"socket_mode,optional"`
+	AllowReferences   bool         `hcl:"allow_references,optional"`
+	MaxRequestBytes   int          `hcl:"max_request_bytes,optional"`
+	MaxCallsPerCaller int          `hcl:"max_calls_per_caller,optional"`
+	DrainTimeout      string       `hcl:"drain_timeout,optional"`
+	HealthAddress     string       `hcl:"health_address,optional"`
+	TLS               *tlsBlock    `hcl:"tls,block"`
+	HTTP              *tlsBlock    `hcl:"http,block"`
+	JWT               *jwtBlock    `hcl:"jwt,block"`
+	SPIFFE            *spiffeBlock `hcl:"spiffe,block"`
 }
 
-// tlsBlock is a mutual-TLS listener.
+// tlsBlock is a mutual-TLS listener: every file, or none (SPIFFE).
 type tlsBlock struct {
 	Address      string `hcl:"address"`
-	CertFile     string `hcl:"cert_file"`
-	KeyFile      string `hcl:"key_file"`
-	ClientCAFile string `hcl:"client_ca_file,optional"` // required; checked with a clear message
+	CertFile     string `hcl:"cert_file,optional"`
+	KeyFile      string `hcl:"key_file,optional"`
+	ClientCAFile string `hcl:"client_ca_file,optional"` // checked with a clear message
+}
+
+// spiffeBlock is the daemon's SPIFFE identity from the Workload API.
+type spiffeBlock struct {
+	WorkloadAPI  string   `hcl:"workload_api,optional"`
+	TrustDomains []string `hcl:"trust_domains,optional"`
+	JWTAudience  string   `hcl:"jwt_audience,optional"`
+	FetchTimeout string   `hcl:"fetch_timeout,optional"`
 }
 
 // jwtBlock is Kubernetes' ExternalJWTSigner.
@@ -118,6 +141,12 @@ func (c *config) sidecarConfig(path, socket string, logger hclog.Logger) (sideca
 	}
 	out.TLS = c.listener(s.TLS)
 	out.HTTP = c.listener(s.HTTP)
+	if sp := s.SPIFFE; sp != nil {
+		out.SPIFFE = &sidecar.SPIFFEConfig{WorkloadAPI: sp.WorkloadAPI, TrustDomains: sp.TrustDomains, JWTAudience: sp.JWTAudience}
+		if out.SPIFFE.FetchTimeout, err = duration(path, "spiffe fetch_timeout", sp.FetchTimeout); err != nil {
+			return out, err
+		}
+	}
 	if j := s.JWT; j != nil {
 		out.JWT = &sidecar.JWTConfig{Key: j.Key}
 		if out.JWT.MaxTokenLifetime, err = duration(path, "jwt max_token_lifetime", j.MaxTokenLifetime); err != nil {
@@ -135,9 +164,11 @@ func (c *config) listener(b *tlsBlock) *sidecar.TLSConfig {
 	if b == nil {
 		return nil
 	}
-	t := &sidecar.TLSConfig{Address: b.Address, CertFile: relTo(c.base, b.CertFile), KeyFile: relTo(c.base, b.KeyFile)}
-	if b.ClientCAFile != "" {
-		t.ClientCAFile = relTo(c.base, b.ClientCAFile)
+	t := &sidecar.TLSConfig{Address: b.Address}
+	for _, f := range []struct{ in, out *string }{{&b.CertFile, &t.CertFile}, {&b.KeyFile, &t.KeyFile}, {&b.ClientCAFile, &t.ClientCAFile}} {
+		if *f.in != "" {
+			*f.out = relTo(c.base, *f.in)
+		}
 	}
 	return t
 }
