@@ -49,30 +49,15 @@ func (b *bench) row5(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(b.bin, "plugins", "knhk-plugin-aws")); err != nil {
 		return fmt.Errorf("the AWS plugin is not built (make build): %w", err)
 	}
-	dir := filepath.Join(b.tmp, "local-kms")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	srv, stopKMS, err := b.localKMS()
+	if err != nil {
 		return err
 	}
-	lconfig.AWSRegion, lconfig.AWSAccountId, lconfig.DatabasePath = awsRegion, awsAccount, dir
-	db := data.NewDatabase(dir)
-	defer db.Close()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { lkms.HandleRequest(w, r, db) }))
-	defer srv.Close()
-
-	// The plugin process inherits these through the standard chain.
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": awsKeyID, "AWS_SECRET_ACCESS_KEY": awsSecret, "AWS_REGION": awsRegion,
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-	} {
-		os.Setenv(k, v)
-	}
-	client := kms.New(kms.Options{Region: awsRegion, BaseEndpoint: aws.String(srv.URL),
-		Credentials: credentials.NewStaticCredentialsProvider(awsKeyID, awsSecret, "")})
-	created, err := client.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistP256, KeyUsage: types.KeyUsageTypeSignVerify})
+	defer stopKMS()
+	client, id, err := awsClientAndKey(ctx, srv.URL)
 	if err != nil {
-		return fmt.Errorf("local-kms CreateKey: %w", err)
+		return err
 	}
-	id := aws.ToString(created.KeyMetadata.KeyId)
 
 	h, stop, err := b.newHost(host.Config{})
 	if err != nil {
@@ -153,4 +138,36 @@ func (b *bench) row5(ctx context.Context) error {
 	b.res.add(Row{Row: 5, Name: "host → aws plugin, batching off", Alg: "ES256", Callers: awsCallers, Verify: "on", OpsPerSec: ops, P50us: p50, P99us: p99,
 		Ratio: ratios[3], RatioTo: "direct, median of rounds"})
 	return nil
+}
+
+// localKMS serves local-kms in this process on 127.0.0.1, its database in
+// the benchmark's temporary directory, and sets the AWS environment the
+// plugin process inherits through the standard credential chain.
+func (b *bench) localKMS() (*httptest.Server, func(), error) {
+	dir := filepath.Join(b.tmp, "local-kms")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	lconfig.AWSRegion, lconfig.AWSAccountId, lconfig.DatabasePath = awsRegion, awsAccount, dir
+	db := data.NewDatabase(dir)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { lkms.HandleRequest(w, r, db) }))
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": awsKeyID, "AWS_SECRET_ACCESS_KEY": awsSecret, "AWS_REGION": awsRegion,
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+	} {
+		os.Setenv(k, v)
+	}
+	return srv, func() { srv.Close(); db.Close() }, nil
+}
+
+// awsClientAndKey makes an SDK client of the KMS at endpoint and an
+// ECC_NIST_P256 signing key in it.
+func awsClientAndKey(ctx context.Context, endpoint string) (*kms.Client, string, error) {
+	client := kms.New(kms.Options{Region: awsRegion, BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider(awsKeyID, awsSecret, "")})
+	created, err := client.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistP256, KeyUsage: types.KeyUsageTypeSignVerify})
+	if err != nil {
+		return nil, "", fmt.Errorf("local-kms CreateKey: %w", err)
+	}
+	return client, aws.ToString(created.KeyMetadata.KeyId), nil
 }
