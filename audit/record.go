@@ -22,7 +22,8 @@ type Record struct {
 	// embedded host its configured principal.
 	Principal string `json:"principal"`
 	// Operation is sign, verify, public_key, metadata, rotate,
-	// create_key or list_keys.
+	// create_key or list_keys; key_group_check for a replica of a key
+	// group found holding another key than the group (quarantined).
 	Operation string `json:"op"`
 	// Key is the key as PROVIDER:KEYID, without its parameters'
 	// values; Params names the parameters it had. A list_keys record has
@@ -47,6 +48,11 @@ type Record struct {
 	// ErrorType classifies a failure, as telemetry's error.type does
 	// (key_not_found, permission_denied, policy_denied, ...).
 	ErrorType string `json:"error_type,omitempty"`
+	// SPKISHA256 and ExpectedSPKISHA256 are public-key fingerprints (SHA-256
+	// of the DER SubjectPublicKeyInfo, hex) of a key_group_check: the key a
+	// replica holds and the group's key it should hold.
+	SPKISHA256         string `json:"spki_sha256,omitempty"`
+	ExpectedSPKISHA256 string `json:"expected_spki_sha256,omitempty"`
 	// Prev is the leaf hash (base64, as in checkpoints) of the record
 	// before this one. It is not needed for the tree, which checkpoints
 	// seal; it lets a verifier name the exact record that was edited

@@ -46,6 +46,9 @@ type bench struct {
 	rtt    measure            // bare gRPC round trip
 	looks  measure            // row 4, Key.PublicKey
 	calls  uint64             // row 4, plugin calls during the lookups
+
+	failover [2]time.Duration // row 10: p99, preferred region failing fast, hanging
+	throttle throttleResult   // row 11
 }
 
 // only filters rows 1-2 (flags -alg, -verify, -callers).
@@ -61,7 +64,7 @@ func main() {
 		bin     = flag.String("bin", "../bin", "directory holding knhk-host, knhk-coldstart and plugins/")
 		out     = flag.String("json", "results.json", "write the results here as JSON")
 		dur     = flag.Duration("dur", 2*time.Second, "measured time of each throughput run")
-		rows    = flag.String("rows", "1,2,3,4,5,6,7,8,9,12", "rows to run")
+		rows    = flag.String("rows", "1,2,3,4,5,6,7,8,9,10,11,12", "rows to run")
 		inproc  = flag.Bool("inproc", false, "serve the fake in this process (for profiling both sides; not for the table)")
 		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of rows 1-2 (when they run; otherwise of the rows run)")
 		memProf = flag.String("memprofile", "", "write an allocation profile of rows 1-2")
@@ -124,7 +127,7 @@ func run(bin, out string, dur time.Duration, rows string, inproc bool, cpuProf, 
 		row string
 		f   func(context.Context) error
 	}{
-		{"1,2", b.rows12}, {"2", b.roundTrip}, {"3", b.row3}, {"4", b.row4}, {"5", b.row5}, {"6", b.row6}, {"7", b.row7}, {"8", b.row8}, {"9", b.row9}, {"12", b.row12},
+		{"1,2", b.rows12}, {"2", b.roundTrip}, {"3", b.row3}, {"4", b.row4}, {"5", b.row5}, {"6", b.row6}, {"7", b.row7}, {"8", b.row8}, {"9", b.row9}, {"10", b.row10}, {"11", b.row11}, {"12", b.row12},
 	}
 	for _, s := range steps {
 		if !want[s.row] && (s.row != "1,2" || !want["1"] && !want["2"]) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -51,6 +53,17 @@ func (b *bench) targets() {
 	if b.aws.direct.OpsPerSec > 0 {
 		overhead := 1 - b.aws.ratio
 		r.target("row 5 host overhead (throughput)", "≤ 5%", fmt.Sprintf("%.1f%%", overhead*100), overhead <= 0.05)
+	}
+	if fast, hung := b.failover[0], b.failover[1]; fast > 0 {
+		// Failing fast, the next replica answers in one call; hanging, the
+		// attempt timeout (250ms in the row) is the floor.
+		r.target("row 10 failover p99, region failing fast", "≤ 50 ms", fmt.Sprintf("%.1f ms", float64(fast.Microseconds())/1000), fast <= 50*time.Millisecond)
+		r.target("row 10 failover p99, region hanging", "≤ attempt timeout + 50 ms", fmt.Sprintf("%.1f ms", float64(hung.Microseconds())/1000), hung <= 300*time.Millisecond)
+	}
+	if t := b.throttle; t.rate > 0 {
+		off := math.Abs(t.rate/throttleQuota - 1)
+		r.target("row 11 throttle accuracy, 64 callers at the quota", "within 5% of the quota, 0 throttling errors",
+			fmt.Sprintf("%.1f%% off, %d errors", off*100, t.throttled), off <= 0.05 && t.throttled == 0)
 	}
 	if b.cold.FirstSignatureMs > 0 {
 		r.target("row 6 host.New → first verified signature", "≤ 150 ms", fmt.Sprintf("%.1f ms", b.cold.FirstSignatureMs), b.cold.FirstSignatureMs <= 150)

@@ -71,16 +71,29 @@ type pending struct {
 	done      chan struct{}
 	finished  bool        // res is set; only the goroutine sending the request uses it
 	abandoned atomic.Bool // the caller stopped waiting
+	bucket    *bucket     // where its quota tokens came from; nil: none
+}
+
+// signQuota is what the quotas need to know about a sign request.
+func signQuota(m *managed, req shared.SignRequest) quotaReq {
+	return quotaReq{op: shared.OpSign, ref: Ref{Provider: m.name, KeyID: req.Key.ID, Params: req.Key.Params}, version: req.Version, alg: req.Algorithm}
 }
 
 // sign queues req and waits for its result or for ctx to end, whichever
 // comes first: a caller that gives up gets its error at once, and its
-// request is dropped if it has not been sent yet.
+// request is dropped if it has not been sent yet. The request takes its
+// quota tokens (see Quotas) before it is queued, so a batch carries only
+// requests the quota allows and waits for tokens here, not at the
+// service.
 func (b *batcher) sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return shared.SignResponse{}, err
 	}
-	p := &pending{ctx: ctx, req: req, size: wireSize(req), done: make(chan struct{})}
+	bk, err := b.m.quota.take(ctx, b.m, signQuota(b.m, req))
+	if err != nil {
+		return shared.SignResponse{}, err
+	}
+	p := &pending{ctx: ctx, req: req, size: wireSize(req), done: make(chan struct{}), bucket: bk}
 	if d, ok := ctx.Deadline(); ok {
 		p.req.Deadline = d
 	}
@@ -310,5 +323,6 @@ func (p *pending) finish(r shared.SignResult) {
 		r.Err = fmt.Errorf("%w: plugin returned an empty signature", shared.ErrUnavailable)
 	}
 	p.res, p.finished = r, true
+	p.bucket.observe(r.Err)
 	close(p.done)
 }

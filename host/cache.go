@@ -187,7 +187,7 @@ func (h *Host) sharedPublicKey(ctx context.Context, m *managed, r Ref, version s
 			return pk, nil
 		}
 	}
-	resp, err := call(ctx, m, "get public key", true, func(ctx context.Context, c *pluginrpc.Client) (shared.PublicKeyResponse, error) {
+	resp, err := limited(ctx, m, quotaReq{op: shared.OpPublicKey, ref: r, version: version}, "get public key", true, func(ctx context.Context, c *pluginrpc.Client) (shared.PublicKeyResponse, error) {
 		return c.PublicKey(ctx, shared.PublicKeyRequest{Key: r.keyRef(), Version: version})
 	})
 	if err != nil {

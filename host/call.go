@@ -73,6 +73,22 @@ func call[T any](ctx context.Context, m *managed, op string, idempotent bool, f 
 	}
 }
 
+// limited is call for a request a provider's quota may count (see
+// Quotas): it first takes the request's tokens, in the caller's
+// goroutine and within its deadline, and tells the bucket when the
+// service throttled the request anyway. A retry on a fresh plugin
+// process takes no more tokens.
+func limited[T any](ctx context.Context, m *managed, q quotaReq, op string, idempotent bool, f func(context.Context, *pluginrpc.Client) (T, error)) (T, error) {
+	b, err := m.quota.take(ctx, m, q)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	res, err := call(ctx, m, op, idempotent, f)
+	b.observe(err)
+	return res, err
+}
+
 // stuckError is what every call on an instance the host replaced for
 // answering nothing gets.
 func stuckError(m *managed, op string, timeout time.Duration) error {

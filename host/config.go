@@ -130,6 +130,15 @@ type Config struct {
 	// log before asking the provider. The host does not close the log.
 	Audit *audit.Log
 
+	// KeyGroups names logical keys held by several replicas (see
+	// KeyGroup): a group's name works wherever a reference does.
+	KeyGroups map[string]KeyGroup
+
+	// Quotas throttles requests to the key services' quotas before they
+	// leave the host (see Quotas). The zero value applies each
+	// provider's documented defaults.
+	Quotas Quotas
+
 	// Principal names the caller in audit records when the operation's
 	// context does not (see WithPrincipal). Empty: the OS user, as
 	// "unix:uid=N".

@@ -24,6 +24,7 @@ type Host struct {
 	cache *pubCache
 	spawn spawner // starts the plugin processes
 	tel   *instruments
+	gtel  *groupInstruments
 
 	// reattach lists the plugins served elsewhere, by provider name
 	// (host/hosttest sets it through host/internal/reattach).
@@ -31,8 +32,10 @@ type Host struct {
 
 	mu      sync.Mutex // guards plugins; with closed, orders wg.Add before Wait
 	plugins map[string]*managed
+	groups  map[string]*group // the key groups in use, by name
 	closed  atomic.Bool
-	wg      sync.WaitGroup // launches and kills in flight
+	done    chan struct{}  // closed by Close: stops the groups' probes
+	wg      sync.WaitGroup // launches, kills and probes in flight
 
 	calls, batches, batched atomic.Uint64 // see Stats
 }
@@ -60,13 +63,19 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if err := checkKeyGroups(cfg.KeyGroups); err != nil {
+		return nil, err
+	}
 	h := &Host{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		dirs:    cfg.searchDirs(),
 		cache:   newPubCache(cfg.PublicKeyTTL),
 		plugins: map[string]*managed{},
+		groups:  map[string]*group{},
+		done:    make(chan struct{}),
 		tel:     newInstruments(cfg),
+		gtel:    newGroupInstruments(cfg),
 
 		reattach: reattach.From(ctx),
 	}
@@ -88,6 +97,7 @@ func (h *Host) Close() error {
 		h.mu.Unlock()
 		return nil
 	}
+	close(h.done)
 	var insts []*instance
 	for _, m := range h.plugins {
 		m.mu.Lock()
@@ -172,11 +182,19 @@ func (h *Host) Provider(ctx context.Context, name string) (shared.Provider, erro
 	return &managedProvider{h: h, m: m}, nil
 }
 
-// Key returns a handle on the key ref names. Nothing is launched or
-// fetched until a method needs it.
+// Key returns a handle on the key ref names: a reference, or the name of
+// one of Config.KeyGroups. Nothing is launched or fetched until a method
+// needs it.
 func (h *Host) Key(ctx context.Context, ref string) (*Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if g, ok, err := h.group(ref); ok {
+		if err != nil {
+			return nil, err
+		}
+		first := g.reps[0].key
+		return &Key{h: h, m: first.m, ref: first.ref, g: g}, nil
 	}
 	r, err := ParseRef(ref)
 	if err != nil {
@@ -211,6 +229,9 @@ func (h *Host) CreateKey(ctx context.Context, ref string, kt shared.KeyType) (*K
 	k, err := h.Key(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	if k.g != nil {
+		return nil, fmt.Errorf("%w: %s is a key group: create the key at each replica's reference (or with the provider's own replication) and name them in the group", shared.ErrFailedPrecondition, shared.Quote(ref))
 	}
 	resp, err := k.m.createKey(ctx, k.ref, kt)
 	if err != nil {

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,11 +11,14 @@ import (
 )
 
 // Key is a handle on one key, from Host.Key or Host.CreateKey. It is safe
-// for concurrent use and cheap: it holds no process or connection.
+// for concurrent use and cheap: it holds no process or connection. A key
+// group's Key (see KeyGroup) signs, verifies and answers for the group: its
+// public key is the group's, and every call goes to a usable replica.
 type Key struct {
 	h   *Host
-	m   *managed
-	ref Ref
+	m   *managed // a group's: its first replica's
+	ref Ref      // a group's: its first replica's
+	g   *group   // nil: a single key
 }
 
 // SignOptions choose the algorithm and key version of a signature.
@@ -33,19 +37,41 @@ type Signature struct {
 	Version   string // the key version that signed
 }
 
-// Ref is the key's parsed reference.
+// Ref is the key's parsed reference; a key group's is its first
+// replica's (see Group).
 func (k *Key) Ref() Ref { return k.ref }
 
+// Group is the name of the key group the Key stands for, "" for a single
+// key.
+func (k *Key) Group() string {
+	if k.g == nil {
+		return ""
+	}
+	return k.g.name
+}
+
 // PublicKey returns a version's public key (empty version: current),
-// cached for Config.PublicKeyTTL.
+// cached for Config.PublicKeyTTL. A key group's current public key is the
+// one its replicas were found to share.
 func (k *Key) PublicKey(ctx context.Context, version string) (PublicKey, error) {
+	if k.g != nil {
+		pk, err := k.g.publicKey(ctx, version, false)
+		pk.DER = bytes.Clone(pk.DER)
+		return pk, err
+	}
 	return k.h.publicKey(ctx, k.m, k.ref, version, false)
 }
 
 // algorithm resolves the options against the key version's type; refresh
 // refetches the public key instead of using the cache.
 func (k *Key) algorithm(ctx context.Context, opts SignOptions, refresh bool) (shared.Algorithm, PublicKey, error) {
-	pk, err := k.h.sharedPublicKey(ctx, k.m, k.ref, opts.Version, refresh)
+	var pk PublicKey
+	var err error
+	if k.g != nil {
+		pk, err = k.g.publicKey(ctx, opts.Version, refresh)
+	} else {
+		pk, err = k.h.sharedPublicKey(ctx, k.m, k.ref, opts.Version, refresh)
+	}
 	if err != nil {
 		return "", PublicKey{}, err
 	}
@@ -132,11 +158,17 @@ func (k *Key) signMessage(ctx context.Context, alg shared.Algorithm, version str
 
 // signsMessages reports whether the provider claims whole-message signing.
 func (k *Key) signsMessages() bool {
+	if k.g != nil {
+		return false // replicas may differ; a digest suits them all
+	}
 	d := k.m.description()
 	return d != nil && d.Has(shared.CapSignMessage)
 }
 
 func (k *Key) sign(ctx context.Context, req shared.SignRequest) (Signature, error) {
+	if k.g != nil {
+		return k.g.sign(ctx, req)
+	}
 	resp, err := k.h.sign(ctx, k.m, k.ref, req)
 	if err != nil {
 		return Signature{}, err
@@ -201,6 +233,10 @@ func (k *Key) verify(ctx context.Context, opts SignOptions, digest, message, sig
 // key's cached public keys. Never retried: after a plugin crash, look at
 // Metadata before rotating again.
 func (k *Key) Rotate(ctx context.Context) (string, error) {
+	if k.g != nil {
+		return "", fmt.Errorf("%w: %s is a key group: rotate the key with its provider, which must give every replica the same new key (AWS does so for a multi-Region key); the group follows at its next sync check",
+			shared.ErrFailedPrecondition, shared.Quote(k.g.name))
+	}
 	resp, err := k.m.rotateKey(ctx, k.ref)
 	if err != nil {
 		return "", err
@@ -210,6 +246,11 @@ func (k *Key) Rotate(ctx context.Context) (string, error) {
 
 // Metadata describes the key and its versions.
 func (k *Key) Metadata(ctx context.Context) (shared.KeyMetadata, error) {
+	if k.g != nil {
+		return do(ctx, k.g, func(ctx context.Context, r *replica) (shared.KeyMetadata, error) {
+			return r.key.Metadata(ctx)
+		})
+	}
 	return k.m.keyMetadata(ctx, k.ref)
 }
 
@@ -218,7 +259,11 @@ func (k *Key) Metadata(ctx context.Context) (shared.KeyMetadata, error) {
 func (k *Key) Signer(ctx context.Context) (*Signer, error) {
 	pk, err := k.PublicKey(ctx, "")
 	if err != nil {
-		return nil, fmt.Errorf("making a signer for %s: %w", k.ref.Provider+":"+k.ref.KeyID, err)
+		name := k.ref.Provider + ":" + k.ref.KeyID
+		if k.g != nil {
+			name = "key group " + shared.Quote(k.g.name)
+		}
+		return nil, fmt.Errorf("making a signer for %s: %w", name, err)
 	}
 	return &Signer{key: k, ctx: ctx, pk: pk}, nil
 }

@@ -38,7 +38,7 @@ func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (resp
 	if err := run.ready(); err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
-	resp, err = call(ctx, m, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
+	resp, err = limited(ctx, m, quotaReq{op: shared.OpCreateKey, ref: r, kt: kt}, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
 		return c.CreateKey(ctx, shared.CreateKeyRequest{Key: r.keyRef(), Type: kt})
 	})
 	m.h.cache.invalidate(r)
@@ -53,7 +53,7 @@ func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (resp
 // listKeys lists the provider's keys where params say.
 func (m *managed) listKeys(ctx context.Context, params map[string]string) ([]shared.KeySummary, error) {
 	ctx, run := m.begin(ctx, opListKeys, Ref{Provider: m.name, Params: params})
-	keys, err := call(ctx, m, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
+	keys, err := limited(ctx, m, quotaReq{op: shared.OpListKeys, ref: Ref{Provider: m.name, Params: params}}, "list keys", true, func(ctx context.Context, c *pluginrpc.Client) ([]shared.KeySummary, error) {
 		return c.ListKeys(ctx, shared.ListKeysRequest{Params: params})
 	})
 	if err = run.end(ctx, err); err != nil {
@@ -69,7 +69,7 @@ func (m *managed) verify(ctx context.Context, r Ref, req shared.VerifyRequest) (
 	run.input(req.Digest, req.Message)
 	run.signature(req.Signature)
 	req.Key = r.keyRef()
-	resp, err := call(ctx, m, "verify", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VerifyResponse, error) {
+	resp, err := limited(ctx, m, quotaReq{op: shared.OpVerify, ref: r, version: req.Version, alg: req.Algorithm}, "verify", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VerifyResponse, error) {
 		return c.Verify(ctx, req)
 	})
 	run.version(cmp.Or(resp.Version, req.Version))
@@ -89,7 +89,7 @@ func (m *managed) rotateKey(ctx context.Context, r Ref) (shared.RotateKeyRespons
 	if err := run.ready(); err != nil {
 		return shared.RotateKeyResponse{}, run.end(ctx, err)
 	}
-	resp, err := call(ctx, m, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
+	resp, err := limited(ctx, m, quotaReq{op: shared.OpRotate, ref: r}, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
 		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: r.keyRef()})
 	})
 	m.h.cache.invalidate(r)
@@ -103,7 +103,7 @@ func (m *managed) rotateKey(ctx context.Context, r Ref) (shared.RotateKeyRespons
 // keyMetadata describes the key.
 func (m *managed) keyMetadata(ctx context.Context, r Ref) (shared.KeyMetadata, error) {
 	ctx, run := m.begin(ctx, opMetadata, r)
-	md, err := call(ctx, m, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
+	md, err := limited(ctx, m, quotaReq{op: shared.OpMetadata, ref: r}, "get key metadata", true, func(ctx context.Context, c *pluginrpc.Client) (shared.KeyMetadata, error) {
 		return c.KeyMetadata(ctx, shared.KeyMetadataRequest{Key: r.keyRef()})
 	})
 	run.version(md.CurrentVersion)

@@ -37,7 +37,7 @@ func (h *Host) signVerified(ctx context.Context, m *managed, r Ref, req shared.S
 		err  error
 	)
 	if h.cfg.DisableBatching {
-		resp, err = call(ctx, m, "sign", true, func(ctx context.Context, c *pluginrpc.Client) (shared.SignResponse, error) {
+		resp, err = limited(ctx, m, signQuota(m, req), "sign", true, func(ctx context.Context, c *pluginrpc.Client) (shared.SignResponse, error) {
 			return c.Sign(ctx, req)
 		})
 	} else {

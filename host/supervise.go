@@ -26,6 +26,7 @@ type managed struct {
 
 	launch chan struct{} // one-slot lock held while launching
 	batch  batcher       // coalesces concurrent signatures
+	quota  quotaSet      // the provider's request quotas
 	tel    *pluginTel    // the provider's metric attributes
 
 	mu        sync.Mutex // guards the fields below

@@ -96,6 +96,8 @@ func TestConformance(t *testing.T) {
 
 	driveAudit(t, cfg)
 
+	driveKeyGroup(t, cfg)
+
 	if err := stopHost(); err != nil {
 		t.Errorf("stopping the host: %v", err)
 	}
@@ -342,6 +344,35 @@ func driveAudit(t *testing.T, cfg host.Config) {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// driveKeyGroup signs through a key group whose first replica fails (a
+// failover) and whose second holds another key (a quarantine).
+func driveKeyGroup(t *testing.T, cfg host.Config) {
+	t.Helper()
+	same := "fake:grouped?seed=" + secretSeed
+	cfg.KeyGroups = map[string]host.KeyGroup{"release": {ProbeInterval: -1, Replicas: []string{
+		same + "&fault_error=unavailable&fault_ops=sign", "fake:other?seed=" + secretSeed, same,
+	}}}
+	h, stop, err := hosttest.Start(hosttest.WithConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx := context.Background()
+	for _, ref := range []string{same, "fake:other?seed=" + secretSeed} {
+		if _, err := h.CreateKey(ctx, ref, shared.ECP256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := h.Key(ctx, "release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte(secretMessage))
+	if _, err := k.SignDigest(ctx, digest[:], host.SignOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // SentinelOf tries them (most specific first).
 var sentinels = []error{
 	ErrUnsupportedAlgorithm, ErrKeyNotFound, ErrInvalidArgument, ErrPermissionDenied,
-	ErrUnavailable, ErrFailedPrecondition, ErrUnimplemented, ErrAlreadyExists,
+	ErrThrottled, ErrUnavailable, ErrFailedPrecondition, ErrUnimplemented, ErrAlreadyExists,
 	context.DeadlineExceeded, context.Canceled,
 }
 
@@ -28,7 +28,8 @@ func SentinelOf(err error) error {
 
 // HTTPStatusError maps an HTTP status code from a key service to the
 // sentinel a provider should wrap: 401 and 403 ErrPermissionDenied, 404
-// ErrKeyNotFound, 409 ErrFailedPrecondition, 408, 429 and 5xx
+// ErrKeyNotFound, 409 ErrFailedPrecondition, 429 ErrThrottled (the
+// service's request quota; also ErrUnavailable), 408 and 5xx
 // ErrUnavailable (worth retrying), any other 4xx ErrInvalidArgument (the
 // request can never succeed as it is), anything else ErrUnavailable. A
 // service whose statuses mean something else for some errors (a 403 for a
@@ -42,7 +43,9 @@ func HTTPStatusError(status int) error {
 		return ErrKeyNotFound
 	case status == http.StatusConflict:
 		return ErrFailedPrecondition
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests:
+		return ErrThrottled
+	case status == http.StatusRequestTimeout:
 		return ErrUnavailable
 	case status >= 400 && status < 500:
 		return ErrInvalidArgument

@@ -12,11 +12,33 @@ func TestHTTPStatusError(t *testing.T) {
 	for status, want := range map[int]error{
 		400: ErrInvalidArgument, 405: ErrInvalidArgument, 413: ErrInvalidArgument, 422: ErrInvalidArgument,
 		401: ErrPermissionDenied, 403: ErrPermissionDenied, 404: ErrKeyNotFound, 409: ErrFailedPrecondition,
-		408: ErrUnavailable, 429: ErrUnavailable, 500: ErrUnavailable, 503: ErrUnavailable, 302: ErrUnavailable,
+		408: ErrUnavailable, 429: ErrThrottled, 500: ErrUnavailable, 503: ErrUnavailable, 302: ErrUnavailable,
 	} {
 		if got := HTTPStatusError(status); got != want {
 			t.Errorf("HTTPStatusError(%d) = %v, want %v", status, got, want)
 		}
+	}
+}
+
+// TestThrottledIsUnavailable: a throttled error is also ErrUnavailable
+// (code that retries outages keeps retrying it), but not the other way
+// round, and it crosses the boundary as ResourceExhausted.
+func TestThrottledIsUnavailable(t *testing.T) {
+	err := fmt.Errorf("kms: sign: %w", ErrThrottled)
+	if !errors.Is(err, ErrThrottled) || !errors.Is(err, ErrUnavailable) {
+		t.Errorf("%v: want both ErrThrottled and ErrUnavailable", err)
+	}
+	if errors.Is(ErrUnavailable, ErrThrottled) {
+		t.Error("ErrUnavailable matches ErrThrottled")
+	}
+	if got := SentinelOf(err); got != ErrThrottled {
+		t.Errorf("SentinelOf = %v, want ErrThrottled", got)
+	}
+	if got, _ := codeOf(err); got.String() != "ResourceExhausted" {
+		t.Errorf("code = %v, want ResourceExhausted", got)
+	}
+	if red := RedactError(err); !errors.Is(red, ErrThrottled) {
+		t.Errorf("RedactError lost ErrThrottled: %v", red)
 	}
 }
 

@@ -25,7 +25,25 @@ var (
 	ErrFailedPrecondition   = errors.New("failed precondition")
 	ErrUnimplemented        = errors.New("not implemented by this provider")
 	ErrAlreadyExists        = errors.New("key already exists")
+
+	// ErrThrottled: the key service refused the request for its request
+	// quota (HTTP 429, ThrottlingException), or the host's own quota
+	// wait (see QuotaClass) would pass the caller's deadline. It is also
+	// ErrUnavailable, so code that retries ErrUnavailable later keeps
+	// working; check ErrThrottled first to tell throttling from an
+	// outage: a throttled service is up, and retrying at once only
+	// deepens the throttling. It crosses the plugin boundary as
+	// codes.ResourceExhausted.
+	ErrThrottled error = throttled{}
 )
+
+// throttled is ErrThrottled's type: it matches ErrUnavailable too.
+type throttled struct{}
+
+func (throttled) Error() string { return "throttled by the request quota" }
+
+// Is makes errors.Is(ErrThrottled, ErrUnavailable) true.
+func (throttled) Is(target error) bool { return target == ErrUnavailable }
 
 // errorCodes maps each sentinel to its gRPC code, most specific first.
 var errorCodes = []struct {
@@ -37,6 +55,7 @@ var errorCodes = []struct {
 	{ErrKeyNotFound, codes.NotFound, ""},
 	{ErrInvalidArgument, codes.InvalidArgument, ""},
 	{ErrPermissionDenied, codes.PermissionDenied, ""},
+	{ErrThrottled, codes.ResourceExhausted, ""},
 	{ErrUnavailable, codes.Unavailable, ""},
 	{ErrFailedPrecondition, codes.FailedPrecondition, ""},
 	{ErrUnimplemented, codes.Unimplemented, ""},

@@ -63,6 +63,10 @@ type Description struct {
 	Capabilities    []Capability
 	KeyTypes        []KeyType
 	Algorithms      []Algorithm
+	// Quotas are the key service's request quotas, in the order the
+	// host tries them (see QuotaClass). Empty: the host throttles
+	// nothing unless its configuration says so.
+	Quotas []QuotaClass
 }
 
 // Has reports whether the description claims capability c.

@@ -34,7 +34,27 @@ func (s *server) Describe(ctx context.Context, _ *kmsv1.DescribeRequest) (*kmsv1
 		Capabilities:    strs(d.Capabilities),
 		KeyTypes:        strs(d.KeyTypes),
 		Algorithms:      strs(d.Algorithms),
+		Quotas:          wireQuotas(d.Quotas),
 	}, nil
+}
+
+// wireQuotas converts quota classes for Describe's answer.
+func wireQuotas(qs []QuotaClass) []*kmsv1.QuotaClass {
+	out := make([]*kmsv1.QuotaClass, len(qs))
+	for i, q := range qs {
+		var weights map[string]int32
+		if len(q.Weights) > 0 {
+			weights = make(map[string]int32, len(q.Weights))
+			for kt, w := range q.Weights {
+				weights[string(kt)] = int32(w)
+			}
+		}
+		out[i] = &kmsv1.QuotaClass{
+			Name: q.Name, Operations: strs(q.Operations), KeyTypes: strs(q.KeyTypes), Scope: q.Scope,
+			Rate: q.Rate, Burst: int32(q.Burst), Weights: weights, Source: q.Source,
+		}
+	}
+	return out
 }
 
 func (s *server) CreateKey(ctx context.Context, r *kmsv1.CreateKeyRequest) (*kmsv1.CreateKeyResponse, error) {

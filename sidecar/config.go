@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +37,8 @@ var ErrConfig = errors.New("bad sidecar config")
 // Policy allows it.
 type Config struct {
 	// Keys names keys: a caller's key name maps to a key reference
-	// PROVIDER:KEYID[?name=value&...] (parameters included).
+	// PROVIDER:KEYID[?name=value&...] (parameters included), or to the
+	// name of one of the host's key groups (host.Config.KeyGroups).
 	Keys map[string]string
 
 	// AllowReferences lets callers name keys by reference as well as by
@@ -157,7 +159,11 @@ func DefaultSocketPath() string {
 }
 
 // withDefaults checks cfg and fills its zero values.
-func (cfg Config) withDefaults() (Config, error) {
+func (cfg Config) withDefaults() (Config, error) { return cfg.checked(nil) }
+
+// checked is withDefaults for a daemon over a host with the key groups
+// named groups: a key may map to one of those names.
+func (cfg Config) checked(groups []string) (Config, error) {
 	if cfg.Socket.Path == "" {
 		cfg.Socket.Path = DefaultSocketPath()
 	}
@@ -192,7 +198,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		if name == "" || strings.Contains(name, ":") {
 			return cfg, fmt.Errorf("%w: key name %s must be non-empty and contain no ':' (that makes it a reference)", ErrConfig, shared.Quote(name))
 		}
-		if _, err := host.ParseRef(ref); err != nil {
+		// A key group's name (host.Config.KeyGroups) is resolved by the host.
+		if _, err := host.ParseRef(ref); err != nil && !slices.Contains(groups, ref) {
 			return cfg, fmt.Errorf("%w: key %s: %w", ErrConfig, shared.Quote(name), err)
 		}
 	}

@@ -47,7 +47,7 @@ type Server struct {
 // New checks cfg and returns a daemon over h. Nothing listens until
 // Serve. The daemon does not close h.
 func New(h *host.Host, cfg Config) (*Server, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.checked(h.KeyGroups())
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (s *Server) SocketPath() string { return s.c.cfg().Socket.Path }
 // address) and the metrics handler take effect only at the next start; a change to
 // the listener settings is logged. An invalid cfg changes nothing.
 func (s *Server) Reload(cfg Config) error {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.checked(s.c.h.KeyGroups())
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,7 @@ var kinds = []kind{
 	{"ALREADY_EXISTS", codes.AlreadyExists, shared.ErrAlreadyExists, nil},
 	{"INVALID_ARGUMENT", codes.InvalidArgument, shared.ErrInvalidArgument, nil},
 	{"PERMISSION_DENIED", codes.PermissionDenied, shared.ErrPermissionDenied, nil},
+	{"THROTTLED", codes.ResourceExhausted, shared.ErrThrottled, nil},
 	{"UNAVAILABLE", codes.Unavailable, shared.ErrUnavailable, nil},
 	{"FAILED_PRECONDITION", codes.FailedPrecondition, shared.ErrFailedPrecondition, nil},
 	{"UNIMPLEMENTED", codes.Unimplemented, shared.ErrUnimplemented, nil},

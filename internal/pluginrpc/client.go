@@ -46,7 +46,37 @@ func (c *Client) Describe(ctx context.Context) (shared.Description, error) {
 		Capabilities:    typed[shared.Capability](r.GetCapabilities()),
 		KeyTypes:        typed[shared.KeyType](r.GetKeyTypes()),
 		Algorithms:      typed[shared.Algorithm](r.GetAlgorithms()),
+		Quotas:          quotas(r.GetQuotas()),
 	}, nil
+}
+
+// quotas converts Describe's quota classes.
+func quotas(qs []*kmsv1.QuotaClass) []shared.QuotaClass {
+	if len(qs) == 0 {
+		return nil
+	}
+	out := make([]shared.QuotaClass, len(qs))
+	for i, q := range qs {
+		var weights map[shared.KeyType]int
+		if len(q.GetWeights()) > 0 {
+			weights = make(map[shared.KeyType]int, len(q.GetWeights()))
+			for kt, w := range q.GetWeights() {
+				weights[shared.KeyType(kt)] = int(w)
+			}
+		}
+		out[i] = shared.QuotaClass{Name: q.GetName(), Rate: q.GetRate(), Burst: int(q.GetBurst()), Weights: weights, Source: q.GetSource()}
+		// Empty lists stay nil, as the plugin most likely wrote them.
+		if len(q.GetOperations()) > 0 {
+			out[i].Operations = typed[shared.Operation](q.GetOperations())
+		}
+		if len(q.GetKeyTypes()) > 0 {
+			out[i].KeyTypes = typed[shared.KeyType](q.GetKeyTypes())
+		}
+		if len(q.GetScope()) > 0 {
+			out[i].Scope = q.GetScope()
+		}
+	}
+	return out
 }
 
 // CreateKey asks the plugin for a new key.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,24 @@ type countingProvider struct {
 }
 
 func (p *countingProvider) Describe(context.Context) (shared.Description, error) {
-	return shared.Description{Name: "counting", KeyTypes: shared.KeyTypes, Algorithms: shared.Algorithms}, nil
+	return shared.Description{Name: "counting", KeyTypes: shared.KeyTypes, Algorithms: shared.Algorithms, Quotas: testQuotas}, nil
+}
+
+// testQuotas is what countingProvider declares: every field set.
+var testQuotas = []shared.QuotaClass{{
+	Name: "sign-rsa", Operations: []shared.Operation{shared.OpSign, shared.OpVerify}, KeyTypes: []shared.KeyType{shared.RSA2048, shared.RSA4096},
+	Scope: []string{"region", shared.ScopeKeyOrigin}, Rate: 12.5, Burst: 3, Weights: map[shared.KeyType]int{shared.RSA4096: 8}, Source: "https://example.com/quotas",
+}, {Name: "rest", Rate: 100}}
+
+// TestDescribeQuotas: the quota classes cross the boundary whole.
+func TestDescribeQuotas(t *testing.T) {
+	d, err := connect(t, &countingProvider{}).Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.Quotas, testQuotas) {
+		t.Errorf("quotas %+v, want %+v", d.Quotas, testQuotas)
+	}
 }
 func (p *countingProvider) PublicKey(context.Context, shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
 	return shared.PublicKeyResponse{}, shared.ErrUnimplemented

@@ -24,7 +24,7 @@ func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
 
 // SentinelFor maps a gRPC code and reason back to the sentinel the plugin
-// SDK sent it for (shared's toStatus is the other direction), plus the
+// SDK sent it for (ResourceExhausted: shared.ErrThrottled) (shared's toStatus is the other direction), plus the
 // codes a plugin written without the SDK might use. Nil for none. The
 // sidecar's client uses it too, for statuses without knhk's own reason.
 func SentinelFor(code codes.Code, reason string) error {
@@ -38,7 +38,9 @@ func SentinelFor(code codes.Code, reason string) error {
 		return shared.ErrInvalidArgument
 	case codes.PermissionDenied, codes.Unauthenticated:
 		return shared.ErrPermissionDenied
-	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted:
+	case codes.ResourceExhausted:
+		return shared.ErrThrottled // also shared.ErrUnavailable
+	case codes.Unavailable, codes.Aborted:
 		return shared.ErrUnavailable
 	case codes.FailedPrecondition:
 		return shared.ErrFailedPrecondition

@@ -73,7 +73,7 @@ func TestErrorsSurviveTheBoundary(t *testing.T) {
 func TestForeignCodesMapToSentinels(t *testing.T) {
 	cases := map[codes.Code]error{
 		codes.Unauthenticated:   shared.ErrPermissionDenied,
-		codes.ResourceExhausted: shared.ErrUnavailable,
+		codes.ResourceExhausted: shared.ErrThrottled,
 		codes.NotFound:          shared.ErrKeyNotFound,
 		codes.Unavailable:       shared.ErrUnavailable,
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
@@ -56,5 +57,31 @@ func (p *Provider) newClient(ctx context.Context, ps shared.Params, region strin
 		if endpoint != "" {
 			o.BaseEndpoint = awssdk.String(endpoint)
 		}
+		if mode == awssdk.RetryModeStandard {
+			o.Retryer = standardRetryer()
+		}
 	}), nil
+}
+
+// standardRetryer is the SDK's standard retryer (3 attempts, exponential
+// backoff with jitter, the retry token bucket) less its retries of
+// throttling errors: those reach the host at once as shared.ErrThrottled.
+// The host keeps its callers under the KMS request quotas with its own
+// token buckets and cuts a bucket's rate when KMS throttles anyway; an
+// SDK retry would hide the throttling from it, add requests while the
+// account is over its quota and sleep inside a call the host counts
+// against the caller's deadline. 5xx, timeouts and connection errors are
+// still retried. retry_mode=adaptive keeps the SDK's adaptive retryer
+// whole (its own client-side rate limiter and throttling retries), for
+// hosts that turn their quotas off.
+func standardRetryer() awssdk.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Retryables = []retry.IsErrorRetryable{
+			retry.NoRetryCanceledError{},
+			retry.RetryableError{},
+			retry.RetryableConnectionError{},
+			retry.RetryableHTTPStatusCode{Codes: retry.DefaultRetryableHTTPStatusCodes},
+			retry.RetryableErrorCode{Codes: retry.DefaultRetryableErrorCodes},
+		}
+	})
 }

@@ -57,9 +57,11 @@ var errorCodes = map[string]error{
 
 	"AlreadyExistsException": shared.ErrAlreadyExists,
 
-	"ThrottlingException":        shared.ErrUnavailable,
-	"Throttling":                 shared.ErrUnavailable,
-	"RequestLimitExceeded":       shared.ErrUnavailable,
+	// The request rate quotas: the host's quota buckets adapt to these.
+	"ThrottlingException":  shared.ErrThrottled,
+	"Throttling":           shared.ErrThrottled,
+	"RequestLimitExceeded": shared.ErrThrottled,
+
 	"KMSInternalException":       shared.ErrUnavailable,
 	"DependencyTimeoutException": shared.ErrUnavailable,
 	"KeyUnavailableException":    shared.ErrUnavailable,
@@ -77,9 +79,10 @@ func apiCode(err error) string {
 }
 
 // mapError turns an SDK error from operation op on key into a kmsError.
-// The SDK has already retried what its retryer (standard or adaptive)
-// considers retryable; what is left of throttling, 5xx and network errors
-// is ErrUnavailable.
+// The SDK has already retried what its retryer considers retryable (the
+// standard one leaves throttling to the host; see newClient); what is
+// left of 5xx and network errors is ErrUnavailable, throttling is
+// ErrThrottled.
 func mapError(op, key string, err error) error {
 	if err == nil {
 		return nil

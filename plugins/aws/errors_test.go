@@ -118,8 +118,9 @@ func faultServer(t *testing.T, upstream, op string, status int, code string) (*h
 	return srv, &n
 }
 
-// TestUnavailable: throttling, 5xx and network failures become
-// ErrUnavailable once the SDK's retryer (standard or adaptive) gives up;
+// TestUnavailable: 5xx and network failures become ErrUnavailable once
+// the SDK's retryer gives up, throttling ErrThrottled (not retried by the
+// standard retryer);
 // permission errors are not retried.
 func TestUnavailable(t *testing.T) {
 	e := newEnv(t)
@@ -131,8 +132,10 @@ func TestUnavailable(t *testing.T) {
 		want         error
 		wantAttempts int64
 	}{
-		{400, "ThrottlingException", "standard", shared.ErrUnavailable, 3},
-		{400, "ThrottlingException", "adaptive", shared.ErrUnavailable, 3},
+		// Standard: throttling goes to the host at once (its quota
+		// adapts); adaptive: the SDK retries it.
+		{400, "ThrottlingException", "standard", shared.ErrThrottled, 1},
+		{400, "ThrottlingException", "adaptive", shared.ErrThrottled, 3},
 		{500, "KMSInternalException", "standard", shared.ErrUnavailable, 3},
 		{503, "ServiceUnavailable", "standard", shared.ErrUnavailable, 3},
 		{400, "AccessDeniedException", "standard", shared.ErrPermissionDenied, 1},

@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -96,7 +97,7 @@ func TestMapErrorCodes(t *testing.T) {
 		"ValidationException":           shared.ErrInvalidArgument,
 		"InvalidArnException":           shared.ErrInvalidArgument,
 		"AlreadyExistsException":        shared.ErrAlreadyExists,
-		"ThrottlingException":           shared.ErrUnavailable,
+		"ThrottlingException":           shared.ErrThrottled,
 		"KMSInternalException":          shared.ErrUnavailable,
 		"DependencyTimeoutException":    shared.ErrUnavailable,
 		"KeyUnavailableException":       shared.ErrUnavailable,
@@ -114,5 +115,37 @@ func TestMapErrorCodes(t *testing.T) {
 	}
 	if err := mapError("Sign", "k", context.Canceled); !errors.Is(err, context.Canceled) {
 		t.Errorf("context.Canceled mapped to %v", err)
+	}
+}
+
+// TestQuotasDeclared: Describe declares the KMS request quotas, valid,
+// scoped by region, with the documented defaults for signing.
+func TestQuotasDeclared(t *testing.T) {
+	d, err := New(Config{}).Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rates := map[string]float64{}
+	for _, c := range d.Quotas {
+		if err := c.Check(); err != nil {
+			t.Error(err)
+		}
+		if c.Source == "" || !slices.Contains(c.Scope, ParamRegion) {
+			t.Errorf("class %s: no source or not scoped by region", c.Name)
+		}
+		rates[c.Name] = c.Rate
+	}
+	for name, want := range map[string]float64{"sign-verify-rsa": 1000, "sign-verify-ecc": 1000, "public-key": 2000, "create-key": 5} {
+		if rates[name] != want {
+			t.Errorf("class %s: rate %v, want %v", name, rates[name], want)
+		}
+	}
+	for _, c := range d.Quotas {
+		if c.Counts(shared.OpSign, shared.ECP256) {
+			if c.Name != "sign-verify-ecc" {
+				t.Errorf("an ES256 signature counts in %s", c.Name)
+			}
+			break
+		}
 	}
 }

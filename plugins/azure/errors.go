@@ -98,6 +98,11 @@ func (p *Provider) classify(op, what string, err error) error {
 		return fmt.Errorf("%w: azure: %s %s: %s; %s", sentinel, op, what, detail, accessHint)
 	case shared.ErrUnavailable:
 		return fmt.Errorf("%w: azure: %s %s: %s (after the SDK's retries; try again later)", sentinel, op, what, detail)
+	case shared.ErrThrottled:
+		// The vault's request quota, still exceeded after the SDK's
+		// retries (which honour Retry-After): the host's quota for the
+		// vault adapts to it.
+		return fmt.Errorf("%w: azure: %s %s: %s (after the SDK's retries; the vault's request quota is exceeded)", sentinel, op, what, detail)
 	}
 	return fmt.Errorf("%w: azure: %s %s: %s", sentinel, op, what, detail)
 }

@@ -71,7 +71,43 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 		Capabilities: []shared.Capability{shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify},
 		KeyTypes:     append([]shared.KeyType(nil), keyTypes...),
 		Algorithms:   shared.AlgorithmsFor(keyTypes...),
+		Quotas:       Quotas(),
 	}, nil
+}
+
+// quotaSource is where Key Vault documents its request limits: "Azure
+// Key Vault service limits", "Key transactions (maximum transactions
+// allowed in 10 seconds, per vault per region)".
+const quotaSource = "https://learn.microsoft.com/en-us/azure/key-vault/general/service-limits"
+
+// Quotas are the Key Vault request limits the plugin declares
+// (shared.QuotaClass), one bucket per vault (the key id's origin; the
+// vault_url parameter for listing). Key Vault counts per 10 seconds and
+// weights key types, enforcing the sum: HSM keys allow 2,000 "all other
+// transactions" (sign, verify, get) per 10 s with RSA-2048 and every
+// ECC curve, 500 with RSA-3072 and 250 with RSA-4096, so an RSA-3072
+// operation weighs 4 and an RSA-4096 one 8; CREATE allows 10 per 10 s.
+// Software keys allow twice as much (4,000 and 20): the defaults assume
+// HSM keys, the stricter; raise "keys" to 400 and "create" to 2 for
+// vaults of software keys. Managed HSM pools have limits of their own:
+// set them in the host's configuration. The subscription-wide limit
+// (five times a vault's) is not modelled.
+func Quotas() []shared.QuotaClass {
+	vault := []string{shared.ScopeKeyOrigin}
+	return []shared.QuotaClass{{
+		Name:       "keys",
+		Operations: []shared.Operation{shared.OpSign, shared.OpVerify, shared.OpPublicKey, shared.OpMetadata},
+		Scope:      vault, Rate: 200, Source: quotaSource,
+		Weights: map[shared.KeyType]int{shared.RSA3072: 4, shared.RSA4096: 8},
+	}, {
+		Name:       "create",
+		Operations: []shared.Operation{shared.OpCreateKey, shared.OpRotate},
+		Scope:      vault, Rate: 1, Burst: 1, Source: quotaSource,
+	}, {
+		Name:       "list",
+		Operations: []shared.Operation{shared.OpListKeys},
+		Scope:      []string{ParamVaultURL}, Rate: 200, Source: quotaSource,
+	}}
 }
 
 // sdkLog is the provider whose logger receives the Azure SDK's log, which

@@ -60,7 +60,7 @@
 //	                      a context that ends first ends the call.
 //	fault_error=CODE      Fail calls with this error: invalid_argument,
 //	                      not_found, unsupported_algorithm, permission_denied,
-//	                      unavailable, failed_precondition, unimplemented,
+//	                      unavailable, throttled, failed_precondition, unimplemented,
 //	                      already_exists, deadline_exceeded, or unknown (no
 //	                      sentinel; codes.Unknown on the wire). Alone it fails
 //	                      every call.
@@ -77,6 +77,13 @@
 //	fault_ops=LIST        Only these operations are counted and faulted:
 //	                      comma-separated create_key, list_keys, public_key,
 //	                      sign, verify, rotate_key, key_metadata. Default all.
+//	fault_quota=N         A request quota of N calls a second (N may be a
+//	                      fraction), counted per fault spec like a service
+//	                      that counts each second: up to N at once, then N a
+//	                      second; calls beyond it fail at once with
+//	                      shared.ErrThrottled (codes.ResourceExhausted on the
+//	                      wire), like a KMS's throttling. For the host's
+//	                      quota tests and benchmark.
 //
 // fault_exit_after and fault_hang_after are meant for the plugin binary: in
 // process they exit the test binary or leak a blocked goroutine.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/time/rate"
 
 	"github.com/knhk/knhk/shared"
 )
@@ -26,6 +27,7 @@ const ExitCode = 3
 var faultParams = []string{
 	ParamFaultLatency, ParamFaultError, ParamFaultEvery, ParamFaultRate,
 	ParamFaultCorrupt, ParamFaultExitAfter, ParamFaultHangAfter, ParamFaultOps,
+	ParamFaultQuota,
 }
 
 // Operation names, as fault_ops takes them.
@@ -53,6 +55,7 @@ var faultErrors = map[string]error{
 	"unsupported_algorithm": shared.ErrUnsupportedAlgorithm,
 	"permission_denied":     shared.ErrPermissionDenied,
 	"unavailable":           shared.ErrUnavailable,
+	"throttled":             shared.ErrThrottled,
 	"failed_precondition":   shared.ErrFailedPrecondition,
 	"unimplemented":         shared.ErrUnimplemented,
 	"already_exists":        shared.ErrAlreadyExists,
@@ -84,6 +87,7 @@ type faultSpec struct {
 	exitAfter int // -1: off
 	hangAfter int // -1: off
 	ops       map[string]bool
+	quota     float64 // requests per second; 0: none
 }
 
 // badFault is the error for a fault parameter with a value out of range.
@@ -143,6 +147,14 @@ func faultsOf(ps shared.Params) (faultSpec, error) {
 			f.ops[op] = true
 		}
 	}
+	if ps.Has(ParamFaultQuota) {
+		v := ps.String(ParamFaultQuota)
+		q, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(q > 0 && q <= 1e6) {
+			return f, badFault(ParamFaultQuota, v, "want requests per second, more than 0, e.g. 100")
+		}
+		f.quota = q
+	}
 	if f.every > 0 && f.hasRate {
 		return f, fmt.Errorf("%w: fake: set %s or %s, not both", shared.ErrInvalidArgument, ParamFaultEvery, ParamFaultRate)
 	}
@@ -154,14 +166,15 @@ func faultsOf(ps shared.Params) (faultSpec, error) {
 
 // faults holds the per-process call counters, one per fault spec.
 type faults struct {
-	log   hclog.Logger
-	exit  func(code int) // os.Exit in the plugin
-	mu    sync.Mutex
-	calls map[string]int
+	log    hclog.Logger
+	exit   func(code int) // os.Exit in the plugin
+	mu     sync.Mutex
+	calls  map[string]int
+	quotas map[string]*rate.Limiter // fault_quota's buckets, per fault spec
 }
 
 func newFaults(log hclog.Logger) *faults {
-	return &faults{log: log, exit: os.Exit, calls: map[string]int{}}
+	return &faults{log: log, exit: os.Exit, calls: map[string]int{}, quotas: map[string]*rate.Limiter{}}
 }
 
 // before runs the faults of spec for one call of op. It returns an error
@@ -174,6 +187,15 @@ func (fs *faults) before(ctx context.Context, spec faultSpec, op string) (corrup
 	fs.mu.Lock()
 	fs.calls[spec.key]++
 	n := fs.calls[spec.key]
+	var quota *rate.Limiter
+	if spec.quota > 0 {
+		if quota = fs.quotas[spec.key]; quota == nil {
+			// A quota of N a second, counted like a service that
+			// counts each second: up to N at once.
+			quota = rate.NewLimiter(rate.Limit(spec.quota), max(1, int(spec.quota)))
+			fs.quotas[spec.key] = quota
+		}
+	}
 	fs.mu.Unlock()
 
 	if spec.exitAfter >= 0 && n > spec.exitAfter {
@@ -183,6 +205,11 @@ func (fs *faults) before(ctx context.Context, spec faultSpec, op string) (corrup
 	if spec.hangAfter >= 0 && n > spec.hangAfter {
 		fs.log.Warn("injected fault: hanging forever", "param", ParamFaultHangAfter, "after", spec.hangAfter, "op", op)
 		select {} // on purpose: ignore the context, as a stuck plugin would
+	}
+	if quota != nil && !quota.Allow() {
+		// As a service does: refused on arrival, before any work.
+		return false, fmt.Errorf("fake: request quota %s=%s exceeded on %s call %d; slow down: %w",
+			ParamFaultQuota, strconv.FormatFloat(spec.quota, 'g', -1, 64), op, n, shared.ErrThrottled)
 	}
 	if spec.latency > 0 {
 		t := time.NewTimer(spec.latency)

@@ -54,6 +54,7 @@ func TestFaultErrorCodes(t *testing.T) {
 		"unsupported_algorithm": shared.ErrUnsupportedAlgorithm,
 		"permission_denied":     shared.ErrPermissionDenied,
 		"unavailable":           shared.ErrUnavailable,
+		"throttled":             shared.ErrThrottled,
 		"failed_precondition":   shared.ErrFailedPrecondition,
 		"unimplemented":         shared.ErrUnimplemented,
 		"already_exists":        shared.ErrAlreadyExists,
@@ -93,6 +94,28 @@ func TestFaultEvery(t *testing.T) {
 	}
 	if len(failed) != 3 || failed[0] != 3 || failed[1] != 6 || failed[2] != 9 {
 		t.Errorf("failed calls = %v, want [3 6 9]", failed)
+	}
+}
+
+// TestFaultQuota: beyond fault_quota's rate (here one call per 10s, so
+// one at once) calls fail with ErrThrottled, which crosses the wire as
+// such; another spec has its own quota.
+func TestFaultQuota(t *testing.T) {
+	t.Parallel()
+	p := launch(t).prov
+	r := faultKey(t, p, "quota", "fault_quota", "0.1")
+	if _, err := signMsg(ctxT(t), p, r); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	_, err := signMsg(ctxT(t), p, r)
+	if !errors.Is(err, shared.ErrThrottled) || !strings.Contains(err.Error(), "fault_quota=0.1") {
+		t.Fatalf("second call: err = %v, want ErrThrottled naming fault_quota", err)
+	}
+	if _, err := signMsg(ctxT(t), p, ref("quota", "fault_quota", "0.1", "fault_ops", "sign")); err != nil {
+		t.Errorf("another spec's first call: %v", err)
+	}
+	if _, err := signMsg(ctxT(t), p, ref("quota", "fault_quota", "0")); !errors.Is(err, shared.ErrInvalidArgument) {
+		t.Errorf("fault_quota=0: err = %v, want ErrInvalidArgument", err)
 	}
 }
 

@@ -22,6 +22,7 @@ const (
 	ParamFaultExitAfter = "fault_exit_after" // serve N calls, then exit the process
 	ParamFaultHangAfter = "fault_hang_after" // serve N calls, then never answer again
 	ParamFaultOps       = "fault_ops"        // which operations count and fault; default all
+	ParamFaultQuota     = "fault_quota"      // requests per second; beyond it calls fail throttled
 )
 
 // params is every parameter the fake accepts. Values the schema's kinds
@@ -38,6 +39,7 @@ var params = shared.NewParamSchema(Name,
 	shared.Param{Name: ParamFaultExitAfter, Kind: shared.ParamInt, Doc: "exit the process after N calls"},
 	shared.Param{Name: ParamFaultHangAfter, Kind: shared.ParamInt, Doc: "never answer after N calls"},
 	shared.Param{Name: ParamFaultOps, Doc: "comma-separated operations that count and fault; default all"},
+	shared.Param{Name: ParamFaultQuota, Doc: "request quota in requests per second; calls beyond it fail with shared.ErrThrottled"},
 )
 
 // maxSeedLen bounds the seed parameter; a longer value is refused.

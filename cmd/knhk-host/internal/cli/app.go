@@ -353,6 +353,8 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 		CallTimeout:    a.cfg.CallTimeout,
 		PublicKeyTTL:   a.cfg.PublicKeyTTL,
 		PluginEnv:      a.cfg.PluginEnv,
+		KeyGroups:      a.cfg.KeyGroups,
+		Quotas:         a.cfg.Quotas,
 	}
 	if a.audit, err = a.openAudit(ctx, hc); err != nil {
 		return nil, err
@@ -412,6 +414,11 @@ func (a *app) resolve(k keyFlags) (keySpec, error) {
 			return keySpec{}, usagef("give --param with a reference PROVIDER:KEYID; the sidecar's key names carry their own parameters", "--param with the sidecar's key name %s", shared.Quote(k.key))
 		}
 		return keySpec{name: k.key}, nil
+	case isNamed && a.client == nil && len(named.Replicas) > 0:
+		if len(k.params) > 0 {
+			return keySpec{}, usagef("a key group's replicas carry their own parameters (params in the config file)", "--param with the key group %s", shared.Quote(k.key))
+		}
+		return keySpec{name: k.key}, nil // the host resolves its key groups
 	case isNamed && a.client == nil:
 		ref, err = host.ParseRef(named.Ref)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +22,7 @@ func (a *app) keysCmd() *cobra.Command {
 		RunE:                       needsSubcommand,
 		SuggestionsMinimumDistance: 2,
 	}
-	cmd.AddCommand(a.keysCreateCmd(), a.keysListCmd())
+	cmd.AddCommand(a.keysCreateCmd(), a.keysListCmd(), a.keysHealthCmd())
 	return cmd
 }
 
@@ -135,5 +136,59 @@ a vault address, a state file...): key, type, current version and aliases.`,
 	}
 	cmd.Flags().StringVarP(&provider, "provider", "p", "", "provider name, e.g. fake (required)")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "parameter name=value saying where to list (repeatable)")
+	return cmd
+}
+
+func (a *app) keysHealthCmd() *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use:   "health --key GROUP",
+		Short: "Check a key group's replicas and show their health",
+		Long: `Check now that every replica of a key group (a key block with replicas in
+--config) holds the group's key, and show each replica: its state (healthy,
+degraded, down, quarantined), the SHA-256 of its public key
+(SubjectPublicKeyInfo), the median latency and error rate of its recent
+calls. A quarantined replica holds another key (or none) and is never used.
+Runs in this process's host, so "recent" is this command's own check; the
+daemon's view is in its logs and metrics.`,
+		Example: `  knhk-host --config knhk.hcl keys health --key release
+  knhk-host --config knhk.hcl keys health --key release -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if key == "" {
+				return usagef("pass --key NAME, a key block with replicas in --config", "missing --key")
+			}
+			if a.client != nil {
+				return usagef("run keys health without --server, with the daemon's config file", "keys health is not available through the daemon")
+			}
+			if g, ok := a.cfg.Keys[key]; !ok || len(g.Replicas) == 0 {
+				return usagef("name a key block with replicas in --config", "%s is not a key group", shared.Quote(key))
+			}
+			h, err := a.openHost(cmd.Context())
+			if err != nil {
+				return err
+			}
+			health, err := h.KeyHealth(cmd.Context(), key)
+			if err != nil {
+				return fmt.Errorf("key group %s: %w", safe(key), err)
+			}
+			return a.printer().print(health, func(w io.Writer) error {
+				fmt.Fprintf(w, "group:       %s (%s)\nfingerprint: %s\n", health.Group, health.Failover, dash(health.Fingerprint))
+				if health.Version != "" {
+					fmt.Fprintf(w, "version:     %s\n", health.Version)
+				}
+				if health.Err != "" {
+					fmt.Fprintf(w, "error:       %s\n", health.Err)
+				}
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "#\tREPLICA\tSTATE\tFINGERPRINT\tLATENCY\tERRORS\tCALLS")
+				for i, r := range health.Replicas {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.0f%%\t%d\n", i+1, r.Replica, r.State, dash(r.Fingerprint), r.Latency.Round(10*time.Microsecond), 100*r.ErrorRate, r.Calls)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&key, "key", "k", "", "key group name from --config (required)")
 	return cmd
 }

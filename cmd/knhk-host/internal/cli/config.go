@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclsimple"
 
+	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 )
 
@@ -29,6 +30,10 @@ import (
 //	  ref    = "aws:alias/release"
 //	  params = { region = "eu-west-1" }
 //	}
+//	key "release-mr" {                   # a key group (host.KeyGroup)
+//	  replicas = ["aws:mrk-1234ab?region=us-east-1", "aws:mrk-1234ab?region=eu-west-1"]
+//	  failover = "ordered"               # or "hedged"
+//	}
 type fileConfig struct {
 	PluginDirs   []string `hcl:"plugin_dirs,optional"`
 	LockFile     string   `hcl:"lock_file,optional"`
@@ -46,13 +51,21 @@ type fileConfig struct {
 	Policies []policyBlock `hcl:"policy,block"`
 	// Audit configures the audit log (audit_config.go).
 	Audit *auditBlock `hcl:"audit,block"`
+	// Quotas configures the request quotas (quota_config.go).
+	Quotas []quotaBlock `hcl:"quota,block"`
 }
 
-// keyBlock names a key: `--key NAME` then means Ref plus Params.
+// keyBlock names a key: `--key NAME` then means Ref plus Params, or, with
+// Replicas instead of Ref, the key group NAME whose replicas are those
+// references (Params added to each, its own parameters winning); Failover is "ordered" (default) or
+// "hedged", HedgeDelay a duration ("100ms").
 type keyBlock struct {
-	Name   string            `hcl:"name,label"`
-	Ref    string            `hcl:"ref"`
-	Params map[string]string `hcl:"params,optional"`
+	Name       string            `hcl:"name,label"`
+	Ref        string            `hcl:"ref,optional"`
+	Params     map[string]string `hcl:"params,optional"`
+	Replicas   []string          `hcl:"replicas,optional"`
+	Failover   string            `hcl:"failover,optional"`
+	HedgeDelay string            `hcl:"hedge_delay,optional"`
 }
 
 // config is the checked configuration: the file's values, paths made
@@ -66,9 +79,11 @@ type config struct {
 	PublicKeyTTL time.Duration
 	PluginEnv    map[string][]string
 	Keys         map[string]keyBlock
+	KeyGroups    map[string]host.KeyGroup // the key blocks with replicas
 	Serve        *serveBlock
 	Policies     []policyBlock
 	Audit        auditConfig
+	Quotas       host.Quotas
 	base         string // the file's directory: serve's paths are relative to it
 }
 
@@ -130,16 +145,60 @@ func loadConfig(path string) (*config, error) {
 	if cfg.Audit, err = fc.Audit.check(path, base); err != nil {
 		return nil, err
 	}
+	if cfg.Quotas, err = quotas(path, fc.Quotas); err != nil {
+		return nil, err
+	}
 	for _, k := range fc.Keys {
 		if _, dup := cfg.Keys[k.Name]; dup {
 			return nil, fmt.Errorf("%w: %s: key %s is defined twice", errConfig, path, shared.Quote(k.Name))
 		}
-		if strings.TrimSpace(k.Ref) == "" {
-			return nil, fmt.Errorf("%w: %s: key %s has an empty ref", errConfig, path, shared.Quote(k.Name))
+		if len(k.Replicas) > 0 {
+			g, err := k.group(path)
+			if err != nil {
+				return nil, err
+			}
+			if cfg.KeyGroups == nil {
+				cfg.KeyGroups = map[string]host.KeyGroup{}
+			}
+			cfg.KeyGroups[k.Name] = g
+		} else if strings.TrimSpace(k.Ref) == "" {
+			return nil, fmt.Errorf("%w: %s: key %s has an empty ref (give ref, or replicas for a key group)", errConfig, path, shared.Quote(k.Name))
 		}
 		cfg.Keys[k.Name] = k
 	}
 	return cfg, nil
+}
+
+// group checks a key block with replicas and makes its key group.
+func (k keyBlock) group(path string) (host.KeyGroup, error) {
+	bad := func(format string, args ...any) (host.KeyGroup, error) {
+		return host.KeyGroup{}, fmt.Errorf("%w: %s: key %s: %s", errConfig, path, shared.Quote(k.Name), fmt.Sprintf(format, args...))
+	}
+	if k.Ref != "" {
+		return bad("give either ref (one key) or replicas (a key group), not both")
+	}
+	if strings.Contains(k.Name, ":") {
+		return bad("a key group's name must not contain ':'")
+	}
+	g := host.KeyGroup{Failover: host.FailoverMode(k.Failover)}
+	switch g.Failover {
+	case "", host.FailoverOrdered, host.FailoverHedged:
+	default:
+		return bad("failover is %s; want \"ordered\" or \"hedged\"", shared.Quote(k.Failover))
+	}
+	var err error
+	if g.HedgeDelay, err = duration(path, "hedge_delay", k.HedgeDelay); err != nil {
+		return host.KeyGroup{}, err
+	}
+	for i, ref := range k.Replicas {
+		r, err := host.ParseRef(ref)
+		if err != nil {
+			return bad("replica %d: %v", i+1, err)
+		}
+		r.Params = merge(k.Params, r.Params) // a replica's own parameters win
+		g.Replicas = append(g.Replicas, r.String())
+	}
+	return g, nil
 }
 
 // envNameRE is an environment variable name, or a prefix of one ending

@@ -99,6 +99,10 @@ type policyBlock struct {
 func (c *config) sidecarConfig(path, socket string, logger hclog.Logger) (sidecar.Config, error) {
 	out := sidecar.Config{Keys: map[string]string{}, Logger: logger}
 	for name, k := range c.Keys {
+		if len(k.Replicas) > 0 {
+			out.Keys[name] = name // a key group: the host resolves the name
+			continue
+		}
 		ref, err := host.ParseRef(k.Ref)
 		if err != nil {
 			return out, fmt.Errorf("%w: %s: key %s: %w", errConfig, path, shared.Quote(name), err)

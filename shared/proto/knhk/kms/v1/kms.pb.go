@@ -135,9 +135,11 @@ type DescribeResponse struct {
 	ProtocolVersion uint32                 `protobuf:"varint,3,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// Capability names: "create_key", "list_keys", "rotate_key", "verify",
 	// "sign_message", "sign_batch".
-	Capabilities  []string `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	KeyTypes      []string `protobuf:"bytes,5,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
-	Algorithms    []string `protobuf:"bytes,6,rep,name=algorithms,proto3" json:"algorithms,omitempty"`
+	Capabilities []string `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	KeyTypes     []string `protobuf:"bytes,5,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
+	Algorithms   []string `protobuf:"bytes,6,rep,name=algorithms,proto3" json:"algorithms,omitempty"`
+	// The key service's request quotas, in the order the host tries them.
+	Quotas        []*QuotaClass `protobuf:"bytes,7,rep,name=quotas,proto3" json:"quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +216,125 @@ func (x *DescribeResponse) GetAlgorithms() []string {
 	return nil
 }
 
+func (x *DescribeResponse) GetQuotas() []*QuotaClass {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
+}
+
+// QuotaClass is one request quota of the key service (shared.QuotaClass):
+// the host throttles the requests it matches to its rate, one token
+// bucket per value of the scope parameters.
+type QuotaClass struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Operations counted ("sign", "verify", "public_key", "metadata",
+	// "rotate", "create_key", "list_keys"); empty: all.
+	Operations []string `protobuf:"bytes,2,rep,name=operations,proto3" json:"operations,omitempty"`
+	// Key types counted; empty: all, and unknown ones.
+	KeyTypes []string `protobuf:"bytes,3,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
+	// Key-reference parameters whose values make separate buckets;
+	// "@key_origin": the scheme and host of a key id that is a URL.
+	Scope []string `protobuf:"bytes,4,rep,name=scope,proto3" json:"scope,omitempty"`
+	// Requests per second; zero or less: unlimited.
+	Rate float64 `protobuf:"fixed64,5,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Requests that may leave at once; zero: a tenth of a second's worth.
+	Burst int32 `protobuf:"varint,6,opt,name=burst,proto3" json:"burst,omitempty"`
+	// Tokens a request on a key of the type takes; missing: 1.
+	Weights map[string]int32 `protobuf:"bytes,7,rep,name=weights,proto3" json:"weights,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Where the number is documented.
+	Source        string `protobuf:"bytes,8,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaClass) Reset() {
+	*x = QuotaClass{}
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaClass) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaClass) ProtoMessage() {}
+
+func (x *QuotaClass) ProtoReflect() protoreflect.Message {
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaClass.ProtoReflect.Descriptor instead.
+func (*QuotaClass) Descriptor() ([]byte, []int) {
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *QuotaClass) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *QuotaClass) GetOperations() []string {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *QuotaClass) GetKeyTypes() []string {
+	if x != nil {
+		return x.KeyTypes
+	}
+	return nil
+}
+
+func (x *QuotaClass) GetScope() []string {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *QuotaClass) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *QuotaClass) GetBurst() int32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *QuotaClass) GetWeights() map[string]int32 {
+	if x != nil {
+		return x.Weights
+	}
+	return nil
+}
+
+func (x *QuotaClass) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 type CreateKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -224,7 +345,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[3]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +357,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[3]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +370,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{3}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateKeyRequest) GetKey() *KeyRef {
@@ -276,7 +397,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[4]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +409,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[4]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +422,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{4}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateKeyResponse) GetKeyId() string {
@@ -327,7 +448,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[5]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +460,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[5]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +473,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{5}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListKeysRequest) GetParams() map[string]string {
@@ -374,7 +495,7 @@ type KeySummary struct {
 
 func (x *KeySummary) Reset() {
 	*x = KeySummary{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[6]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +507,7 @@ func (x *KeySummary) String() string {
 func (*KeySummary) ProtoMessage() {}
 
 func (x *KeySummary) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[6]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +520,7 @@ func (x *KeySummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySummary.ProtoReflect.Descriptor instead.
 func (*KeySummary) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{6}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *KeySummary) GetKeyId() string {
@@ -439,7 +560,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[7]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +572,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[7]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +585,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{7}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListKeysResponse) GetKeys() []*KeySummary {
@@ -485,7 +606,7 @@ type GetPublicKeyRequest struct {
 
 func (x *GetPublicKeyRequest) Reset() {
 	*x = GetPublicKeyRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[8]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +618,7 @@ func (x *GetPublicKeyRequest) String() string {
 func (*GetPublicKeyRequest) ProtoMessage() {}
 
 func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[8]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +631,7 @@ func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{8}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetPublicKeyRequest) GetKey() *KeyRef {
@@ -538,7 +659,7 @@ type GetPublicKeyResponse struct {
 
 func (x *GetPublicKeyResponse) Reset() {
 	*x = GetPublicKeyResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[9]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +671,7 @@ func (x *GetPublicKeyResponse) String() string {
 func (*GetPublicKeyResponse) ProtoMessage() {}
 
 func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[9]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +684,7 @@ func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{9}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetPublicKeyResponse) GetPublicKeyDer() []byte {
@@ -604,7 +725,7 @@ type SignRequest struct {
 
 func (x *SignRequest) Reset() {
 	*x = SignRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[10]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +737,7 @@ func (x *SignRequest) String() string {
 func (*SignRequest) ProtoMessage() {}
 
 func (x *SignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[10]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +750,7 @@ func (x *SignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRequest.ProtoReflect.Descriptor instead.
 func (*SignRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{10}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SignRequest) GetKey() *KeyRef {
@@ -705,7 +826,7 @@ type SignResponse struct {
 
 func (x *SignResponse) Reset() {
 	*x = SignResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[11]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +838,7 @@ func (x *SignResponse) String() string {
 func (*SignResponse) ProtoMessage() {}
 
 func (x *SignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[11]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +851,7 @@ func (x *SignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResponse.ProtoReflect.Descriptor instead.
 func (*SignResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{11}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SignResponse) GetSignature() []byte {
@@ -760,7 +881,7 @@ type SignBatchRequest struct {
 
 func (x *SignBatchRequest) Reset() {
 	*x = SignBatchRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +893,7 @@ func (x *SignBatchRequest) String() string {
 func (*SignBatchRequest) ProtoMessage() {}
 
 func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[12]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +906,7 @@ func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchRequest.ProtoReflect.Descriptor instead.
 func (*SignBatchRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{12}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SignBatchRequest) GetKeys() []*SignBatchKey {
@@ -814,7 +935,7 @@ type SignBatchKey struct {
 
 func (x *SignBatchKey) Reset() {
 	*x = SignBatchKey{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +947,7 @@ func (x *SignBatchKey) String() string {
 func (*SignBatchKey) ProtoMessage() {}
 
 func (x *SignBatchKey) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[13]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +960,7 @@ func (x *SignBatchKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchKey.ProtoReflect.Descriptor instead.
 func (*SignBatchKey) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{13}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SignBatchKey) GetKey() *KeyRef {
@@ -879,7 +1000,7 @@ type SignBatchItem struct {
 
 func (x *SignBatchItem) Reset() {
 	*x = SignBatchItem{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[14]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1012,7 @@ func (x *SignBatchItem) String() string {
 func (*SignBatchItem) ProtoMessage() {}
 
 func (x *SignBatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[14]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1025,7 @@ func (x *SignBatchItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchItem.ProtoReflect.Descriptor instead.
 func (*SignBatchItem) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{14}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SignBatchItem) GetKey() uint32 {
@@ -945,7 +1066,7 @@ type SignBatchResponse struct {
 
 func (x *SignBatchResponse) Reset() {
 	*x = SignBatchResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[15]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1078,7 @@ func (x *SignBatchResponse) String() string {
 func (*SignBatchResponse) ProtoMessage() {}
 
 func (x *SignBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[15]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1091,7 @@ func (x *SignBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchResponse.ProtoReflect.Descriptor instead.
 func (*SignBatchResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{15}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SignBatchResponse) GetResults() []*SignBatchResult {
@@ -997,7 +1118,7 @@ type SignBatchResult struct {
 
 func (x *SignBatchResult) Reset() {
 	*x = SignBatchResult{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1130,7 @@ func (x *SignBatchResult) String() string {
 func (*SignBatchResult) ProtoMessage() {}
 
 func (x *SignBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[16]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1143,7 @@ func (x *SignBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchResult.ProtoReflect.Descriptor instead.
 func (*SignBatchResult) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{16}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SignBatchResult) GetIndex() uint32 {
@@ -1066,7 +1187,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1199,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[17]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1212,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{17}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1133,7 +1254,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1266,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[18]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1279,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{18}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VerifyRequest) GetKey() *KeyRef {
@@ -1240,7 +1361,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1373,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[19]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1386,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{19}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VerifyResponse) GetValid() bool {
@@ -1291,7 +1412,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1424,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[20]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1437,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{20}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RotateKeyRequest) GetKey() *KeyRef {
@@ -1335,7 +1456,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1468,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[21]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1481,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{21}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RotateKeyResponse) GetVersion() string {
@@ -1379,7 +1500,7 @@ type GetKeyMetadataRequest struct {
 
 func (x *GetKeyMetadataRequest) Reset() {
 	*x = GetKeyMetadataRequest{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1512,7 @@ func (x *GetKeyMetadataRequest) String() string {
 func (*GetKeyMetadataRequest) ProtoMessage() {}
 
 func (x *GetKeyMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[22]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1525,7 @@ func (x *GetKeyMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{22}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetKeyMetadataRequest) GetKey() *KeyRef {
@@ -1425,7 +1546,7 @@ type KeyVersion struct {
 
 func (x *KeyVersion) Reset() {
 	*x = KeyVersion{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1558,7 @@ func (x *KeyVersion) String() string {
 func (*KeyVersion) ProtoMessage() {}
 
 func (x *KeyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[23]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1571,7 @@ func (x *KeyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyVersion.ProtoReflect.Descriptor instead.
 func (*KeyVersion) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{23}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KeyVersion) GetVersion() string {
@@ -1490,7 +1611,7 @@ type GetKeyMetadataResponse struct {
 
 func (x *GetKeyMetadataResponse) Reset() {
 	*x = GetKeyMetadataResponse{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1623,7 @@ func (x *GetKeyMetadataResponse) String() string {
 func (*GetKeyMetadataResponse) ProtoMessage() {}
 
 func (x *GetKeyMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[24]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1636,7 @@ func (x *GetKeyMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{24}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetKeyMetadataResponse) GetKeyId() string {
@@ -1571,7 +1692,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[25]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1704,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[25]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1717,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{25}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1617,7 +1738,7 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x11\n" +
-	"\x0fDescribeRequest\"\xe6\x01\n" +
+	"\x0fDescribeRequest\"\x97\x02\n" +
 	"\x10DescribeResponse\x12\x1f\n" +
 	"\vplugin_name\x18\x01 \x01(\tR\n" +
 	"pluginName\x12%\n" +
@@ -1627,7 +1748,23 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\tkey_types\x18\x05 \x03(\tR\bkeyTypes\x12\x1e\n" +
 	"\n" +
 	"algorithms\x18\x06 \x03(\tR\n" +
-	"algorithms\"T\n" +
+	"algorithms\x12/\n" +
+	"\x06quotas\x18\a \x03(\v2\x17.knhk.kms.v1.QuotaClassR\x06quotas\"\xb1\x02\n" +
+	"\n" +
+	"QuotaClass\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"operations\x18\x02 \x03(\tR\n" +
+	"operations\x12\x1b\n" +
+	"\tkey_types\x18\x03 \x03(\tR\bkeyTypes\x12\x14\n" +
+	"\x05scope\x18\x04 \x03(\tR\x05scope\x12\x12\n" +
+	"\x04rate\x18\x05 \x01(\x01R\x04rate\x12\x14\n" +
+	"\x05burst\x18\x06 \x01(\x05R\x05burst\x12>\n" +
+	"\aweights\x18\a \x03(\v2$.knhk.kms.v1.QuotaClass.WeightsEntryR\aweights\x12\x16\n" +
+	"\x06source\x18\b \x01(\tR\x06source\x1a:\n" +
+	"\fWeightsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"T\n" +
 	"\x10CreateKeyRequest\x12%\n" +
 	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\x12\x19\n" +
 	"\bkey_type\x18\x02 \x01(\tR\akeyType\"D\n" +
@@ -1750,80 +1887,84 @@ func file_knhk_kms_v1_kms_proto_rawDescGZIP() []byte {
 	return file_knhk_kms_v1_kms_proto_rawDescData
 }
 
-var file_knhk_kms_v1_kms_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_knhk_kms_v1_kms_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_knhk_kms_v1_kms_proto_goTypes = []any{
 	(*KeyRef)(nil),                 // 0: knhk.kms.v1.KeyRef
 	(*DescribeRequest)(nil),        // 1: knhk.kms.v1.DescribeRequest
 	(*DescribeResponse)(nil),       // 2: knhk.kms.v1.DescribeResponse
-	(*CreateKeyRequest)(nil),       // 3: knhk.kms.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),      // 4: knhk.kms.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),        // 5: knhk.kms.v1.ListKeysRequest
-	(*KeySummary)(nil),             // 6: knhk.kms.v1.KeySummary
-	(*ListKeysResponse)(nil),       // 7: knhk.kms.v1.ListKeysResponse
-	(*GetPublicKeyRequest)(nil),    // 8: knhk.kms.v1.GetPublicKeyRequest
-	(*GetPublicKeyResponse)(nil),   // 9: knhk.kms.v1.GetPublicKeyResponse
-	(*SignRequest)(nil),            // 10: knhk.kms.v1.SignRequest
-	(*SignResponse)(nil),           // 11: knhk.kms.v1.SignResponse
-	(*SignBatchRequest)(nil),       // 12: knhk.kms.v1.SignBatchRequest
-	(*SignBatchKey)(nil),           // 13: knhk.kms.v1.SignBatchKey
-	(*SignBatchItem)(nil),          // 14: knhk.kms.v1.SignBatchItem
-	(*SignBatchResponse)(nil),      // 15: knhk.kms.v1.SignBatchResponse
-	(*SignBatchResult)(nil),        // 16: knhk.kms.v1.SignBatchResult
-	(*ItemError)(nil),              // 17: knhk.kms.v1.ItemError
-	(*VerifyRequest)(nil),          // 18: knhk.kms.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 19: knhk.kms.v1.VerifyResponse
-	(*RotateKeyRequest)(nil),       // 20: knhk.kms.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),      // 21: knhk.kms.v1.RotateKeyResponse
-	(*GetKeyMetadataRequest)(nil),  // 22: knhk.kms.v1.GetKeyMetadataRequest
-	(*KeyVersion)(nil),             // 23: knhk.kms.v1.KeyVersion
-	(*GetKeyMetadataResponse)(nil), // 24: knhk.kms.v1.GetKeyMetadataResponse
-	(*ErrorDetail)(nil),            // 25: knhk.kms.v1.ErrorDetail
-	nil,                            // 26: knhk.kms.v1.KeyRef.ParamsEntry
-	nil,                            // 27: knhk.kms.v1.ListKeysRequest.ParamsEntry
-	nil,                            // 28: knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
-	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
+	(*QuotaClass)(nil),             // 3: knhk.kms.v1.QuotaClass
+	(*CreateKeyRequest)(nil),       // 4: knhk.kms.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),      // 5: knhk.kms.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),        // 6: knhk.kms.v1.ListKeysRequest
+	(*KeySummary)(nil),             // 7: knhk.kms.v1.KeySummary
+	(*ListKeysResponse)(nil),       // 8: knhk.kms.v1.ListKeysResponse
+	(*GetPublicKeyRequest)(nil),    // 9: knhk.kms.v1.GetPublicKeyRequest
+	(*GetPublicKeyResponse)(nil),   // 10: knhk.kms.v1.GetPublicKeyResponse
+	(*SignRequest)(nil),            // 11: knhk.kms.v1.SignRequest
+	(*SignResponse)(nil),           // 12: knhk.kms.v1.SignResponse
+	(*SignBatchRequest)(nil),       // 13: knhk.kms.v1.SignBatchRequest
+	(*SignBatchKey)(nil),           // 14: knhk.kms.v1.SignBatchKey
+	(*SignBatchItem)(nil),          // 15: knhk.kms.v1.SignBatchItem
+	(*SignBatchResponse)(nil),      // 16: knhk.kms.v1.SignBatchResponse
+	(*SignBatchResult)(nil),        // 17: knhk.kms.v1.SignBatchResult
+	(*ItemError)(nil),              // 18: knhk.kms.v1.ItemError
+	(*VerifyRequest)(nil),          // 19: knhk.kms.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 20: knhk.kms.v1.VerifyResponse
+	(*RotateKeyRequest)(nil),       // 21: knhk.kms.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),      // 22: knhk.kms.v1.RotateKeyResponse
+	(*GetKeyMetadataRequest)(nil),  // 23: knhk.kms.v1.GetKeyMetadataRequest
+	(*KeyVersion)(nil),             // 24: knhk.kms.v1.KeyVersion
+	(*GetKeyMetadataResponse)(nil), // 25: knhk.kms.v1.GetKeyMetadataResponse
+	(*ErrorDetail)(nil),            // 26: knhk.kms.v1.ErrorDetail
+	nil,                            // 27: knhk.kms.v1.KeyRef.ParamsEntry
+	nil,                            // 28: knhk.kms.v1.QuotaClass.WeightsEntry
+	nil,                            // 29: knhk.kms.v1.ListKeysRequest.ParamsEntry
+	nil,                            // 30: knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
+	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
 }
 var file_knhk_kms_v1_kms_proto_depIdxs = []int32{
-	26, // 0: knhk.kms.v1.KeyRef.params:type_name -> knhk.kms.v1.KeyRef.ParamsEntry
-	0,  // 1: knhk.kms.v1.CreateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	27, // 2: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
-	6,  // 3: knhk.kms.v1.ListKeysResponse.keys:type_name -> knhk.kms.v1.KeySummary
-	0,  // 4: knhk.kms.v1.GetPublicKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 5: knhk.kms.v1.SignRequest.key:type_name -> knhk.kms.v1.KeyRef
-	13, // 6: knhk.kms.v1.SignBatchRequest.keys:type_name -> knhk.kms.v1.SignBatchKey
-	14, // 7: knhk.kms.v1.SignBatchRequest.items:type_name -> knhk.kms.v1.SignBatchItem
-	0,  // 8: knhk.kms.v1.SignBatchKey.key:type_name -> knhk.kms.v1.KeyRef
-	16, // 9: knhk.kms.v1.SignBatchResponse.results:type_name -> knhk.kms.v1.SignBatchResult
-	17, // 10: knhk.kms.v1.SignBatchResult.error:type_name -> knhk.kms.v1.ItemError
-	0,  // 11: knhk.kms.v1.VerifyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 12: knhk.kms.v1.RotateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 13: knhk.kms.v1.GetKeyMetadataRequest.key:type_name -> knhk.kms.v1.KeyRef
-	29, // 14: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
-	23, // 15: knhk.kms.v1.GetKeyMetadataResponse.versions:type_name -> knhk.kms.v1.KeyVersion
-	28, // 16: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
-	1,  // 17: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
-	3,  // 18: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
-	5,  // 19: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
-	8,  // 20: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
-	10, // 21: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
-	12, // 22: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
-	18, // 23: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
-	20, // 24: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
-	22, // 25: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
-	2,  // 26: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
-	4,  // 27: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
-	7,  // 28: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
-	9,  // 29: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
-	11, // 30: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
-	15, // 31: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
-	19, // 32: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
-	21, // 33: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
-	24, // 34: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	27, // 0: knhk.kms.v1.KeyRef.params:type_name -> knhk.kms.v1.KeyRef.ParamsEntry
+	3,  // 1: knhk.kms.v1.DescribeResponse.quotas:type_name -> knhk.kms.v1.QuotaClass
+	28, // 2: knhk.kms.v1.QuotaClass.weights:type_name -> knhk.kms.v1.QuotaClass.WeightsEntry
+	0,  // 3: knhk.kms.v1.CreateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	29, // 4: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
+	7,  // 5: knhk.kms.v1.ListKeysResponse.keys:type_name -> knhk.kms.v1.KeySummary
+	0,  // 6: knhk.kms.v1.GetPublicKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 7: knhk.kms.v1.SignRequest.key:type_name -> knhk.kms.v1.KeyRef
+	14, // 8: knhk.kms.v1.SignBatchRequest.keys:type_name -> knhk.kms.v1.SignBatchKey
+	15, // 9: knhk.kms.v1.SignBatchRequest.items:type_name -> knhk.kms.v1.SignBatchItem
+	0,  // 10: knhk.kms.v1.SignBatchKey.key:type_name -> knhk.kms.v1.KeyRef
+	17, // 11: knhk.kms.v1.SignBatchResponse.results:type_name -> knhk.kms.v1.SignBatchResult
+	18, // 12: knhk.kms.v1.SignBatchResult.error:type_name -> knhk.kms.v1.ItemError
+	0,  // 13: knhk.kms.v1.VerifyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 14: knhk.kms.v1.RotateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 15: knhk.kms.v1.GetKeyMetadataRequest.key:type_name -> knhk.kms.v1.KeyRef
+	31, // 16: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
+	24, // 17: knhk.kms.v1.GetKeyMetadataResponse.versions:type_name -> knhk.kms.v1.KeyVersion
+	30, // 18: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
+	1,  // 19: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
+	4,  // 20: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
+	6,  // 21: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
+	9,  // 22: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
+	11, // 23: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
+	13, // 24: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
+	19, // 25: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
+	21, // 26: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
+	23, // 27: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
+	2,  // 28: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
+	5,  // 29: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
+	8,  // 30: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
+	10, // 31: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
+	12, // 32: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
+	16, // 33: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
+	20, // 34: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
+	22, // 35: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
+	25, // 36: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_knhk_kms_v1_kms_proto_init() }
@@ -1831,11 +1972,11 @@ func file_knhk_kms_v1_kms_proto_init() {
 	if File_knhk_kms_v1_kms_proto != nil {
 		return
 	}
-	file_knhk_kms_v1_kms_proto_msgTypes[10].OneofWrappers = []any{
+	file_knhk_kms_v1_kms_proto_msgTypes[11].OneofWrappers = []any{
 		(*SignRequest_Digest)(nil),
 		(*SignRequest_Message)(nil),
 	}
-	file_knhk_kms_v1_kms_proto_msgTypes[18].OneofWrappers = []any{
+	file_knhk_kms_v1_kms_proto_msgTypes[19].OneofWrappers = []any{
 		(*VerifyRequest_Digest)(nil),
 		(*VerifyRequest_Message)(nil),
 	}
@@ -1845,7 +1986,7 @@ func file_knhk_kms_v1_kms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knhk_kms_v1_kms_proto_rawDesc), len(file_knhk_kms_v1_kms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
