@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,12 +320,40 @@ func (c *core) List(ctx context.Context, caller Caller, provider string, params 
 	return c.h.ListKeys(ctx, provider, params)
 }
 
-// ready reports whether every configured key's plugin answers and the
+// groupReady reports whether a key group has a replica to sign with:
+// healthy or degraded, not down or quarantined.
+func groupReady(ctx context.Context, h *host.Host, group string) error {
+	gh, err := h.KeyHealth(ctx, group)
+	if err != nil {
+		return err
+	}
+	if gh.Err != "" { // no replica answered the sync check just run
+		return fmt.Errorf("%w: key group %s: %s", shared.ErrUnavailable, shared.Quote(group), gh.Err)
+	}
+	var states []string
+	for _, r := range gh.Replicas {
+		if r.State == host.ReplicaHealthy || r.State == host.ReplicaDegraded {
+			return nil
+		}
+		states = append(states, string(r.State))
+	}
+	return fmt.Errorf("%w: no replica of key group %s can sign (%s)", shared.ErrUnavailable, shared.Quote(group), strings.Join(states, ", "))
+}
+
+// ready reports whether every configured key's plugin (for a key group:
+// one of its replicas) answers and the
 // audit log, when there is one and it fails closed, can take records.
 func (c *core) ready(ctx context.Context) error {
 	seen := map[string]bool{}
 	var errs []error
+	groups := c.h.KeyGroups()
 	for name, ref := range c.cfg().Keys {
+		if slices.Contains(groups, ref) {
+			if err := groupReady(ctx, c.h, ref); err != nil {
+				errs = append(errs, fmt.Errorf("key %s: %w", name, err))
+			}
+			continue
+		}
 		r, err := host.ParseRef(ref)
 		if err != nil || seen[r.Provider] {
 			continue

@@ -12,6 +12,7 @@ import (
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/host/hosttest"
+	"github.com/knhk/knhk/shared"
 )
 
 // TestReadiness: /readyz answers 503 with the reason while a configured
@@ -71,5 +72,34 @@ func TestReadiness(t *testing.T) {
 	srv.c.startDrain()
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
 		t.Fatalf("/readyz while draining: %d %s", code, body)
+	}
+}
+
+// TestReadinessKeyGroup: a key group is ready while one replica can
+// sign, and not once every replica is down.
+func TestReadinessKeyGroup(t *testing.T) {
+	groups := map[string]host.KeyGroup{
+		"one-up":   {Replicas: []string{"fake:g?seed=r&fault_error=unavailable", "fake:g?seed=r"}, ProbeInterval: -1},
+		"both-out": {Replicas: []string{"fake:g?seed=r&fault_error=unavailable", "fake:g?seed=r&fault_error=unavailable&region=b"}, ProbeInterval: -1},
+	}
+	h := hosttest.New(t, hosttest.WithConfig(host.Config{KeyGroups: groups}))
+	ctx := context.Background()
+	if _, err := h.CreateKey(ctx, "fake:g?seed=r", shared.ECP256); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(h, Config{Keys: map[string]string{"release": "one-up"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.c.ready(ctx); err != nil {
+		t.Fatalf("ready with one replica up: %v", err)
+	}
+	cfg := *srv.c.cfg()
+	cfg.Keys = map[string]string{"release": "both-out"}
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.c.ready(ctx); !errors.Is(err, shared.ErrUnavailable) || !strings.Contains(err.Error(), "key release") {
+		t.Fatalf("ready with every replica down: %v", err)
 	}
 }
