@@ -224,23 +224,47 @@ func (h *Host) Signer(ctx context.Context, ref string) (*Signer, error) {
 // parameters the provider needs) and returns a handle on it. The provider
 // may pick another id; the handle uses the id it returns. Never retried:
 // after a plugin crash, check with ListKeys or Metadata before creating
-// again.
+// again. CreateKeyWith takes options (replicas in other regions).
 func (h *Host) CreateKey(ctx context.Context, ref string, kt shared.KeyType) (*Key, error) {
+	k, _, err := h.CreateKeyWith(ctx, ref, kt, CreateOptions{})
+	return k, err
+}
+
+// CreateOptions are the optional parts of a key creation.
+type CreateOptions struct {
+	// ReplicateTo names regions (in the provider's terms, e.g. eu-west-1)
+	// where the new key is to have replicas holding the same key material:
+	// an AWS multi-Region key, created in the reference's region and
+	// replicated to these. Only providers that claim
+	// shared.CapReplicateKey can; the others refuse with
+	// shared.ErrUnimplemented.
+	ReplicateTo []string
+}
+
+// CreateKeyWith is CreateKey with options. It also returns the replicas'
+// references, one per opts.ReplicateTo region and in its order: with the
+// key's own (Key.Ref), the Replicas of a KeyGroup. Nothing is retried; if
+// a replication fails, the error says which key was made, and where.
+func (h *Host) CreateKeyWith(ctx context.Context, ref string, kt shared.KeyType, opts CreateOptions) (*Key, []Ref, error) {
 	k, err := h.Key(ctx, ref)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if k.g != nil {
-		return nil, fmt.Errorf("%w: %s is a key group: create the key at each replica's reference (or with the provider's own replication) and name them in the group", shared.ErrFailedPrecondition, shared.Quote(ref))
+		return nil, nil, fmt.Errorf("%w: %s is a key group: create the key at each replica's reference (or with the provider's own replication) and name them in the group", shared.ErrFailedPrecondition, shared.Quote(ref))
 	}
-	resp, err := k.m.createKey(ctx, k.ref, kt)
+	resp, err := k.m.createKey(ctx, k.ref, kt, opts.ReplicateTo)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.KeyID != "" {
 		k.ref.KeyID = resp.KeyID
 	}
-	return k, nil
+	var replicas []Ref
+	for _, r := range resp.Replicas {
+		replicas = append(replicas, Ref{Provider: k.ref.Provider, KeyID: r.ID, Params: r.Params})
+	}
+	return k, replicas, nil
 }
 
 // ListKeys lists the keys of a provider; params says where (region,

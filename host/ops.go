@@ -3,6 +3,8 @@ package host
 import (
 	"cmp"
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/knhk/knhk/internal/pluginrpc"
 	"github.com/knhk/knhk/shared"
@@ -22,10 +24,11 @@ func (m *managed) describe(ctx context.Context) (shared.Description, error) {
 	})
 }
 
-// createKey creates a key of type kt named by r; never retried. It drops
-// the cached public keys of the id asked for and of the id the provider
-// returned, even on error: the key may have been made.
-func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (resp shared.CreateKeyResponse, err error) {
+// createKey creates a key of type kt named by r, replicated to the
+// regions in replicateTo; never retried. It drops the cached public keys
+// of the id asked for and of the id the provider returned, even on error:
+// the key may have been made.
+func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType, replicateTo []string) (resp shared.CreateKeyResponse, err error) {
 	ctx, run := m.begin(ctx, opCreateKey, r)
 	defer func() {
 		run.keyID(resp.KeyID)
@@ -38,8 +41,19 @@ func (m *managed) createKey(ctx context.Context, r Ref, kt shared.KeyType) (resp
 	if err := run.ready(); err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
+	if len(replicateTo) > 0 {
+		// A plugin older than ReplicateTo would drop the field and make a
+		// key without replicas: ask it first.
+		d, err := m.describe(ctx)
+		if err != nil {
+			return shared.CreateKeyResponse{}, err
+		}
+		if !slices.Contains(d.Capabilities, shared.CapReplicateKey) {
+			return shared.CreateKeyResponse{}, fmt.Errorf("%w: the %s provider cannot replicate a key to other regions (it does not claim %s): create the key in each region or vault and name them in a key group", shared.ErrUnimplemented, m.name, shared.CapReplicateKey)
+		}
+	}
 	resp, err = limited(ctx, m, quotaReq{op: shared.OpCreateKey, ref: r, kt: kt}, "create key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.CreateKeyResponse, error) {
-		return c.CreateKey(ctx, shared.CreateKeyRequest{Key: r.keyRef(), Type: kt})
+		return c.CreateKey(ctx, shared.CreateKeyRequest{Key: r.keyRef(), Type: kt, ReplicateTo: replicateTo})
 	})
 	m.h.cache.invalidate(r)
 	if resp.KeyID != "" && resp.KeyID != r.KeyID {

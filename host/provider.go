@@ -30,7 +30,7 @@ func (p *managedProvider) Describe(ctx context.Context) (shared.Description, err
 
 // CreateKey creates a key; never retried.
 func (p *managedProvider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
-	return p.m.createKey(ctx, p.ref(req.Key), req.Type)
+	return p.m.createKey(ctx, p.ref(req.Key), req.Type, req.ReplicateTo)
 }
 
 // ListKeys lists keys.

@@ -83,12 +83,22 @@ func (d Description) Has(c Capability) bool {
 type CreateKeyRequest struct {
 	Key  KeyRef
 	Type KeyType
+	// ReplicateTo names regions (in the provider's terms, e.g. eu-west-1)
+	// where the key is to have replicas holding the same key material:
+	// only for providers that claim CapReplicateKey (Validate refuses it
+	// for the others with ErrUnimplemented).
+	ReplicateTo []string
 }
 
 // CreateKeyResponse names the key created.
 type CreateKeyResponse struct {
 	KeyID   string
 	Version string
+	// Replicas are the replicas' references, one per ReplicateTo region
+	// and in its order, ready to name in a key group. Their parameters
+	// name the replica (its region, ...) and hold no secret: the CLI
+	// prints them whole.
+	Replicas []KeyRef
 }
 
 // ListKeysRequest carries the parameters that say where to list.

@@ -58,11 +58,15 @@ func wireQuotas(qs []QuotaClass) []*kmsv1.QuotaClass {
 }
 
 func (s *server) CreateKey(ctx context.Context, r *kmsv1.CreateKeyRequest) (*kmsv1.CreateKeyResponse, error) {
-	resp, err := s.p.CreateKey(ctx, CreateKeyRequest{Key: keyRef(r.GetKey()), Type: KeyType(r.GetKeyType())})
+	resp, err := s.p.CreateKey(ctx, CreateKeyRequest{Key: keyRef(r.GetKey()), Type: KeyType(r.GetKeyType()), ReplicateTo: r.GetReplicateTo()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &kmsv1.CreateKeyResponse{KeyId: resp.KeyID, Version: resp.Version}, nil
+	out := &kmsv1.CreateKeyResponse{KeyId: resp.KeyID, Version: resp.Version}
+	for _, rep := range resp.Replicas {
+		out.Replicas = append(out.Replicas, &kmsv1.KeyRef{KeyId: rep.ID, Params: rep.Params})
+	}
+	return out, nil
 }
 
 func (s *server) ListKeys(ctx context.Context, r *kmsv1.ListKeysRequest) (*kmsv1.ListKeysResponse, error) {

@@ -57,6 +57,9 @@ const (
 	CapVerify      Capability = "verify"       // provider-side Verify
 	CapSignMessage Capability = "sign_message" // whole-message signing besides EdDSA
 	CapSignBatch   Capability = "sign_batch"   // a native SignBatch
+	// CapReplicateKey: CreateKey can make a multi-region key and replicate
+	// it to the regions in CreateKeyRequest.ReplicateTo.
+	CapReplicateKey Capability = "replicate_key"
 )
 
 // ParseKeyType checks a key type name.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +17,8 @@ import (
 const (
 	MaxKeyIDLen   = 2048 // bytes of a key id
 	MaxVersionLen = 256  // bytes of a version
+	MaxReplicas   = 32   // regions in CreateKeyRequest.ReplicateTo
+	MaxRegionLen  = 64   // bytes of one of them
 )
 
 // paramNameRE is what a parameter name looks like.
@@ -43,7 +46,11 @@ var paramNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 //     exactly the algorithm's hash length, or a Message (non-nil, maybe
 //     empty) only for EdDSA and for providers that claim CapSignMessage;
 //     for other providers the SDK hashes a Message into a Digest first;
-//   - a verify request carries a non-empty signature.
+//   - a verify request carries a non-empty signature;
+//   - CreateKey's ReplicateTo is empty unless the provider claims
+//     CapReplicateKey (ErrUnimplemented otherwise), and holds at most
+//     MaxReplicas distinct regions of at most MaxRegionLen printable,
+//     space-free characters.
 //
 // Whether the key's type suits the algorithm is for the provider to
 // check (it knows the key): return CheckAlgorithm(keyType, alg).
@@ -99,7 +106,35 @@ func (v *validated) CreateKey(ctx context.Context, req CreateKeyRequest) (Create
 	if !slices.Contains(d.KeyTypes, req.Type) {
 		return CreateKeyResponse{}, fmt.Errorf("%w: the %s provider cannot create %s keys (it can create %v)", ErrUnsupportedAlgorithm, d.Name, req.Type, d.KeyTypes)
 	}
+	if err := checkReplicateTo(d, req.ReplicateTo); err != nil {
+		return CreateKeyResponse{}, err
+	}
 	return v.p.CreateKey(ctx, req)
+}
+
+// checkReplicateTo checks CreateKey's replica regions against what the
+// provider claims.
+func checkReplicateTo(d Description, regions []string) error {
+	if len(regions) == 0 {
+		return nil
+	}
+	if !slices.Contains(d.Capabilities, CapReplicateKey) {
+		return fmt.Errorf("%w: the %s provider cannot replicate a key to other regions (it does not claim %s): create the key in each region or vault and name them in a key group", ErrUnimplemented, d.Name, CapReplicateKey)
+	}
+	if len(regions) > MaxReplicas {
+		return fmt.Errorf("%w: %d regions to replicate to; the limit is %d", ErrInvalidArgument, len(regions), MaxReplicas)
+	}
+	seen := make(map[string]bool, len(regions))
+	for _, r := range regions {
+		if r == "" || len(r) > MaxRegionLen || strings.IndexFunc(r, func(c rune) bool { return c <= ' ' || c == 0x7f }) >= 0 {
+			return fmt.Errorf("%w: region %s to replicate to is empty, longer than %d bytes, or has spaces or control characters", ErrInvalidArgument, Quote(r), MaxRegionLen)
+		}
+		if seen[r] {
+			return fmt.Errorf("%w: region %s to replicate to appears twice", ErrInvalidArgument, Quote(r))
+		}
+		seen[r] = true
+	}
+	return nil
 }
 
 func (v *validated) ListKeys(ctx context.Context, req ListKeysRequest) ([]KeySummary, error) {

@@ -80,3 +80,22 @@ key "release" {
 		t.Fatalf("a bad failover mode: %v", r)
 	}
 }
+
+// TestKeysCreateReplicateToRefused: a provider that does not claim the
+// replicate_key capability (the fake) refuses keys create --replicate-to
+// with an error naming the capability, and makes no key; and the daemon's
+// API (--server) cannot replicate, which the CLI says before calling it.
+func TestKeysCreateReplicateToRefused(t *testing.T) {
+	st := filepath.Join(t.TempDir(), "keys.json")
+	r := knhk(t, nil, withPlugins("keys", "create", "--key", "fake:mr?state="+st, "--type", "ec-p256", "--replicate-to", "eu-west-1,ap-south-1")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "cannot replicate") || !strings.Contains(r.stderr, string(shared.CapReplicateKey)) || !strings.Contains(r.stderr, "fake") {
+		t.Fatalf("keys create --replicate-to with the fake: %v; want a refusal naming the fake and %s", r, shared.CapReplicateKey)
+	}
+	if r := knhk(t, nil, withPlugins("pubkey", "--key", "fake:mr?state="+st)...); r.code == 0 {
+		t.Fatalf("the refused create made a key anyway: pubkey %v", r)
+	}
+	r = knhk(t, nil, withPlugins("--server", "unix:///nonexistent.sock", "keys", "create", "--key", "mr", "--type", "ec-p256", "--replicate-to", "eu-west-1")...)
+	if r.code != 2 || !strings.Contains(r.stderr, "cannot replicate") {
+		t.Fatalf("keys create --replicate-to --server: %v; want exit 2 saying the daemon cannot replicate", r)
+	}
+}

@@ -81,11 +81,15 @@ func quotas(qs []*kmsv1.QuotaClass) []shared.QuotaClass {
 
 // CreateKey asks the plugin for a new key.
 func (c *Client) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
-	r, err := c.rpc.CreateKey(ctx, &kmsv1.CreateKeyRequest{Key: wireRef(req.Key), KeyType: string(req.Type)})
+	r, err := c.rpc.CreateKey(ctx, &kmsv1.CreateKeyRequest{Key: wireRef(req.Key), KeyType: string(req.Type), ReplicateTo: req.ReplicateTo})
 	if err != nil {
 		return shared.CreateKeyResponse{}, fromStatus(err)
 	}
-	return shared.CreateKeyResponse{KeyID: r.GetKeyId(), Version: r.GetVersion()}, nil
+	resp := shared.CreateKeyResponse{KeyID: r.GetKeyId(), Version: r.GetVersion()}
+	for _, rep := range r.GetReplicas() {
+		resp.Replicas = append(resp.Replicas, shared.KeyRef{ID: rep.GetKeyId(), Params: rep.GetParams()})
+	}
+	return resp, nil
 }
 
 // ListKeys lists the plugin's keys.

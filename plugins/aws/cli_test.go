@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -107,6 +108,22 @@ func TestCLI(t *testing.T) {
 	}
 	if md.CurrentVersion != v2 || len(md.Versions) != 2 || md.Versions[0].Version != created.Version || md.Versions[1].Version != v2 {
 		t.Fatalf("metadata %+v", md)
+	}
+
+	// A multi-Region key: the replicas' references, printed whole, are the
+	// new key's id in each replica Region (ReplicateKey is the double's).
+	d := newReplicaDouble(t, srv)
+	out, errOut, code = run("keys", "create", "--key", "aws:alias/cli-multi", "--param", "endpoint="+d.URL, "--param", "region=us-east-1",
+		"--type", "ec-p256", "--replicate-to", "eu-west-1", "--replicate-to", "ap-south-1", "-o", "json")
+	var multi struct {
+		KeyID    string `json:"key_id"`
+		Replicas []string
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &multi) != nil {
+		t.Fatalf("keys create --replicate-to: exit %d, %q: %s", code, out, errOut)
+	}
+	if want := []string{"aws:" + multi.KeyID + "?region=eu-west-1", "aws:" + multi.KeyID + "?region=ap-south-1"}; multi.KeyID == "" || !slices.Equal(multi.Replicas, want) {
+		t.Fatalf("keys create --replicate-to printed %+v; want replicas %v", multi, want)
 	}
 
 	_, errOut, code = run("sign", "--key", "aws:alias/cli-missing", "--param", "endpoint="+srv.URL, "--in", msg)

@@ -21,6 +21,8 @@ const createDescription = "created by knhk"
 // (alias/NAME or alias ARN) as the key id it also creates the alias and
 // returns it as the key id, so the key can rotate; with an empty key id it
 // returns the new key's id. KMS picks key ids, so any other id is refused.
+// With ReplicateTo it creates a multi-Region key and replicates it to
+// those Regions (see createReplicated).
 func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (shared.CreateKeyResponse, error) {
 	spec, ok := keySpecs[req.Type]
 	if !ok {
@@ -30,6 +32,19 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 	if err != nil {
 		return shared.CreateKeyResponse{}, err
 	}
+	if req.Key.ID != "" && !t.key.isAlias() {
+		return shared.CreateKeyResponse{}, fmt.Errorf("%w: AWS KMS picks key ids; to create a key under a name pass alias/NAME (or leave the key id empty)", shared.ErrInvalidArgument)
+	}
+	if t.key.isAlias() {
+		if _, err := describe(ctx, t.cl, t.key.raw); err == nil {
+			return shared.CreateKeyResponse{}, fmt.Errorf("%w: %s already names a key; rotate it instead", shared.ErrAlreadyExists, t.key.alias)
+		} else if !errors.Is(err, shared.ErrKeyNotFound) {
+			return shared.CreateKeyResponse{}, err
+		}
+	}
+	if len(req.ReplicateTo) > 0 {
+		return createReplicated(ctx, t, spec, req.Key, req.ReplicateTo)
+	}
 	if req.Key.ID == "" {
 		md, err := createKey(ctx, t.cl, spec, false, nil)
 		if err != nil {
@@ -37,14 +52,6 @@ func (p *Provider) CreateKey(ctx context.Context, req shared.CreateKeyRequest) (
 		}
 		id := awssdk.ToString(md.KeyId)
 		return shared.CreateKeyResponse{KeyID: id, Version: id}, nil
-	}
-	if !t.key.isAlias() {
-		return shared.CreateKeyResponse{}, fmt.Errorf("%w: AWS KMS picks key ids; to create a key under a name pass alias/NAME (or leave the key id empty)", shared.ErrInvalidArgument)
-	}
-	if _, err := describe(ctx, t.cl, t.key.raw); err == nil {
-		return shared.CreateKeyResponse{}, fmt.Errorf("%w: %s already names a key; rotate it instead", shared.ErrAlreadyExists, t.key.alias)
-	} else if !errors.Is(err, shared.ErrKeyNotFound) {
-		return shared.CreateKeyResponse{}, err
 	}
 	md, err := createKey(ctx, t.cl, spec, false, []types.Tag{{TagKey: awssdk.String(TagAlias), TagValue: awssdk.String(t.key.alias)}})
 	if err != nil {

@@ -70,6 +70,7 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 		Version: p.cfg.Version,
 		Capabilities: []shared.Capability{
 			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage,
+			shared.CapReplicateKey,
 		},
 		KeyTypes:   append([]shared.KeyType(nil), keyTypes...),
 		Algorithms: shared.AlgorithmsFor(keyTypes...),

@@ -11,6 +11,7 @@ import (
 var knownCapabilities = []shared.Capability{
 	shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey,
 	shared.CapVerify, shared.CapSignMessage, shared.CapSignBatch,
+	shared.CapReplicateKey,
 }
 
 // pluginPrefix starts the file name of every plugin binary the host runs.

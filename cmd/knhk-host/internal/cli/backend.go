@@ -86,7 +86,8 @@ type backend interface {
 	Key(ctx context.Context, spec keySpec) (keyOps, error)
 	// CreateKey returns the new key and how to name it: a provider may
 	// choose the key id itself.
-	CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType) (keyOps, keySpec, error)
+	// With opts.ReplicateTo it also returns the replicas' references.
+	CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType, opts host.CreateOptions) (keyOps, keySpec, []host.Ref, error)
 	ListKeys(ctx context.Context, provider string, params map[string]string) ([]shared.KeySummary, error)
 }
 
@@ -118,16 +119,16 @@ func (b localBackend) Key(ctx context.Context, spec keySpec) (keyOps, error) {
 	return h.Key(ctx, spec.String())
 }
 
-func (b localBackend) CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType) (keyOps, keySpec, error) {
+func (b localBackend) CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType, opts host.CreateOptions) (keyOps, keySpec, []host.Ref, error) {
 	h, err := b.a.openHost(ctx)
 	if err != nil {
-		return nil, spec, err
+		return nil, spec, nil, err
 	}
-	k, err := h.CreateKey(ctx, spec.String(), kt)
+	k, replicas, err := h.CreateKeyWith(ctx, spec.String(), kt, opts)
 	if err != nil {
-		return nil, spec, err
+		return nil, spec, nil, err
 	}
-	return k, keySpec{ref: k.Ref()}, nil
+	return k, keySpec{ref: k.Ref()}, replicas, nil
 }
 
 func (b localBackend) ListKeys(ctx context.Context, provider string, params map[string]string) ([]shared.KeySummary, error) {
@@ -145,20 +146,23 @@ func (b serverBackend) Key(ctx context.Context, spec keySpec) (keyOps, error) {
 	return b.c.Key(ctx, spec.String())
 }
 
-func (b serverBackend) CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType) (keyOps, keySpec, error) {
+func (b serverBackend) CreateKey(ctx context.Context, spec keySpec, kt shared.KeyType, opts host.CreateOptions) (keyOps, keySpec, []host.Ref, error) {
+	if len(opts.ReplicateTo) > 0 {
+		return nil, spec, nil, usagef("run keys create --replicate-to without --server (and without $KNHK_SERVER): it needs the plugin here", "the daemon's API cannot replicate keys")
+	}
 	k, err := b.c.CreateKey(ctx, spec.String(), kt)
 	if err != nil {
-		return nil, spec, err
+		return nil, spec, nil, err
 	}
 	if spec.name == "" {
 		// The provider may have picked the id: the handle names it.
 		ref, err := host.ParseRef(k.Name())
 		if err != nil {
-			return nil, spec, err
+			return nil, spec, nil, err
 		}
 		spec.ref = ref
 	}
-	return k, spec, nil
+	return k, spec, nil, nil
 }
 
 func (b serverBackend) ListKeys(ctx context.Context, provider string, params map[string]string) ([]shared.KeySummary, error) {

@@ -32,13 +32,16 @@ type createdJSON struct {
 	KeyID   string         `json:"key_id"`
 	Type    shared.KeyType `json:"type"`
 	Version string         `json:"version"`
+	// Replicas are the replicas' full references (--replicate-to).
+	Replicas []string `json:"replicas,omitempty"`
 }
 
 func (a *app) keysCreateCmd() *cobra.Command {
 	var kf keyFlags
 	var typ string
+	var replicateTo []string
 	cmd := &cobra.Command{
-		Use:   "create --key REF --type TYPE",
+		Use:   "create --key REF --type TYPE [--replicate-to REGION ...]",
 		Short: "Create a key and print its id and version",
 		Long: `Create a key of the given type with the provider named in the reference and
 print the key (PROVIDER:KEYID, as --key takes it) and its first version. Some
@@ -46,9 +49,16 @@ providers choose the key id themselves; the printed one is the one to use.
 Creation is never retried: if it fails without an answer, check with
 'knhk-host metadata' (or 'keys list') before creating the key again.
 
+--replicate-to makes a key with replicas in other regions holding the same
+key material (an AWS multi-Region key, created in the reference's region
+with an empty key id, replicated with ReplicateKey) and prints the replicas'
+references, ready for a key block's replicas (add each region's endpoint
+parameter if you use one). Providers that cannot replicate refuse it.
+
 Key types: ` + joinStrings(shared.KeyTypes) + `.`,
 		Example: `  knhk-host keys create --key 'fake:demo?state=/tmp/keys.json' --type ed25519
-  knhk-host keys create --key aws:alias/release --param region=eu-west-1 --type ec-p256 -o json`,
+  knhk-host keys create --key aws:alias/release --param region=eu-west-1 --type ec-p256 -o json
+  knhk-host keys create --key 'aws:?region=us-east-1' --type ec-p256 --replicate-to eu-west-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec, err := a.resolve(kf)
@@ -62,7 +72,7 @@ Key types: ` + joinStrings(shared.KeyTypes) + `.`,
 			if err != nil {
 				return usagef("pass --type, one of "+joinStrings(shared.KeyTypes), "%v", err)
 			}
-			k, created, err := a.backend().CreateKey(cmd.Context(), spec, kt)
+			k, created, replicas, err := a.backend().CreateKey(cmd.Context(), spec, kt, host.CreateOptions{ReplicateTo: replicateTo})
 			if err != nil {
 				return fmt.Errorf("create %s key %s: %w", kt, spec.errName(), err)
 			}
@@ -72,14 +82,32 @@ Key types: ` + joinStrings(shared.KeyTypes) + `.`,
 				return fmt.Errorf("created key %s but could not read it back: %w", created.errName(), err)
 			}
 			res := createdJSON{Key: created.show(), KeyID: created.keyID(), Type: pk.Type, Version: pk.Version}
+			// A replica's reference is printed whole, parameters included:
+			// without its region it names nothing, and the provider puts no
+			// secret in it (shared.CreateKeyResponse.Replicas).
+			for _, r := range replicas {
+				res.Replicas = append(res.Replicas, r.String())
+			}
 			return a.printer().print(res, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "key:     %s\nversion: %s\n", res.Key, res.Version)
-				return err
+				if _, err := fmt.Fprintf(w, "key:     %s\nversion: %s\n", res.Key, res.Version); err != nil {
+					return err
+				}
+				for i, r := range res.Replicas {
+					label := "         "
+					if i == 0 {
+						label = "replicas:"
+					}
+					if _, err := fmt.Fprintf(w, "%s %q\n", label, r); err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 		},
 	}
 	kf.register(cmd)
 	cmd.Flags().StringVarP(&typ, "type", "t", "", "key type: "+joinStrings(shared.KeyTypes)+" (required)")
+	cmd.Flags().StringSliceVar(&replicateTo, "replicate-to", nil, "region to replicate the key to (repeatable or comma-separated); only providers that can replicate, e.g. aws")
 	return cmd
 }
 

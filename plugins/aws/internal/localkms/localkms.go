@@ -17,8 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	lkms "github.com/nsmithuk/local-kms/src"
+	"github.com/nsmithuk/local-kms/src/cmk"
 	lconfig "github.com/nsmithuk/local-kms/src/config"
 	"github.com/nsmithuk/local-kms/src/data"
+	"gopkg.in/yaml.v2"
 )
 
 // The emulator's region and account are process-wide variables, so every
@@ -46,6 +48,8 @@ type Server struct {
 	URL string
 	srv *httptest.Server
 	db  *data.Database
+
+	closeOnce sync.Once
 }
 
 // Start runs an emulator, with its database in a temporary directory,
@@ -76,10 +80,59 @@ func New(dir string) *Server {
 	return &Server{URL: srv.URL, srv: srv, db: db}
 }
 
-// Close stops the server and closes its database.
+// Close stops the server and closes its database. Calling it again does
+// nothing.
 func (s *Server) Close() {
-	s.srv.Close()
-	s.db.Close()
+	s.closeOnce.Do(func() {
+		s.srv.Close()
+		s.db.Close()
+	})
+}
+
+// Stop takes the emulator down the way a region outage does: it cuts
+// every open connection, requests in flight included, then closes the
+// server (new connections are refused) and its database.
+func (s *Server) Stop() {
+	s.srv.CloseClientConnections()
+	s.Close()
+}
+
+// Seed loads keys written in local-kms's seed file format (its README,
+// "Seeding file format": Keys.Asymmetric.Ecc and .Rsa entries with
+// Metadata.KeyId, Metadata.KeyUsage and PrivateKeyPem) into the
+// emulator's database. local-kms reads a seed file only from Run, which
+// serves on the default mux and never returns; Seed is the same steps
+// (the YAML parsing is local-kms's own, through its key types) for a
+// server started here. The key id may be any id, e.g. a multi-Region
+// key's mrk-..., which local-kms takes as it is.
+func (s *Server) Seed(seedYAML []byte) error {
+	var in struct {
+		Keys struct {
+			Asymmetric struct {
+				Rsa []cmk.RsaKey `yaml:"Rsa"`
+				Ecc []cmk.EccKey `yaml:"Ecc"`
+			} `yaml:"Asymmetric"`
+		} `yaml:"Keys"`
+	}
+	if err := yaml.UnmarshalStrict(seedYAML, &in); err != nil {
+		return fmt.Errorf("local-kms seed: %w", err)
+	}
+	var keys []cmk.Key
+	for i := range in.Keys.Asymmetric.Rsa {
+		keys = append(keys, &in.Keys.Asymmetric.Rsa[i])
+	}
+	for i := range in.Keys.Asymmetric.Ecc {
+		keys = append(keys, &in.Keys.Asymmetric.Ecc[i])
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("local-kms seed: no Keys.Asymmetric.Rsa or .Ecc entries")
+	}
+	for _, k := range keys {
+		if err := s.db.SaveKey(k); err != nil {
+			return fmt.Errorf("local-kms seed: saving %s: %w", k.GetMetadata().KeyId, err)
+		}
+	}
+	return nil
 }
 
 // Client returns an SDK client for the emulator with the static test

@@ -336,9 +336,12 @@ func (x *QuotaClass) GetSource() string {
 }
 
 type CreateKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	KeyType       string                 `protobuf:"bytes,2,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Key     *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	KeyType string                 `protobuf:"bytes,2,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	// replicate_to names regions to replicate the new key to (a multi-region
+	// key); only for providers that claim the "replicate_key" capability.
+	ReplicateTo   []string `protobuf:"bytes,3,rep,name=replicate_to,json=replicateTo,proto3" json:"replicate_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -387,10 +390,20 @@ func (x *CreateKeyRequest) GetKeyType() string {
 	return ""
 }
 
+func (x *CreateKeyRequest) GetReplicateTo() []string {
+	if x != nil {
+		return x.ReplicateTo
+	}
+	return nil
+}
+
 type CreateKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	KeyId   string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// replicas are the references of the replicas made, one per
+	// replicate_to region, in its order.
+	Replicas      []*KeyRef `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -437,6 +450,13 @@ func (x *CreateKeyResponse) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *CreateKeyResponse) GetReplicas() []*KeyRef {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
 }
 
 type ListKeysRequest struct {
@@ -1764,13 +1784,15 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\x06source\x18\b \x01(\tR\x06source\x1a:\n" +
 	"\fWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"T\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"w\n" +
 	"\x10CreateKeyRequest\x12%\n" +
 	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\x12\x19\n" +
-	"\bkey_type\x18\x02 \x01(\tR\akeyType\"D\n" +
+	"\bkey_type\x18\x02 \x01(\tR\akeyType\x12!\n" +
+	"\freplicate_to\x18\x03 \x03(\tR\vreplicateTo\"u\n" +
 	"\x11CreateKeyResponse\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"\x8e\x01\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12/\n" +
+	"\breplicas\x18\x03 \x03(\v2\x13.knhk.kms.v1.KeyRefR\breplicas\"\x8e\x01\n" +
 	"\x0fListKeysRequest\x12@\n" +
 	"\x06params\x18\x01 \x03(\v2(.knhk.kms.v1.ListKeysRequest.ParamsEntryR\x06params\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
@@ -1927,44 +1949,45 @@ var file_knhk_kms_v1_kms_proto_depIdxs = []int32{
 	3,  // 1: knhk.kms.v1.DescribeResponse.quotas:type_name -> knhk.kms.v1.QuotaClass
 	28, // 2: knhk.kms.v1.QuotaClass.weights:type_name -> knhk.kms.v1.QuotaClass.WeightsEntry
 	0,  // 3: knhk.kms.v1.CreateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	29, // 4: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
-	7,  // 5: knhk.kms.v1.ListKeysResponse.keys:type_name -> knhk.kms.v1.KeySummary
-	0,  // 6: knhk.kms.v1.GetPublicKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 7: knhk.kms.v1.SignRequest.key:type_name -> knhk.kms.v1.KeyRef
-	14, // 8: knhk.kms.v1.SignBatchRequest.keys:type_name -> knhk.kms.v1.SignBatchKey
-	15, // 9: knhk.kms.v1.SignBatchRequest.items:type_name -> knhk.kms.v1.SignBatchItem
-	0,  // 10: knhk.kms.v1.SignBatchKey.key:type_name -> knhk.kms.v1.KeyRef
-	17, // 11: knhk.kms.v1.SignBatchResponse.results:type_name -> knhk.kms.v1.SignBatchResult
-	18, // 12: knhk.kms.v1.SignBatchResult.error:type_name -> knhk.kms.v1.ItemError
-	0,  // 13: knhk.kms.v1.VerifyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 14: knhk.kms.v1.RotateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
-	0,  // 15: knhk.kms.v1.GetKeyMetadataRequest.key:type_name -> knhk.kms.v1.KeyRef
-	31, // 16: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
-	24, // 17: knhk.kms.v1.GetKeyMetadataResponse.versions:type_name -> knhk.kms.v1.KeyVersion
-	30, // 18: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
-	1,  // 19: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
-	4,  // 20: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
-	6,  // 21: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
-	9,  // 22: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
-	11, // 23: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
-	13, // 24: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
-	19, // 25: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
-	21, // 26: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
-	23, // 27: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
-	2,  // 28: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
-	5,  // 29: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
-	8,  // 30: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
-	10, // 31: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
-	12, // 32: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
-	16, // 33: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
-	20, // 34: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
-	22, // 35: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
-	25, // 36: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	0,  // 4: knhk.kms.v1.CreateKeyResponse.replicas:type_name -> knhk.kms.v1.KeyRef
+	29, // 5: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
+	7,  // 6: knhk.kms.v1.ListKeysResponse.keys:type_name -> knhk.kms.v1.KeySummary
+	0,  // 7: knhk.kms.v1.GetPublicKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 8: knhk.kms.v1.SignRequest.key:type_name -> knhk.kms.v1.KeyRef
+	14, // 9: knhk.kms.v1.SignBatchRequest.keys:type_name -> knhk.kms.v1.SignBatchKey
+	15, // 10: knhk.kms.v1.SignBatchRequest.items:type_name -> knhk.kms.v1.SignBatchItem
+	0,  // 11: knhk.kms.v1.SignBatchKey.key:type_name -> knhk.kms.v1.KeyRef
+	17, // 12: knhk.kms.v1.SignBatchResponse.results:type_name -> knhk.kms.v1.SignBatchResult
+	18, // 13: knhk.kms.v1.SignBatchResult.error:type_name -> knhk.kms.v1.ItemError
+	0,  // 14: knhk.kms.v1.VerifyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 15: knhk.kms.v1.RotateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 16: knhk.kms.v1.GetKeyMetadataRequest.key:type_name -> knhk.kms.v1.KeyRef
+	31, // 17: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
+	24, // 18: knhk.kms.v1.GetKeyMetadataResponse.versions:type_name -> knhk.kms.v1.KeyVersion
+	30, // 19: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
+	1,  // 20: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
+	4,  // 21: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
+	6,  // 22: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
+	9,  // 23: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
+	11, // 24: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
+	13, // 25: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
+	19, // 26: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
+	21, // 27: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
+	23, // 28: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
+	2,  // 29: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
+	5,  // 30: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
+	8,  // 31: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
+	10, // 32: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
+	12, // 33: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
+	16, // 34: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
+	20, // 35: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
+	22, // 36: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
+	25, // 37: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_knhk_kms_v1_kms_proto_init() }
