@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,12 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/kms/types"
-
 	"github.com/knhk/knhk/host"
-	"github.com/knhk/knhk/shared"
 )
 
 // networkDelay is what row 12's proxy adds each way: a KMS in a nearby
@@ -83,26 +77,10 @@ func (b *bench) row12(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sig, err := signer.Sign(nil, digest[:], crypto.SHA256)
-	if err != nil {
+	if err := signOnceChecked(signer); err != nil {
 		return err
 	}
-	if err := shared.VerifyDigest(signer.Public(), shared.ES256, digest[:], sig); err != nil {
-		return err
-	}
-	direct := func(int) error {
-		out, err := client.Sign(ctx, &kms.SignInput{KeyId: aws.String(id), Message: digest[:],
-			MessageType: types.MessageTypeDigest, SigningAlgorithm: types.SigningAlgorithmSpecEcdsaSha256})
-		if err == nil && len(out.Signature) == 0 {
-			err = fmt.Errorf("empty signature")
-		}
-		return err
-	}
-	viaHost := func(int) error {
-		_, err := signer.Sign(nil, digest[:], crypto.SHA256)
-		return err
-	}
-	ms, ratios, err := alternateRounds(latencyCallers, b.dur, 4, direct, viaHost)
+	ms, ratios, err := alternateRounds(latencyCallers, b.dur, 4, directSign(ctx, client, id), hostSign(signer))
 	if err != nil {
 		return err
 	}
