@@ -43,11 +43,8 @@ type awsResult struct {
 // process on 127.0.0.1: through the host and the AWS plugin binary, and
 // with aws-sdk-go-v2 calling the emulator directly, alternating twice.
 func (b *bench) row5(ctx context.Context) error {
-	if b.inproc {
-		return nil // the AWS plugin only runs as a binary
-	}
-	if _, err := os.Stat(filepath.Join(b.bin, "plugins", "knhk-plugin-aws")); err != nil {
-		return fmt.Errorf("the AWS plugin is not built (make build): %w", err)
+	if run, err := b.awsPlugin(); !run {
+		return err
 	}
 	srv, stopKMS, err := b.localKMS()
 	if err != nil {
@@ -180,4 +177,17 @@ func signOnceChecked(s crypto.Signer) error {
 		return err
 	}
 	return shared.VerifyDigest(s.Public(), shared.ES256, digest[:], sig)
+}
+
+// awsPlugin reports whether the AWS rows run: not with -inproc (the
+// AWS plugin only runs as a binary), and an error when its binary is
+// not built.
+func (b *bench) awsPlugin() (bool, error) {
+	if b.inproc {
+		return false, nil
+	}
+	if _, err := os.Stat(filepath.Join(b.bin, "plugins", "knhk-plugin-aws")); err != nil {
+		return false, fmt.Errorf("the AWS plugin is not built (make build): %w", err)
+	}
+	return true, nil
 }

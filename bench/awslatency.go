@@ -7,8 +7,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/knhk/knhk/host"
@@ -45,11 +43,8 @@ func (d delayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // binary against aws-sdk-go-v2 calling the proxy directly, alternating.
 // The plugin boundary should vanish next to a real network.
 func (b *bench) row12(ctx context.Context) error {
-	if b.inproc {
-		return nil // the AWS plugin only runs as a binary
-	}
-	if _, err := os.Stat(filepath.Join(b.bin, "plugins", "knhk-plugin-aws")); err != nil {
-		return fmt.Errorf("the AWS plugin is not built (make build): %w", err)
+	if run, err := b.awsPlugin(); !run {
+		return err
 	}
 	srv, stopKMS, err := b.localKMS()
 	if err != nil {
