@@ -22,7 +22,7 @@ type Record struct {
 	// embedded host its configured principal.
 	Principal string `json:"principal"`
 	// Operation is sign, verify, public_key, metadata, rotate,
-	// create_key or list_keys; key_group_check for a replica of a key
+	// create_key, list_keys, promote or retire; key_group_check for a replica of a key
 	// group found holding another key than the group (quarantined).
 	Operation string `json:"op"`
 	// Key is the key as PROVIDER:KEYID, without its parameters'
@@ -53,6 +53,11 @@ type Record struct {
 	// replica holds and the group's key it should hold.
 	SPKISHA256         string `json:"spki_sha256,omitempty"`
 	ExpectedSPKISHA256 string `json:"expected_spki_sha256,omitempty"`
+	// VersionState is the state a rotate, promote or retire left
+	// KeyVersion in, for a key with version states: pending (a rotate
+	// with pending), active (a promote; the version active before is
+	// retiring) or retired.
+	VersionState string `json:"version_state,omitempty"`
 	// Prev is the leaf hash (base64, as in checkpoints) of the record
 	// before this one. It is not needed for the tree, which checkpoints
 	// seal; it lets a verifier name the exact record that was edited

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/knhk/knhk/audit"
+	"github.com/knhk/knhk/shared"
 	"github.com/knhk/knhk/telemetry"
 )
 
@@ -68,7 +69,8 @@ type auditRun struct {
 	input     string // "digest" or "message"
 	inputHash string
 	sigHash   string
-	invalid   bool // a verify that found the signature invalid
+	invalid   bool   // a verify that found the signature invalid
+	state     string // the version state a rotate, promote or retire left
 }
 
 // beginAudit starts an operation's record, nil without an audit log.
@@ -97,6 +99,13 @@ func (r *opRun) input(digest, message []byte) {
 func (r *opRun) signature(sig []byte) {
 	if r.audit != nil && len(sig) > 0 {
 		r.audit.sigHash = sha256Hex(sig)
+	}
+}
+
+// versionState records the state a version change left the version in.
+func (r *opRun) versionState(s shared.VersionState) {
+	if r.audit != nil {
+		r.audit.state = string(s)
 	}
 }
 
@@ -137,6 +146,7 @@ func (r *opRun) record(ctx context.Context, err error) error {
 		InputSHA256:     a.inputHash,
 		SignatureSHA256: a.sigHash,
 		Outcome:         audit.OutcomeOK,
+		VersionState:    a.state,
 	}
 	rec.Key, rec.Params = auditKey(a.ref)
 	switch {

@@ -15,11 +15,14 @@ import (
 
 // Defaults used for zero Config fields.
 const (
-	DefaultStartTimeout   = 10 * time.Second
-	DefaultCallTimeout    = 30 * time.Second
-	DefaultPublicKeyTTL   = 5 * time.Minute
-	DefaultInitialBackoff = 100 * time.Millisecond
-	DefaultMaxBackoff     = 10 * time.Second
+	DefaultStartTimeout = 10 * time.Second
+	DefaultCallTimeout  = 30 * time.Second
+	DefaultPublicKeyTTL = 5 * time.Minute
+	// DefaultVersionStatesTTL is Config.VersionStatesTTL's default: short,
+	// since another host may promote a version at any time.
+	DefaultVersionStatesTTL = 5 * time.Second
+	DefaultInitialBackoff   = 100 * time.Millisecond
+	DefaultMaxBackoff       = 10 * time.Second
 )
 
 // PluginPathEnv lists extra plugin directories, colon-separated.
@@ -87,6 +90,13 @@ type Config struct {
 	// (provider, key, parameters, version). Rotation through the host
 	// drops the key's entries. Zero: 5 minutes; negative: no caching.
 	PublicKeyTTL time.Duration
+
+	// VersionStatesTTL is how long a key's version states (see
+	// Key.Versions) are cached, per key; a version missing from them, or
+	// not in a state that allows what is asked, refetches them once
+	// before the answer. Version changes through the host drop the key's
+	// entry. Zero: DefaultVersionStatesTTL; negative: no caching.
+	VersionStatesTTL time.Duration
 
 	// Retry configures relaunch backoff and the retry of idempotent calls.
 	Retry RetryPolicy
@@ -184,6 +194,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PublicKeyTTL == 0 {
 		c.PublicKeyTTL = DefaultPublicKeyTTL
+	}
+	if c.VersionStatesTTL == 0 {
+		c.VersionStatesTTL = DefaultVersionStatesTTL
 	}
 	if c.Retry.InitialBackoff <= 0 {
 		c.Retry.InitialBackoff = DefaultInitialBackoff

@@ -22,9 +22,11 @@ type Host struct {
 	dirs  []string
 	lock  *Lock
 	cache *pubCache
-	spawn spawner // starts the plugin processes
-	tel   *instruments
-	gtel  *groupInstruments
+	// states caches keys' version states (Config.VersionStatesTTL).
+	states *stateCache
+	spawn  spawner // starts the plugin processes
+	tel    *instruments
+	gtel   *groupInstruments
 
 	// reattach lists the plugins served elsewhere, by provider name
 	// (host/hosttest sets it through host/internal/reattach).
@@ -71,6 +73,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		log:     cfg.Logger,
 		dirs:    cfg.searchDirs(),
 		cache:   newPubCache(cfg.PublicKeyTTL),
+		states:  newStateCache(cfg.VersionStatesTTL),
 		plugins: map[string]*managed{},
 		groups:  map[string]*group{},
 		done:    make(chan struct{}),

@@ -59,6 +59,11 @@ func (k *Key) PublicKey(ctx context.Context, version string) (PublicKey, error) 
 		pk.DER = bytes.Clone(pk.DER)
 		return pk, err
 	}
+	version, err := k.publicVersion(ctx, version)
+	if err != nil { // still an operation, traced and recorded
+		ctx, run := k.m.begin(ctx, opPublicKey, k.ref)
+		return PublicKey{}, run.end(ctx, err)
+	}
 	return k.h.publicKey(ctx, k.m, k.ref, version, false)
 }
 
@@ -169,6 +174,11 @@ func (k *Key) sign(ctx context.Context, req shared.SignRequest) (Signature, erro
 	if k.g != nil {
 		return k.g.sign(ctx, req)
 	}
+	version, err := k.signVersion(ctx, req.Version)
+	if err != nil {
+		return Signature{}, k.refused(ctx, req.Algorithm, req.Digest, req.Message, err)
+	}
+	req.Version = version
 	resp, err := k.h.sign(ctx, k.m, k.ref, req)
 	if err != nil {
 		return Signature{}, err
@@ -209,6 +219,9 @@ func (k *Key) verify(ctx context.Context, opts SignOptions, digest, message, sig
 	run.input(digest, message)
 	run.signature(sig)
 	defer func() { err = run.end(ctx, err) }()
+	if opts.Version, err = k.verifyVersion(ctx, opts.Version); err != nil {
+		return err
+	}
 	alg, pk, err := k.algorithm(ctx, opts, false)
 	if err != nil {
 		return err
@@ -237,7 +250,7 @@ func (k *Key) Rotate(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: %s is a key group: rotate the key with its provider, which must give every replica the same new key (AWS does so for a multi-Region key); the group follows at its next sync check",
 			shared.ErrFailedPrecondition, shared.Quote(k.g.name))
 	}
-	resp, err := k.m.rotateKey(ctx, k.ref)
+	resp, err := k.m.rotateKey(ctx, k.ref, false)
 	if err != nil {
 		return "", err
 	}

@@ -96,17 +96,31 @@ func (m *managed) verify(ctx context.Context, r Ref, req shared.VerifyRequest) (
 	return resp, nil
 }
 
-// rotateKey rotates the key; never retried. It drops the key's cached
-// public keys, even on error: the rotation may have happened.
-func (m *managed) rotateKey(ctx context.Context, r Ref) (shared.RotateKeyResponse, error) {
+// rotateKey rotates the key, making the new version pending if asked;
+// never retried. It drops the key's cached public keys and version
+// states, even on error: the rotation may have happened.
+func (m *managed) rotateKey(ctx context.Context, r Ref, pending bool) (shared.RotateKeyResponse, error) {
 	ctx, run := m.begin(ctx, opRotate, r)
 	if err := run.ready(); err != nil {
 		return shared.RotateKeyResponse{}, run.end(ctx, err)
 	}
+	if pending {
+		// A plugin older than Pending would drop the field and make the
+		// new version current at once: ask it first.
+		run.versionState(shared.VersionPending)
+		ok, err := m.claimsVersionStates(ctx)
+		if err == nil && !ok {
+			err = m.errNoVersionStates()
+		}
+		if err != nil {
+			return shared.RotateKeyResponse{}, run.end(ctx, err)
+		}
+	}
 	resp, err := limited(ctx, m, quotaReq{op: shared.OpRotate, ref: r}, "rotate key", false, func(ctx context.Context, c *pluginrpc.Client) (shared.RotateKeyResponse, error) {
-		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: r.keyRef()})
+		return c.RotateKey(ctx, shared.RotateKeyRequest{Key: r.keyRef(), Pending: pending})
 	})
 	m.h.cache.invalidate(r)
+	m.h.states.invalidate(r)
 	run.version(resp.Version)
 	if err = run.end(ctx, err); err != nil {
 		return shared.RotateKeyResponse{}, err

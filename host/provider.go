@@ -82,7 +82,30 @@ func (p *managedProvider) Verify(ctx context.Context, req shared.VerifyRequest) 
 
 // RotateKey rotates; never retried; drops the key's cached public keys.
 func (p *managedProvider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
-	return p.m.rotateKey(ctx, p.ref(req.Key))
+	return p.m.rotateKey(ctx, p.ref(req.Key), req.Pending)
+}
+
+// GetVersionStates reads a key's version states afresh (and caches them).
+func (p *managedProvider) GetVersionStates(ctx context.Context, req shared.GetVersionStatesRequest) (shared.VersionStates, error) {
+	r := p.ref(req.Key)
+	ok, err := p.m.claimsVersionStates(ctx)
+	if err == nil && !ok {
+		err = p.m.errNoVersionStates()
+	}
+	if err != nil {
+		return shared.VersionStates{}, err
+	}
+	return p.m.h.versionStates(ctx, p.m, r, true)
+}
+
+// SetVersionState moves a version to a state (recorded as promote when
+// the state is active, else retire); never retried.
+func (p *managedProvider) SetVersionState(ctx context.Context, req shared.SetVersionStateRequest) (shared.VersionStates, error) {
+	o := opRetire
+	if req.State == shared.VersionActive {
+		o = opPromote
+	}
+	return p.m.setVersionState(ctx, o, p.ref(req.Key), req.Version, req.State)
 }
 
 // KeyMetadata describes a key.

@@ -53,13 +53,15 @@ const (
 	opRotate
 	opCreateKey
 	opListKeys
+	opPromote
+	opRetire
 	numOps
 )
 
 // opNames are the knhk.operation values, spanNames the operations' spans.
 var (
-	opNames   = [numOps]string{"sign", "verify", "public_key", "metadata", "rotate", "create_key", "list_keys"}
-	spanNames = [numOps]string{"knhk.sign", "knhk.verify", "knhk.public_key", "knhk.metadata", "knhk.rotate", "knhk.create_key", "knhk.list_keys"}
+	opNames   = [numOps]string{"sign", "verify", "public_key", "metadata", "rotate", "create_key", "list_keys", "promote", "retire"}
+	spanNames = [numOps]string{"knhk.sign", "knhk.verify", "knhk.public_key", "knhk.metadata", "knhk.rotate", "knhk.create_key", "knhk.list_keys", "knhk.promote", "knhk.retire"}
 )
 
 // Bucket boundaries: operation durations from a local plugin's tenth of a

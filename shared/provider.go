@@ -171,6 +171,10 @@ type VerifyResponse struct {
 // RotateKeyRequest names the key to rotate.
 type RotateKeyRequest struct {
 	Key KeyRef
+	// Pending makes the new version pending instead of current (see
+	// VersionStater): only for providers that claim CapVersionStates
+	// (Validate refuses it for the others with ErrUnimplemented).
+	Pending bool
 }
 
 // RotateKeyResponse names the new current version.

@@ -238,7 +238,7 @@ func (s *server) Verify(ctx context.Context, r *kmsv1.VerifyRequest) (*kmsv1.Ver
 }
 
 func (s *server) RotateKey(ctx context.Context, r *kmsv1.RotateKeyRequest) (*kmsv1.RotateKeyResponse, error) {
-	resp, err := s.p.RotateKey(ctx, RotateKeyRequest{Key: keyRef(r.GetKey())})
+	resp, err := s.p.RotateKey(ctx, RotateKeyRequest{Key: keyRef(r.GetKey()), Pending: r.GetPending()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -278,4 +278,28 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+func (s *server) GetVersionStates(ctx context.Context, r *kmsv1.GetVersionStatesRequest) (*kmsv1.VersionStatesResponse, error) {
+	states, err := s.p.GetVersionStates(ctx, GetVersionStatesRequest{Key: keyRef(r.GetKey())})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return wireStates(states), nil
+}
+
+func (s *server) SetVersionState(ctx context.Context, r *kmsv1.SetVersionStateRequest) (*kmsv1.VersionStatesResponse, error) {
+	states, err := s.p.SetVersionState(ctx, SetVersionStateRequest{Key: keyRef(r.GetKey()), Version: r.GetVersion(), State: VersionState(r.GetState())})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return wireStates(states), nil
+}
+
+func wireStates(states VersionStates) *kmsv1.VersionStatesResponse {
+	out := &kmsv1.VersionStatesResponse{}
+	for _, e := range states.Versions {
+		out.Versions = append(out.Versions, &kmsv1.VersionStateEntry{Version: e.Version, State: string(e.State)})
+	}
+	return out
 }

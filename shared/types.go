@@ -60,6 +60,11 @@ const (
 	// CapReplicateKey: CreateKey can make a multi-region key and replicate
 	// it to the regions in CreateKeyRequest.ReplicateTo.
 	CapReplicateKey Capability = "replicate_key"
+	// CapVersionStates: the provider keeps each key version's state
+	// (pending, active, retiring, retired) with the key, serves
+	// GetVersionStates and SetVersionState (it is a VersionStater) and
+	// RotateKeyRequest.Pending.
+	CapVersionStates Capability = "version_states"
 )
 
 // ParseKeyType checks a key type name.

@@ -50,7 +50,12 @@ var paramNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 //   - CreateKey's ReplicateTo is empty unless the provider claims
 //     CapReplicateKey (ErrUnimplemented otherwise), and holds at most
 //     MaxReplicas distinct regions of at most MaxRegionLen printable,
-//     space-free characters.
+//     space-free characters;
+//   - RotateKey's Pending, GetVersionStates and SetVersionState reach
+//     only a provider that claims CapVersionStates and is a
+//     VersionStater (ErrUnimplemented otherwise); SetVersionState names
+//     a version and a known state; the states a provider returns have
+//     exactly one active version (VersionStates.Check).
 //
 // Whether the key's type suits the algorithm is for the provider to
 // check (it knows the key): return CheckAlgorithm(keyType, alg).
@@ -73,8 +78,9 @@ type validated struct {
 }
 
 var (
-	_ Provider    = (*validated)(nil)
-	_ BatchSigner = (*validated)(nil)
+	_ Provider      = (*validated)(nil)
+	_ BatchSigner   = (*validated)(nil)
+	_ VersionStater = (*validated)(nil)
 )
 
 func (v *validated) Describe(ctx context.Context) (Description, error) {
@@ -87,6 +93,11 @@ func (v *validated) Describe(ctx context.Context) (Description, error) {
 	}
 	if d.Version == "" {
 		d.Version = BuildVersion()
+	}
+	if _, ok := v.p.(VersionStater); !ok && d.Has(CapVersionStates) {
+		// A wrapper may copy another provider's claims without its
+		// methods: claim only what is served.
+		d.Capabilities = slices.DeleteFunc(slices.Clone(d.Capabilities), func(c Capability) bool { return c == CapVersionStates })
 	}
 	v.desc.Store(&d)
 	return d, nil
@@ -178,7 +189,65 @@ func (v *validated) RotateKey(ctx context.Context, req RotateKeyRequest) (Rotate
 	if err := checkRef(req.Key, false); err != nil {
 		return RotateKeyResponse{}, err
 	}
+	if req.Pending {
+		if _, err := v.versionStater(ctx); err != nil {
+			return RotateKeyResponse{}, err
+		}
+	}
 	return v.p.RotateKey(ctx, req)
+}
+
+// versionStater is the provider as a VersionStater, or ErrUnimplemented
+// when it does not claim CapVersionStates or does not implement it.
+func (v *validated) versionStater(ctx context.Context) (VersionStater, error) {
+	d, err := v.Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vs, ok := v.p.(VersionStater)
+	if !ok || !d.Has(CapVersionStates) {
+		return nil, fmt.Errorf("%w: the %s provider keeps no version states (it does not claim %s): a new version is current at once", ErrUnimplemented, d.Name, CapVersionStates)
+	}
+	return vs, nil
+}
+
+// GetVersionStates checks the request and the provider's answer (see
+// VersionStates.Check).
+func (v *validated) GetVersionStates(ctx context.Context, req GetVersionStatesRequest) (VersionStates, error) {
+	if err := checkRef(req.Key, false); err != nil {
+		return VersionStates{}, err
+	}
+	vs, err := v.versionStater(ctx)
+	if err != nil {
+		return VersionStates{}, err
+	}
+	states, err := vs.GetVersionStates(ctx, req)
+	if err != nil {
+		return VersionStates{}, err
+	}
+	return states, states.Check()
+}
+
+// SetVersionState checks the request and the provider's answer.
+func (v *validated) SetVersionState(ctx context.Context, req SetVersionStateRequest) (VersionStates, error) {
+	if err := checkRefVersion(req.Key, req.Version); err != nil {
+		return VersionStates{}, err
+	}
+	if req.Version == "" {
+		return VersionStates{}, fmt.Errorf("%w: name the version whose state to set", ErrInvalidArgument)
+	}
+	if _, err := ParseVersionState(string(req.State)); err != nil {
+		return VersionStates{}, err
+	}
+	vs, err := v.versionStater(ctx)
+	if err != nil {
+		return VersionStates{}, err
+	}
+	states, err := vs.SetVersionState(ctx, req)
+	if err != nil {
+		return VersionStates{}, err
+	}
+	return states, states.Check()
 }
 
 func (v *validated) KeyMetadata(ctx context.Context, req KeyMetadataRequest) (KeyMetadata, error) {

@@ -261,7 +261,7 @@ func (c *Client) Verify(ctx context.Context, req shared.VerifyRequest) (shared.V
 
 // RotateKey asks the plugin to rotate a key.
 func (c *Client) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
-	r, err := c.rpc.RotateKey(ctx, &kmsv1.RotateKeyRequest{Key: wireRef(req.Key)})
+	r, err := c.rpc.RotateKey(ctx, &kmsv1.RotateKeyRequest{Key: wireRef(req.Key), Pending: req.Pending})
 	if err != nil {
 		return shared.RotateKeyResponse{}, fromStatus(err)
 	}
@@ -292,6 +292,32 @@ func typed[T ~string](in []string) []T {
 	out := make([]T, len(in))
 	for i, v := range in {
 		out[i] = T(v)
+	}
+	return out
+}
+
+// GetVersionStates asks the plugin for a key's version states.
+func (c *Client) GetVersionStates(ctx context.Context, req shared.GetVersionStatesRequest) (shared.VersionStates, error) {
+	r, err := c.rpc.GetVersionStates(ctx, &kmsv1.GetVersionStatesRequest{Key: wireRef(req.Key)})
+	if err != nil {
+		return shared.VersionStates{}, fromStatus(err)
+	}
+	return versionStates(r), nil
+}
+
+// SetVersionState asks the plugin to move a key version to a state.
+func (c *Client) SetVersionState(ctx context.Context, req shared.SetVersionStateRequest) (shared.VersionStates, error) {
+	r, err := c.rpc.SetVersionState(ctx, &kmsv1.SetVersionStateRequest{Key: wireRef(req.Key), Version: req.Version, State: string(req.State)})
+	if err != nil {
+		return shared.VersionStates{}, fromStatus(err)
+	}
+	return versionStates(r), nil
+}
+
+func versionStates(r *kmsv1.VersionStatesResponse) shared.VersionStates {
+	var out shared.VersionStates
+	for _, e := range r.GetVersions() {
+		out.Versions = append(out.Versions, shared.VersionStateEntry{Version: e.GetVersion(), State: shared.VersionState(e.GetState())})
 	}
 	return out
 }

@@ -100,7 +100,10 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 // errRaced says another writer rotated the key between read and update.
 var errRaced = errors.New("rotated concurrently")
 
-// RotateKey adds a version and makes it current.
+// RotateKey adds a version and makes it current or, with Pending, pending
+// (giving the key version states if it had none: the current version
+// becomes active). A key with states rotated without Pending has its new
+// version active at once and its active one retiring.
 func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
 	t, err := p.resolve(ctx, OpRotateKey, req.Key)
 	if err != nil {
@@ -130,6 +133,14 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 			if len(cur.Versions) != n-1 {
 				return errRaced
 			}
+			switch {
+			case req.Pending:
+				cur.startStates()
+				v.State = shared.VersionPending
+			case cur.hasStates():
+				cur.current().State = shared.VersionRetiring
+				v.State = shared.VersionActive
+			}
 			cur.Versions = append(cur.Versions, v)
 			return nil
 		})
@@ -139,7 +150,7 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 		if err != nil {
 			return shared.RotateKeyResponse{}, err
 		}
-		p.log.Debug("rotated key", "key", t.id, "version", v.Version)
+		p.log.Debug("rotated key", "key", t.id, "version", v.Version, "pending", req.Pending)
 		return shared.RotateKeyResponse{Version: v.Version}, nil
 	}
 }
@@ -172,4 +183,55 @@ func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataReques
 		return nil
 	})
 	return md, err
+}
+
+// GetVersionStates returns the key's version states from its store.
+func (p *Provider) GetVersionStates(ctx context.Context, req shared.GetVersionStatesRequest) (shared.VersionStates, error) {
+	t, err := p.resolve(ctx, OpVersionStates, req.Key)
+	if err != nil {
+		return shared.VersionStates{}, err
+	}
+	var out shared.VersionStates
+	err = t.store.read(func(s *state) error {
+		k, _, err := s.find(t.id, "")
+		if err == nil {
+			out = k.states()
+		}
+		return err
+	})
+	return out, err
+}
+
+// SetVersionState moves a version to a state in the key's store, under
+// its lock: a promotion moves the active version to retiring in the same
+// write, so every host sharing the store sees exactly one active version.
+func (p *Provider) SetVersionState(ctx context.Context, req shared.SetVersionStateRequest) (shared.VersionStates, error) {
+	t, err := p.resolve(ctx, OpVersionStates, req.Key)
+	if err != nil {
+		return shared.VersionStates{}, err
+	}
+	var out shared.VersionStates
+	err = t.store.update(func(s *state) error {
+		k, v, err := s.find(t.id, req.Version)
+		if err != nil {
+			return err
+		}
+		if !k.hasStates() {
+			return fmt.Errorf("%w: fake: key %q has no version states; rotate it with pending first", shared.ErrFailedPrecondition, t.id)
+		}
+		if err := shared.CheckVersionTransition(v.Version, v.State, req.State); err != nil {
+			return err
+		}
+		if req.State == shared.VersionActive && v.State != shared.VersionActive {
+			k.current().State = shared.VersionRetiring
+		}
+		v.State = req.State
+		out = k.states()
+		return nil
+	})
+	if err != nil {
+		return shared.VersionStates{}, err
+	}
+	p.log.Debug("set version state", "key", t.id, "version", req.Version, "state", req.State)
+	return out, nil
 }

@@ -54,7 +54,7 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 		Version: p.version,
 		Capabilities: []shared.Capability{
 			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage,
-			shared.CapSignBatch,
+			shared.CapSignBatch, shared.CapVersionStates,
 		},
 		KeyTypes:   slices.Clone(shared.KeyTypes),
 		Algorithms: shared.AlgorithmsFor(shared.KeyTypes...),

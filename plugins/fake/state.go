@@ -26,6 +26,9 @@ const (
 //	{"format": "knhk-fake-state/v1",
 //	 "keys": {"demo": {"type": "ec-p256", "origin": "random",
 //	   "versions": [{"version": "1", "created": "...", "pkcs8": "<base64 DER>"}]}}}
+//
+// A key with version states (see shared.VersionStater) has a "state" in
+// every version, exactly one of them "active"; a key without has none.
 type state struct {
 	Format string               `json:"format"`
 	Keys   map[string]*keyEntry `json:"keys"`
@@ -43,13 +46,54 @@ type keyVersion struct {
 	Version string    `json:"version"`
 	Created time.Time `json:"created"`
 	PKCS8   []byte    `json:"pkcs8"`
-	signer  crypto.Signer
+	// State is the version's state when its key has version states.
+	State  shared.VersionState `json:"state,omitempty"`
+	signer crypto.Signer
 }
 
 func newState() *state { return &state{Format: stateFormat, Keys: map[string]*keyEntry{}} }
 
-// current is the key's current version.
-func (k *keyEntry) current() *keyVersion { return k.Versions[len(k.Versions)-1] }
+// current is the key's current version: the active one when the key has
+// version states, else the last.
+func (k *keyEntry) current() *keyVersion {
+	if k.hasStates() {
+		for _, v := range k.Versions {
+			if v.State == shared.VersionActive {
+				return v
+			}
+		}
+	}
+	return k.Versions[len(k.Versions)-1]
+}
+
+// hasStates reports whether the key has version states.
+func (k *keyEntry) hasStates() bool { return k.Versions[0].State != "" }
+
+// states are the key's version states, none without.
+func (k *keyEntry) states() shared.VersionStates {
+	var out shared.VersionStates
+	if !k.hasStates() {
+		return out
+	}
+	for _, v := range k.Versions {
+		out.Versions = append(out.Versions, shared.VersionStateEntry{Version: v.Version, State: v.State})
+	}
+	return out
+}
+
+// startStates gives a key without version states its first: the current
+// version active, older ones retiring.
+func (k *keyEntry) startStates() {
+	if k.hasStates() {
+		return
+	}
+	for i, v := range k.Versions {
+		v.State = shared.VersionRetiring
+		if i == len(k.Versions)-1 {
+			v.State = shared.VersionActive
+		}
+	}
+}
 
 // newVersion wraps a freshly generated private key as the next version.
 func newVersion(n int, k crypto.Signer) (*keyVersion, error) {
@@ -129,6 +173,12 @@ func (s *state) check(cache *signerCache) error {
 				return fmt.Errorf("key %q version %s: private key is not a %s key", id, v.Version, k.Type)
 			}
 			v.signer = signer
+			if (v.State != "") != (k.Versions[0].State != "") {
+				return fmt.Errorf("key %q: some versions have a state and some have none", id)
+			}
+		}
+		if err := k.states().Check(); err != nil {
+			return fmt.Errorf("key %q: %v", id, err)
 		}
 	}
 	return nil

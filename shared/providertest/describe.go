@@ -11,7 +11,7 @@ import (
 var knownCapabilities = []shared.Capability{
 	shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey,
 	shared.CapVerify, shared.CapSignMessage, shared.CapSignBatch,
-	shared.CapReplicateKey,
+	shared.CapReplicateKey, shared.CapVersionStates,
 }
 
 // pluginPrefix starts the file name of every plugin binary the host runs.

@@ -203,6 +203,9 @@ without telemetry: telemetry never stops signing.
 		a.verifyCmd(),
 		a.pubkeyCmd(),
 		a.rotateCmd(),
+		a.versionsCmd(),
+		a.promoteCmd(),
+		a.retireCmd(),
 		a.metadataCmd(),
 		a.auditCmd(),
 	)

@@ -14,14 +14,23 @@ type rotatedJSON struct {
 }
 
 func (a *app) rotateCmd() *cobra.Command {
-	var kf keyFlags
+	var (
+		kf      keyFlags
+		pending bool
+	)
 	cmd := &cobra.Command{
-		Use:   "rotate --key REF",
+		Use:   "rotate --key REF [--pending]",
 		Short: "Make a new key version current and print it",
 		Long: `Ask the provider for a new version of the key, make it current and print the
 new version. Older versions keep verifying and can still sign with --version.
 Rotation is never retried automatically: if it fails, check 'knhk-host
-metadata' before rotating again.`,
+metadata' before rotating again.
+
+With --pending the new version is pending instead: published (pubkey
+--version works) but not signing until 'knhk-host promote'; the key gets
+version states if it had none (its current version becomes active). Only for
+providers that keep version states (capability version_states), and not
+through --server yet.`,
 		Example: `  knhk-host rotate --key 'fake:demo?state=/tmp/keys.json'
   v=$(knhk-host rotate --key release --config knhk.hcl)`,
 		Args: cobra.NoArgs,
@@ -30,11 +39,23 @@ metadata' before rotating again.`,
 			if err != nil {
 				return err
 			}
-			k, err := a.openKey(cmd.Context(), spec)
-			if err != nil {
-				return err
+			var v string
+			if pending {
+				k, err := a.openVersionKey(cmd.Context(), spec)
+				if err != nil {
+					return err
+				}
+				v, err = k.RotatePending(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("rotate %s: %w", spec.errName(), err)
+				}
+			} else {
+				k, err := a.openKey(cmd.Context(), spec)
+				if err != nil {
+					return err
+				}
+				v, err = k.Rotate(cmd.Context())
 			}
-			v, err := k.Rotate(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("rotate %s: %w", spec.errName(), err)
 			}
@@ -46,5 +67,6 @@ metadata' before rotating again.`,
 		},
 	}
 	kf.register(cmd)
+	cmd.Flags().BoolVar(&pending, "pending", false, "make the new version pending (promote it to sign)")
 	return cmd
 }

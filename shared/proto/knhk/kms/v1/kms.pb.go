@@ -134,7 +134,7 @@ type DescribeResponse struct {
 	PluginVersion   string                 `protobuf:"bytes,2,opt,name=plugin_version,json=pluginVersion,proto3" json:"plugin_version,omitempty"`
 	ProtocolVersion uint32                 `protobuf:"varint,3,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// Capability names: "create_key", "list_keys", "rotate_key", "verify",
-	// "sign_message", "sign_batch".
+	// "sign_message", "sign_batch", "replicate_key", "version_states".
 	Capabilities []string `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	KeyTypes     []string `protobuf:"bytes,5,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
 	Algorithms   []string `protobuf:"bytes,6,rep,name=algorithms,proto3" json:"algorithms,omitempty"`
@@ -1424,8 +1424,11 @@ func (x *VerifyResponse) GetVersion() string {
 }
 
 type RotateKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// pending makes the new version pending instead of current; only for
+	// plugins that claim the "version_states" capability.
+	Pending       bool `protobuf:"varint,2,opt,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1465,6 +1468,13 @@ func (x *RotateKeyRequest) GetKey() *KeyRef {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *RotateKeyRequest) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
 }
 
 type RotateKeyResponse struct {
@@ -1701,6 +1711,209 @@ func (x *GetKeyMetadataResponse) GetAttributes() map[string]string {
 	return nil
 }
 
+type GetVersionStatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionStatesRequest) Reset() {
+	*x = GetVersionStatesRequest{}
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionStatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionStatesRequest) ProtoMessage() {}
+
+func (x *GetVersionStatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionStatesRequest.ProtoReflect.Descriptor instead.
+func (*GetVersionStatesRequest) Descriptor() ([]byte, []int) {
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetVersionStatesRequest) GetKey() *KeyRef {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type SetVersionStateRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Key     *KeyRef                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// "pending", "active", "retiring" or "retired".
+	State         string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVersionStateRequest) Reset() {
+	*x = SetVersionStateRequest{}
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVersionStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVersionStateRequest) ProtoMessage() {}
+
+func (x *SetVersionStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVersionStateRequest.ProtoReflect.Descriptor instead.
+func (*SetVersionStateRequest) Descriptor() ([]byte, []int) {
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetVersionStateRequest) GetKey() *KeyRef {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SetVersionStateRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SetVersionStateRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// VersionStateEntry is one version's state.
+type VersionStateEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionStateEntry) Reset() {
+	*x = VersionStateEntry{}
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionStateEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionStateEntry) ProtoMessage() {}
+
+func (x *VersionStateEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionStateEntry.ProtoReflect.Descriptor instead.
+func (*VersionStateEntry) Descriptor() ([]byte, []int) {
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *VersionStateEntry) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *VersionStateEntry) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type VersionStatesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first; empty for a key without version states.
+	Versions      []*VersionStateEntry `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionStatesResponse) Reset() {
+	*x = VersionStatesResponse{}
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionStatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionStatesResponse) ProtoMessage() {}
+
+func (x *VersionStatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionStatesResponse.ProtoReflect.Descriptor instead.
+func (*VersionStatesResponse) Descriptor() ([]byte, []int) {
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *VersionStatesResponse) GetVersions() []*VersionStateEntry {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 // ErrorDetail refines a gRPC status code with knhk's own reason.
 type ErrorDetail struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1712,7 +1925,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[26]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1937,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_knhk_kms_v1_kms_proto_msgTypes[26]
+	mi := &file_knhk_kms_v1_kms_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1950,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{26}
+	return file_knhk_kms_v1_kms_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1857,9 +2070,10 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\x05input\"@\n" +
 	"\x0eVerifyResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"9\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"S\n" +
 	"\x10RotateKeyRequest\x12%\n" +
-	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\"-\n" +
+	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\x12\x18\n" +
+	"\apending\x18\x02 \x01(\bR\apending\"-\n" +
 	"\x11RotateKeyResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\">\n" +
 	"\x15GetKeyMetadataRequest\x12%\n" +
@@ -1883,9 +2097,20 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"%\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
+	"\x17GetVersionStatesRequest\x12%\n" +
+	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\"o\n" +
+	"\x16SetVersionStateRequest\x12%\n" +
+	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\"C\n" +
+	"\x11VersionStateEntry\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"S\n" +
+	"\x15VersionStatesResponse\x12:\n" +
+	"\bversions\x18\x01 \x03(\v2\x1e.knhk.kms.v1.VersionStateEntryR\bversions\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\xb5\x05\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\xef\x06\n" +
 	"\vKeyProvider\x12G\n" +
 	"\bDescribe\x12\x1c.knhk.kms.v1.DescribeRequest\x1a\x1d.knhk.kms.v1.DescribeResponse\x12J\n" +
 	"\tCreateKey\x12\x1d.knhk.kms.v1.CreateKeyRequest\x1a\x1e.knhk.kms.v1.CreateKeyResponse\x12G\n" +
@@ -1895,7 +2120,9 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\tSignBatch\x12\x1d.knhk.kms.v1.SignBatchRequest\x1a\x1e.knhk.kms.v1.SignBatchResponse0\x01\x12A\n" +
 	"\x06Verify\x12\x1a.knhk.kms.v1.VerifyRequest\x1a\x1b.knhk.kms.v1.VerifyResponse\x12J\n" +
 	"\tRotateKey\x12\x1d.knhk.kms.v1.RotateKeyRequest\x1a\x1e.knhk.kms.v1.RotateKeyResponse\x12Y\n" +
-	"\x0eGetKeyMetadata\x12\".knhk.kms.v1.GetKeyMetadataRequest\x1a#.knhk.kms.v1.GetKeyMetadataResponseB5Z3github.com/knhk/knhk/shared/proto/knhk/kms/v1;kmsv1b\x06proto3"
+	"\x0eGetKeyMetadata\x12\".knhk.kms.v1.GetKeyMetadataRequest\x1a#.knhk.kms.v1.GetKeyMetadataResponse\x12\\\n" +
+	"\x10GetVersionStates\x12$.knhk.kms.v1.GetVersionStatesRequest\x1a\".knhk.kms.v1.VersionStatesResponse\x12Z\n" +
+	"\x0fSetVersionState\x12#.knhk.kms.v1.SetVersionStateRequest\x1a\".knhk.kms.v1.VersionStatesResponseB5Z3github.com/knhk/knhk/shared/proto/knhk/kms/v1;kmsv1b\x06proto3"
 
 var (
 	file_knhk_kms_v1_kms_proto_rawDescOnce sync.Once
@@ -1909,48 +2136,52 @@ func file_knhk_kms_v1_kms_proto_rawDescGZIP() []byte {
 	return file_knhk_kms_v1_kms_proto_rawDescData
 }
 
-var file_knhk_kms_v1_kms_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_knhk_kms_v1_kms_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_knhk_kms_v1_kms_proto_goTypes = []any{
-	(*KeyRef)(nil),                 // 0: knhk.kms.v1.KeyRef
-	(*DescribeRequest)(nil),        // 1: knhk.kms.v1.DescribeRequest
-	(*DescribeResponse)(nil),       // 2: knhk.kms.v1.DescribeResponse
-	(*QuotaClass)(nil),             // 3: knhk.kms.v1.QuotaClass
-	(*CreateKeyRequest)(nil),       // 4: knhk.kms.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),      // 5: knhk.kms.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),        // 6: knhk.kms.v1.ListKeysRequest
-	(*KeySummary)(nil),             // 7: knhk.kms.v1.KeySummary
-	(*ListKeysResponse)(nil),       // 8: knhk.kms.v1.ListKeysResponse
-	(*GetPublicKeyRequest)(nil),    // 9: knhk.kms.v1.GetPublicKeyRequest
-	(*GetPublicKeyResponse)(nil),   // 10: knhk.kms.v1.GetPublicKeyResponse
-	(*SignRequest)(nil),            // 11: knhk.kms.v1.SignRequest
-	(*SignResponse)(nil),           // 12: knhk.kms.v1.SignResponse
-	(*SignBatchRequest)(nil),       // 13: knhk.kms.v1.SignBatchRequest
-	(*SignBatchKey)(nil),           // 14: knhk.kms.v1.SignBatchKey
-	(*SignBatchItem)(nil),          // 15: knhk.kms.v1.SignBatchItem
-	(*SignBatchResponse)(nil),      // 16: knhk.kms.v1.SignBatchResponse
-	(*SignBatchResult)(nil),        // 17: knhk.kms.v1.SignBatchResult
-	(*ItemError)(nil),              // 18: knhk.kms.v1.ItemError
-	(*VerifyRequest)(nil),          // 19: knhk.kms.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 20: knhk.kms.v1.VerifyResponse
-	(*RotateKeyRequest)(nil),       // 21: knhk.kms.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),      // 22: knhk.kms.v1.RotateKeyResponse
-	(*GetKeyMetadataRequest)(nil),  // 23: knhk.kms.v1.GetKeyMetadataRequest
-	(*KeyVersion)(nil),             // 24: knhk.kms.v1.KeyVersion
-	(*GetKeyMetadataResponse)(nil), // 25: knhk.kms.v1.GetKeyMetadataResponse
-	(*ErrorDetail)(nil),            // 26: knhk.kms.v1.ErrorDetail
-	nil,                            // 27: knhk.kms.v1.KeyRef.ParamsEntry
-	nil,                            // 28: knhk.kms.v1.QuotaClass.WeightsEntry
-	nil,                            // 29: knhk.kms.v1.ListKeysRequest.ParamsEntry
-	nil,                            // 30: knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
-	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
+	(*KeyRef)(nil),                  // 0: knhk.kms.v1.KeyRef
+	(*DescribeRequest)(nil),         // 1: knhk.kms.v1.DescribeRequest
+	(*DescribeResponse)(nil),        // 2: knhk.kms.v1.DescribeResponse
+	(*QuotaClass)(nil),              // 3: knhk.kms.v1.QuotaClass
+	(*CreateKeyRequest)(nil),        // 4: knhk.kms.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 5: knhk.kms.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),         // 6: knhk.kms.v1.ListKeysRequest
+	(*KeySummary)(nil),              // 7: knhk.kms.v1.KeySummary
+	(*ListKeysResponse)(nil),        // 8: knhk.kms.v1.ListKeysResponse
+	(*GetPublicKeyRequest)(nil),     // 9: knhk.kms.v1.GetPublicKeyRequest
+	(*GetPublicKeyResponse)(nil),    // 10: knhk.kms.v1.GetPublicKeyResponse
+	(*SignRequest)(nil),             // 11: knhk.kms.v1.SignRequest
+	(*SignResponse)(nil),            // 12: knhk.kms.v1.SignResponse
+	(*SignBatchRequest)(nil),        // 13: knhk.kms.v1.SignBatchRequest
+	(*SignBatchKey)(nil),            // 14: knhk.kms.v1.SignBatchKey
+	(*SignBatchItem)(nil),           // 15: knhk.kms.v1.SignBatchItem
+	(*SignBatchResponse)(nil),       // 16: knhk.kms.v1.SignBatchResponse
+	(*SignBatchResult)(nil),         // 17: knhk.kms.v1.SignBatchResult
+	(*ItemError)(nil),               // 18: knhk.kms.v1.ItemError
+	(*VerifyRequest)(nil),           // 19: knhk.kms.v1.VerifyRequest
+	(*VerifyResponse)(nil),          // 20: knhk.kms.v1.VerifyResponse
+	(*RotateKeyRequest)(nil),        // 21: knhk.kms.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),       // 22: knhk.kms.v1.RotateKeyResponse
+	(*GetKeyMetadataRequest)(nil),   // 23: knhk.kms.v1.GetKeyMetadataRequest
+	(*KeyVersion)(nil),              // 24: knhk.kms.v1.KeyVersion
+	(*GetKeyMetadataResponse)(nil),  // 25: knhk.kms.v1.GetKeyMetadataResponse
+	(*GetVersionStatesRequest)(nil), // 26: knhk.kms.v1.GetVersionStatesRequest
+	(*SetVersionStateRequest)(nil),  // 27: knhk.kms.v1.SetVersionStateRequest
+	(*VersionStateEntry)(nil),       // 28: knhk.kms.v1.VersionStateEntry
+	(*VersionStatesResponse)(nil),   // 29: knhk.kms.v1.VersionStatesResponse
+	(*ErrorDetail)(nil),             // 30: knhk.kms.v1.ErrorDetail
+	nil,                             // 31: knhk.kms.v1.KeyRef.ParamsEntry
+	nil,                             // 32: knhk.kms.v1.QuotaClass.WeightsEntry
+	nil,                             // 33: knhk.kms.v1.ListKeysRequest.ParamsEntry
+	nil,                             // 34: knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
+	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
 }
 var file_knhk_kms_v1_kms_proto_depIdxs = []int32{
-	27, // 0: knhk.kms.v1.KeyRef.params:type_name -> knhk.kms.v1.KeyRef.ParamsEntry
+	31, // 0: knhk.kms.v1.KeyRef.params:type_name -> knhk.kms.v1.KeyRef.ParamsEntry
 	3,  // 1: knhk.kms.v1.DescribeResponse.quotas:type_name -> knhk.kms.v1.QuotaClass
-	28, // 2: knhk.kms.v1.QuotaClass.weights:type_name -> knhk.kms.v1.QuotaClass.WeightsEntry
+	32, // 2: knhk.kms.v1.QuotaClass.weights:type_name -> knhk.kms.v1.QuotaClass.WeightsEntry
 	0,  // 3: knhk.kms.v1.CreateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
 	0,  // 4: knhk.kms.v1.CreateKeyResponse.replicas:type_name -> knhk.kms.v1.KeyRef
-	29, // 5: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
+	33, // 5: knhk.kms.v1.ListKeysRequest.params:type_name -> knhk.kms.v1.ListKeysRequest.ParamsEntry
 	7,  // 6: knhk.kms.v1.ListKeysResponse.keys:type_name -> knhk.kms.v1.KeySummary
 	0,  // 7: knhk.kms.v1.GetPublicKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
 	0,  // 8: knhk.kms.v1.SignRequest.key:type_name -> knhk.kms.v1.KeyRef
@@ -1962,32 +2193,39 @@ var file_knhk_kms_v1_kms_proto_depIdxs = []int32{
 	0,  // 14: knhk.kms.v1.VerifyRequest.key:type_name -> knhk.kms.v1.KeyRef
 	0,  // 15: knhk.kms.v1.RotateKeyRequest.key:type_name -> knhk.kms.v1.KeyRef
 	0,  // 16: knhk.kms.v1.GetKeyMetadataRequest.key:type_name -> knhk.kms.v1.KeyRef
-	31, // 17: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
+	35, // 17: knhk.kms.v1.KeyVersion.created_at:type_name -> google.protobuf.Timestamp
 	24, // 18: knhk.kms.v1.GetKeyMetadataResponse.versions:type_name -> knhk.kms.v1.KeyVersion
-	30, // 19: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
-	1,  // 20: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
-	4,  // 21: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
-	6,  // 22: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
-	9,  // 23: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
-	11, // 24: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
-	13, // 25: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
-	19, // 26: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
-	21, // 27: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
-	23, // 28: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
-	2,  // 29: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
-	5,  // 30: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
-	8,  // 31: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
-	10, // 32: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
-	12, // 33: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
-	16, // 34: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
-	20, // 35: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
-	22, // 36: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
-	25, // 37: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	34, // 19: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
+	0,  // 20: knhk.kms.v1.GetVersionStatesRequest.key:type_name -> knhk.kms.v1.KeyRef
+	0,  // 21: knhk.kms.v1.SetVersionStateRequest.key:type_name -> knhk.kms.v1.KeyRef
+	28, // 22: knhk.kms.v1.VersionStatesResponse.versions:type_name -> knhk.kms.v1.VersionStateEntry
+	1,  // 23: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
+	4,  // 24: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
+	6,  // 25: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
+	9,  // 26: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
+	11, // 27: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
+	13, // 28: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
+	19, // 29: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
+	21, // 30: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
+	23, // 31: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
+	26, // 32: knhk.kms.v1.KeyProvider.GetVersionStates:input_type -> knhk.kms.v1.GetVersionStatesRequest
+	27, // 33: knhk.kms.v1.KeyProvider.SetVersionState:input_type -> knhk.kms.v1.SetVersionStateRequest
+	2,  // 34: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
+	5,  // 35: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
+	8,  // 36: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
+	10, // 37: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
+	12, // 38: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
+	16, // 39: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
+	20, // 40: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
+	22, // 41: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
+	25, // 42: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
+	29, // 43: knhk.kms.v1.KeyProvider.GetVersionStates:output_type -> knhk.kms.v1.VersionStatesResponse
+	29, // 44: knhk.kms.v1.KeyProvider.SetVersionState:output_type -> knhk.kms.v1.VersionStatesResponse
+	34, // [34:45] is the sub-list for method output_type
+	23, // [23:34] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_knhk_kms_v1_kms_proto_init() }
@@ -2009,7 +2247,7 @@ func file_knhk_kms_v1_kms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knhk_kms_v1_kms_proto_rawDesc), len(file_knhk_kms_v1_kms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

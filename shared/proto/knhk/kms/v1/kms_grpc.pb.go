@@ -35,15 +35,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyProvider_Describe_FullMethodName       = "/knhk.kms.v1.KeyProvider/Describe"
-	KeyProvider_CreateKey_FullMethodName      = "/knhk.kms.v1.KeyProvider/CreateKey"
-	KeyProvider_ListKeys_FullMethodName       = "/knhk.kms.v1.KeyProvider/ListKeys"
-	KeyProvider_GetPublicKey_FullMethodName   = "/knhk.kms.v1.KeyProvider/GetPublicKey"
-	KeyProvider_Sign_FullMethodName           = "/knhk.kms.v1.KeyProvider/Sign"
-	KeyProvider_SignBatch_FullMethodName      = "/knhk.kms.v1.KeyProvider/SignBatch"
-	KeyProvider_Verify_FullMethodName         = "/knhk.kms.v1.KeyProvider/Verify"
-	KeyProvider_RotateKey_FullMethodName      = "/knhk.kms.v1.KeyProvider/RotateKey"
-	KeyProvider_GetKeyMetadata_FullMethodName = "/knhk.kms.v1.KeyProvider/GetKeyMetadata"
+	KeyProvider_Describe_FullMethodName         = "/knhk.kms.v1.KeyProvider/Describe"
+	KeyProvider_CreateKey_FullMethodName        = "/knhk.kms.v1.KeyProvider/CreateKey"
+	KeyProvider_ListKeys_FullMethodName         = "/knhk.kms.v1.KeyProvider/ListKeys"
+	KeyProvider_GetPublicKey_FullMethodName     = "/knhk.kms.v1.KeyProvider/GetPublicKey"
+	KeyProvider_Sign_FullMethodName             = "/knhk.kms.v1.KeyProvider/Sign"
+	KeyProvider_SignBatch_FullMethodName        = "/knhk.kms.v1.KeyProvider/SignBatch"
+	KeyProvider_Verify_FullMethodName           = "/knhk.kms.v1.KeyProvider/Verify"
+	KeyProvider_RotateKey_FullMethodName        = "/knhk.kms.v1.KeyProvider/RotateKey"
+	KeyProvider_GetKeyMetadata_FullMethodName   = "/knhk.kms.v1.KeyProvider/GetKeyMetadata"
+	KeyProvider_GetVersionStates_FullMethodName = "/knhk.kms.v1.KeyProvider/GetVersionStates"
+	KeyProvider_SetVersionState_FullMethodName  = "/knhk.kms.v1.KeyProvider/SetVersionState"
 )
 
 // KeyProviderClient is the client API for KeyProvider service.
@@ -72,6 +74,13 @@ type KeyProviderClient interface {
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
 	// GetKeyMetadata describes a key and its versions.
 	GetKeyMetadata(ctx context.Context, in *GetKeyMetadataRequest, opts ...grpc.CallOption) (*GetKeyMetadataResponse, error)
+	// GetVersionStates returns the states of a key's versions; only for
+	// plugins that claim the "version_states" capability.
+	GetVersionStates(ctx context.Context, in *GetVersionStatesRequest, opts ...grpc.CallOption) (*VersionStatesResponse, error)
+	// SetVersionState moves one version of a key to a state (active moves
+	// the active version to retiring); only for plugins that claim the
+	// "version_states" capability.
+	SetVersionState(ctx context.Context, in *SetVersionStateRequest, opts ...grpc.CallOption) (*VersionStatesResponse, error)
 }
 
 type keyProviderClient struct {
@@ -181,6 +190,26 @@ func (c *keyProviderClient) GetKeyMetadata(ctx context.Context, in *GetKeyMetada
 	return out, nil
 }
 
+func (c *keyProviderClient) GetVersionStates(ctx context.Context, in *GetVersionStatesRequest, opts ...grpc.CallOption) (*VersionStatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VersionStatesResponse)
+	err := c.cc.Invoke(ctx, KeyProvider_GetVersionStates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyProviderClient) SetVersionState(ctx context.Context, in *SetVersionStateRequest, opts ...grpc.CallOption) (*VersionStatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VersionStatesResponse)
+	err := c.cc.Invoke(ctx, KeyProvider_SetVersionState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyProviderServer is the server API for KeyProvider service.
 // All implementations must embed UnimplementedKeyProviderServer
 // for forward compatibility.
@@ -207,6 +236,13 @@ type KeyProviderServer interface {
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
 	// GetKeyMetadata describes a key and its versions.
 	GetKeyMetadata(context.Context, *GetKeyMetadataRequest) (*GetKeyMetadataResponse, error)
+	// GetVersionStates returns the states of a key's versions; only for
+	// plugins that claim the "version_states" capability.
+	GetVersionStates(context.Context, *GetVersionStatesRequest) (*VersionStatesResponse, error)
+	// SetVersionState moves one version of a key to a state (active moves
+	// the active version to retiring); only for plugins that claim the
+	// "version_states" capability.
+	SetVersionState(context.Context, *SetVersionStateRequest) (*VersionStatesResponse, error)
 	mustEmbedUnimplementedKeyProviderServer()
 }
 
@@ -243,6 +279,12 @@ func (UnimplementedKeyProviderServer) RotateKey(context.Context, *RotateKeyReque
 }
 func (UnimplementedKeyProviderServer) GetKeyMetadata(context.Context, *GetKeyMetadataRequest) (*GetKeyMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetKeyMetadata not implemented")
+}
+func (UnimplementedKeyProviderServer) GetVersionStates(context.Context, *GetVersionStatesRequest) (*VersionStatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVersionStates not implemented")
+}
+func (UnimplementedKeyProviderServer) SetVersionState(context.Context, *SetVersionStateRequest) (*VersionStatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetVersionState not implemented")
 }
 func (UnimplementedKeyProviderServer) mustEmbedUnimplementedKeyProviderServer() {}
 func (UnimplementedKeyProviderServer) testEmbeddedByValue()                     {}
@@ -420,6 +462,42 @@ func _KeyProvider_GetKeyMetadata_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyProvider_GetVersionStates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVersionStatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyProviderServer).GetVersionStates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyProvider_GetVersionStates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyProviderServer).GetVersionStates(ctx, req.(*GetVersionStatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyProvider_SetVersionState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetVersionStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyProviderServer).SetVersionState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyProvider_SetVersionState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyProviderServer).SetVersionState(ctx, req.(*SetVersionStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyProvider_ServiceDesc is the grpc.ServiceDesc for KeyProvider service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -458,6 +536,14 @@ var KeyProvider_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetKeyMetadata",
 			Handler:    _KeyProvider_GetKeyMetadata_Handler,
+		},
+		{
+			MethodName: "GetVersionStates",
+			Handler:    _KeyProvider_GetVersionStates_Handler,
+		},
+		{
+			MethodName: "SetVersionState",
+			Handler:    _KeyProvider_SetVersionState_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

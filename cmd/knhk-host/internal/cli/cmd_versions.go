@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/shared"
+)
+
+// versionOps is what versions, promote, retire and rotate --pending do
+// with a key: a *host.Key's (plugins run here). The daemon has no API
+// for them yet, so these commands run locally only.
+type versionOps interface {
+	Versions(ctx context.Context) ([]host.VersionInfo, error)
+	RotatePending(ctx context.Context) (string, error)
+	Promote(ctx context.Context, version string) error
+	Retire(ctx context.Context, version string) error
+}
+
+var _ versionOps = (*host.Key)(nil)
+
+// noDaemonVersions is why the version state commands refuse --server.
+const noDaemonVersions = "the daemon has no API for version states yet"
+
+// openVersionKey opens the key of spec for a version state command.
+func (a *app) openVersionKey(ctx context.Context, spec keySpec) (versionOps, error) {
+	k, err := a.openKey(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	vk, ok := k.(versionOps)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s %s: %s", shared.ErrUnimplemented, spec.errName(), "cannot change version states through --server", noDaemonVersions)
+	}
+	return vk, nil
+}
+
+// versionStateJSON is one version in `versions -o json`.
+type versionStateJSON struct {
+	Version    string    `json:"version"`
+	State      string    `json:"state,omitempty"`
+	Current    bool      `json:"current"`
+	Enabled    bool      `json:"enabled"`
+	Created    time.Time `json:"created,omitzero"`
+	SPKISHA256 string    `json:"spki_sha256,omitempty"`
+}
+
+// versionsJSON is `versions -o json`.
+type versionsJSON struct {
+	Key      string             `json:"key"`
+	Versions []versionStateJSON `json:"versions"`
+}
+
+func (a *app) versionsCmd() *cobra.Command {
+	var kf keyFlags
+	cmd := &cobra.Command{
+		Use:   "versions --key REF",
+		Short: "List a key's versions with their states and fingerprints",
+		Long: `List the key's versions, oldest first: each one's state (pending, active,
+retiring, retired; "-" for a key without version states), whether it is the
+version that signs when none is named, and the SHA-256 of its public key
+(DER SubjectPublicKeyInfo). States are read afresh from the provider.
+Promotion gates are not shown yet.`,
+		Example: `  knhk-host versions --key 'fake:demo?state=/tmp/keys.json'`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec, err := a.resolve(kf)
+			if err != nil {
+				return err
+			}
+			k, err := a.openVersionKey(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			vs, err := k.Versions(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("versions of %s: %w", spec.errName(), err)
+			}
+			res := versionsJSON{Key: spec.show(), Versions: []versionStateJSON{}}
+			for _, v := range vs {
+				res.Versions = append(res.Versions, versionStateJSON{Version: v.Version, State: string(v.State), Current: v.Current, Enabled: v.Enabled, Created: v.Created, SPKISHA256: v.SPKISHA256})
+			}
+			return a.printer().print(res, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "VERSION\tSTATE\tCURRENT\tSPKI SHA-256")
+				for _, v := range res.Versions {
+					state, cur, fp := v.State, "", v.SPKISHA256
+					if state == "" {
+						state = "-"
+					}
+					if v.Current {
+						cur = "*"
+					}
+					if fp == "" {
+						fp = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Version, state, cur, fp)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Annotations = map[string]string{localOnly: noDaemonVersions}
+	kf.register(cmd)
+	return cmd
+}
+
+// stateChangeJSON is `promote -o json` and `retire -o json`.
+type stateChangeJSON struct {
+	Key     string `json:"key"`
+	Version string `json:"version"`
+	State   string `json:"state"`
+}
+
+func (a *app) promoteCmd() *cobra.Command {
+	return a.stateCmd("promote", shared.VersionActive,
+		"Make a pending key version active (it signs; the active one retires)",
+		`Make a pending version of the key active: from now on it signs, and the
+version active before becomes retiring (it still verifies and stays
+published, but no longer signs). Hosts sharing the key follow within their
+version state cache's TTL. Promotion gates (canary, replicas_agree,
+approvals, soak) are not checked yet: only the state rules refuse.`,
+		func(ctx context.Context, k versionOps, v string) error { return k.Promote(ctx, v) })
+}
+
+func (a *app) retireCmd() *cobra.Command {
+	return a.stateCmd("retire", shared.VersionRetired,
+		"Retire a retiring or pending key version (it neither signs nor verifies)",
+		`Retire a version of the key: it no longer signs, its signatures no longer
+verify and it is no longer published. Only a retiring or pending version can
+be retired; the active one cannot (promote another first).`,
+		func(ctx context.Context, k versionOps, v string) error { return k.Retire(ctx, v) })
+}
+
+// stateCmd is promote or retire.
+func (a *app) stateCmd(name string, state shared.VersionState, short, long string, do func(context.Context, versionOps, string) error) *cobra.Command {
+	var (
+		kf      keyFlags
+		version string
+	)
+	cmd := &cobra.Command{
+		Use:     name + " --key REF --version V",
+		Short:   short,
+		Long:    long,
+		Example: "  knhk-host " + name + " --key 'fake:demo?state=/tmp/keys.json' --version 2",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec, err := a.resolve(kf)
+			if err != nil {
+				return err
+			}
+			if version == "" {
+				return &usageError{err: fmt.Errorf("%s needs --version", name)}
+			}
+			k, err := a.openVersionKey(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			if err := do(cmd.Context(), k, version); err != nil {
+				return fmt.Errorf("%s %s version %s: %w", name, spec.errName(), shared.Quote(version), err)
+			}
+			res := stateChangeJSON{Key: spec.show(), Version: version, State: string(state)}
+			return a.printer().print(res, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%s %s\n", version, state)
+				return err
+			})
+		},
+	}
+	cmd.Annotations = map[string]string{localOnly: noDaemonVersions}
+	kf.register(cmd)
+	cmd.Flags().StringVar(&version, "version", "", "the key version")
+	return cmd
+}
