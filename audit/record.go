@@ -22,7 +22,7 @@ type Record struct {
 	// embedded host its configured principal.
 	Principal string `json:"principal"`
 	// Operation is sign, verify, public_key, metadata, rotate,
-	// create_key, list_keys, promote or retire; key_group_check for a replica of a key
+	// create_key, list_keys, approve, promote or retire; key_group_check for a replica of a key
 	// group found holding another key than the group (quarantined).
 	Operation string `json:"op"`
 	// Key is the key as PROVIDER:KEYID, without its parameters'
@@ -58,6 +58,9 @@ type Record struct {
 	// with pending), active (a promote; the version active before is
 	// retiring) or retired.
 	VersionState string `json:"version_state,omitempty"`
+	// Approvers are, for approve, the approver's key name and, for
+	// promote, the approvers whose approvals counted.
+	Approvers []string `json:"approvers,omitempty"`
 	// Prev is the leaf hash (base64, as in checkpoints) of the record
 	// before this one. It is not needed for the tree, which checkpoints
 	// seal; it lets a verifier name the exact record that was edited

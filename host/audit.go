@@ -69,8 +69,9 @@ type auditRun struct {
 	input     string // "digest" or "message"
 	inputHash string
 	sigHash   string
-	invalid   bool   // a verify that found the signature invalid
-	state     string // the version state a rotate, promote or retire left
+	invalid   bool     // a verify that found the signature invalid
+	state     string   // the version state a rotate, promote or retire left
+	approvers []string // an approve's approver, a promote's approvers counted
 }
 
 // beginAudit starts an operation's record, nil without an audit log.
@@ -106,6 +107,14 @@ func (r *opRun) signature(sig []byte) {
 func (r *opRun) versionState(s shared.VersionState) {
 	if r.audit != nil {
 		r.audit.state = string(s)
+	}
+}
+
+// approvers records who approved (approve) or whose approvals counted
+// (promote).
+func (r *opRun) approvers(names []string) {
+	if r.audit != nil {
+		r.audit.approvers = names
 	}
 }
 
@@ -147,6 +156,7 @@ func (r *opRun) record(ctx context.Context, err error) error {
 		SignatureSHA256: a.sigHash,
 		Outcome:         audit.OutcomeOK,
 		VersionState:    a.state,
+		Approvers:       a.approvers,
 	}
 	rec.Key, rec.Params = auditKey(a.ref)
 	switch {

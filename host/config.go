@@ -144,6 +144,13 @@ type Config struct {
 	// KeyGroup): a group's name works wherever a reference does.
 	KeyGroups map[string]KeyGroup
 
+	// Promotion gives keys promotion gates (see Gates and Key.Promote):
+	// key reference ("aws:alias/release") to the checks a pending version
+	// of it must pass before it signs. Gates apply by PROVIDER:KEYID,
+	// whatever the parameters, so that adding one does not skip them.
+	// Keys not named have none.
+	Promotion map[string]Gates
+
 	// Quotas throttles requests to the key services' quotas before they
 	// leave the host (see Quotas). The zero value applies each
 	// provider's documented defaults.

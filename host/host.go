@@ -24,9 +24,11 @@ type Host struct {
 	cache *pubCache
 	// states caches keys' version states (Config.VersionStatesTTL).
 	states *stateCache
-	spawn  spawner // starts the plugin processes
-	tel    *instruments
-	gtel   *groupInstruments
+	// promotion is Config.Promotion by PROVIDER:KEYID.
+	promotion map[string]Gates
+	spawn     spawner // starts the plugin processes
+	tel       *instruments
+	gtel      *groupInstruments
 
 	// reattach lists the plugins served elsewhere, by provider name
 	// (host/hosttest sets it through host/internal/reattach).
@@ -68,17 +70,22 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := checkKeyGroups(cfg.KeyGroups); err != nil {
 		return nil, err
 	}
+	promotion, err := checkPromotion(cfg.Promotion)
+	if err != nil {
+		return nil, err
+	}
 	h := &Host{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		dirs:    cfg.searchDirs(),
-		cache:   newPubCache(cfg.PublicKeyTTL),
-		states:  newStateCache(cfg.VersionStatesTTL),
-		plugins: map[string]*managed{},
-		groups:  map[string]*group{},
-		done:    make(chan struct{}),
-		tel:     newInstruments(cfg),
-		gtel:    newGroupInstruments(cfg),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		dirs:      cfg.searchDirs(),
+		cache:     newPubCache(cfg.PublicKeyTTL),
+		states:    newStateCache(cfg.VersionStatesTTL),
+		plugins:   map[string]*managed{},
+		groups:    map[string]*group{},
+		promotion: promotion,
+		done:      make(chan struct{}),
+		tel:       newInstruments(cfg),
+		gtel:      newGroupInstruments(cfg),
 
 		reattach: reattach.From(ctx),
 	}

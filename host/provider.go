@@ -98,14 +98,16 @@ func (p *managedProvider) GetVersionStates(ctx context.Context, req shared.GetVe
 	return p.m.h.versionStates(ctx, p.m, r, true)
 }
 
-// SetVersionState moves a version to a state (recorded as promote when
-// the state is active, else retire); never retried.
+// SetVersionState moves a version to a state; never retried. Active is a
+// promotion, through the key's gates (with no approvals: a key whose
+// gates ask for some is promoted with Key.Promote); anything else is
+// recorded as retire.
 func (p *managedProvider) SetVersionState(ctx context.Context, req shared.SetVersionStateRequest) (shared.VersionStates, error) {
-	o := opRetire
+	r := p.ref(req.Key)
 	if req.State == shared.VersionActive {
-		o = opPromote
+		return p.m.promote(ctx, &Key{h: p.m.h, m: p.m, ref: r}, req.Version, nil)
 	}
-	return p.m.setVersionState(ctx, o, p.ref(req.Key), req.Version, req.State)
+	return p.m.setVersionState(ctx, opRetire, r, req.Version, req.State, nil)
 }
 
 // KeyMetadata describes a key.

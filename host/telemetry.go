@@ -55,13 +55,14 @@ const (
 	opListKeys
 	opPromote
 	opRetire
+	opApprove
 	numOps
 )
 
 // opNames are the knhk.operation values, spanNames the operations' spans.
 var (
-	opNames   = [numOps]string{"sign", "verify", "public_key", "metadata", "rotate", "create_key", "list_keys", "promote", "retire"}
-	spanNames = [numOps]string{"knhk.sign", "knhk.verify", "knhk.public_key", "knhk.metadata", "knhk.rotate", "knhk.create_key", "knhk.list_keys", "knhk.promote", "knhk.retire"}
+	opNames   = [numOps]string{"sign", "verify", "public_key", "metadata", "rotate", "create_key", "list_keys", "promote", "retire", "approve"}
+	spanNames = [numOps]string{"knhk.sign", "knhk.verify", "knhk.public_key", "knhk.metadata", "knhk.rotate", "knhk.create_key", "knhk.list_keys", "knhk.promote", "knhk.retire", "knhk.approve"}
 )
 
 // Bucket boundaries: operation durations from a local plugin's tenth of a

@@ -20,8 +20,8 @@ import (
 // verifies but cannot sign; a retired one does neither. Keys without
 // states, and providers without the capability, behave as before.
 //
-// Promotion gates (canary, replicas_agree, approvals, soak) are not
-// checked yet: Promote refuses only what the state rules refuse.
+// Promotion gates (canary, replicas_agree, approvals, soak) are in
+// promote.go, approvals in approval.go.
 
 // stateCache caches keys' version states with a TTL.
 type stateCache struct {
@@ -279,20 +279,6 @@ func (k *Key) RotatePending(ctx context.Context) (string, error) {
 	return resp.Version, nil
 }
 
-// Promote makes a version active: it signs from now on and the version
-// active before is retiring (it still verifies). Only a pending version
-// can be promoted (promoting the active one is a no-op). Gates
-// (canary, approvals, ...) are not checked yet. Every host sharing the
-// key sees the change once its cached states expire
-// (Config.VersionStatesTTL) or a version misses in them.
-func (k *Key) Promote(ctx context.Context, version string) error {
-	if k.g != nil {
-		return k.groupRefusal("promote a version")
-	}
-	_, err := k.m.setVersionState(ctx, opPromote, k.ref, version, shared.VersionActive)
-	return err
-}
-
 // Retire retires a retiring or pending version: it neither signs nor
 // verifies any more. The active version cannot be retired: promote
 // another first.
@@ -300,13 +286,14 @@ func (k *Key) Retire(ctx context.Context, version string) error {
 	if k.g != nil {
 		return k.groupRefusal("retire a version")
 	}
-	_, err := k.m.setVersionState(ctx, opRetire, k.ref, version, shared.VersionRetired)
+	_, err := k.m.setVersionState(ctx, opRetire, k.ref, version, shared.VersionRetired, nil)
 	return err
 }
 
-// setVersionState moves a version to a state; never retried. It drops
-// the key's cached states and public keys, even on error.
-func (m *managed) setVersionState(ctx context.Context, o op, r Ref, version string, state shared.VersionState) (states shared.VersionStates, err error) {
+// setVersionState moves a version to a state, after check (when not nil)
+// allows it; never retried. It drops the key's cached states and public
+// keys, even on error.
+func (m *managed) setVersionState(ctx context.Context, o op, r Ref, version string, state shared.VersionState, check func(context.Context, *opRun) error) (states shared.VersionStates, err error) {
 	ctx, run := m.begin(ctx, o, r)
 	run.version(version)
 	run.versionState(state)
@@ -323,6 +310,11 @@ func (m *managed) setVersionState(ctx context.Context, o op, r Ref, version stri
 	}
 	if !ok {
 		return states, m.errNoVersionStates()
+	}
+	if check != nil {
+		if err := check(ctx, &run); err != nil {
+			return states, err
+		}
 	}
 	states, err = limited(ctx, m, quotaReq{op: shared.OpRotate, ref: r}, "set version state", false, func(ctx context.Context, c *pluginrpc.Client) (shared.VersionStates, error) {
 		return c.SetVersionState(ctx, shared.SetVersionStateRequest{Key: r.keyRef(), Version: version, State: state})

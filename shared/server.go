@@ -299,7 +299,11 @@ func (s *server) SetVersionState(ctx context.Context, r *kmsv1.SetVersionStateRe
 func wireStates(states VersionStates) *kmsv1.VersionStatesResponse {
 	out := &kmsv1.VersionStatesResponse{}
 	for _, e := range states.Versions {
-		out.Versions = append(out.Versions, &kmsv1.VersionStateEntry{Version: e.Version, State: string(e.State)})
+		w := &kmsv1.VersionStateEntry{Version: e.Version, State: string(e.State)}
+		if !e.Since.IsZero() {
+			w.Since = timestamppb.New(e.Since)
+		}
+		out.Versions = append(out.Versions, w)
 	}
 	return out
 }

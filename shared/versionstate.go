@@ -3,6 +3,7 @@ package shared
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // VersionState is where a key version stands in its life when its key
@@ -68,6 +69,10 @@ func CheckVersionTransition(version string, from, to VersionState) error {
 type VersionStateEntry struct {
 	Version string
 	State   VersionState
+	// Since is when the version entered its state; zero when the
+	// provider does not know. Promotion's soak gate measures how long a
+	// version has been pending from it.
+	Since time.Time
 }
 
 // VersionStates are the states of a key's versions, oldest first. A key
@@ -82,12 +87,18 @@ func (vs VersionStates) Has() bool { return len(vs.Versions) > 0 }
 
 // State is a version's state, and whether the version has one.
 func (vs VersionStates) State(version string) (VersionState, bool) {
+	e, ok := vs.Entry(version)
+	return e.State, ok
+}
+
+// Entry is a version's entry, and whether the version has one.
+func (vs VersionStates) Entry(version string) (VersionStateEntry, bool) {
 	for _, e := range vs.Versions {
 		if e.Version == version {
-			return e.State, true
+			return e, true
 		}
 	}
-	return "", false
+	return VersionStateEntry{}, false
 }
 
 // Active is the active version, "" when there is none.

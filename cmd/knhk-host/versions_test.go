@@ -80,3 +80,60 @@ func mustB64(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestPromotionGatesCLI: a key whose promotion block asks for the canary
+// and two approvers (one a key file, one a fake key): promote refuses
+// with exit 3 and the unmet gate listed until both have approved;
+// approve stores each approval in the key's approvals_dir, where
+// versions and promote find it; then the promoted version signs.
+func TestPromotionGatesCLI(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "keys.json")
+	alice := strings.TrimSpace(ok(t, nil, "audit", "keygen", "--name", "alice", "--out", filepath.Join(dir, "alice.key")))
+	bob := "fake:bob?state=" + state
+	config := writeFile(t, dir, "knhk.hcl", []byte(`
+plugin_dirs = [`+hcl(pluginDir)+`]
+key "rel" {
+  ref    = "fake:rel"
+  params = { state = `+hcl(state)+` }
+  promotion {
+    canary        = true
+    approvals_dir = "approvals"
+    approvals {
+      required  = 2
+      approvers = [`+hcl(alice)+`, `+hcl(bob)+`]
+    }
+  }
+}
+`))
+	cli := func(args ...string) []string { return append([]string{"--config", config}, args...) }
+	ok(t, nil, cli("keys", "create", "--key", "rel", "--type", "ec-p256")...)
+	ok(t, nil, cli("keys", "create", "--key", bob, "--type", "ed25519")...)
+	ok(t, nil, cli("rotate", "--key", "rel", "--pending")...)
+
+	r := knhk(t, nil, cli("promote", "--key", "rel", "--version", "2")...)
+	if r.code != 3 || !strings.Contains(r.stderr, "approvals (0 of 2 approvers") {
+		t.Fatalf("promote without approvals: %v; want exit 3 naming the approvals gate", r)
+	}
+	note := ok(t, nil, cli("approve", "--key", "rel", "--version", "2", "--approver-key", filepath.Join(dir, "alice.key"))...)
+	if !strings.HasPrefix(note, "knhk-approval/v1\nkey fake:rel\nversion 2\n") || !strings.Contains(note, "— alice ") {
+		t.Fatalf("approve printed %q", note)
+	}
+	text := ok(t, nil, cli("versions", "--key", "rel")...)
+	if !strings.Contains(text, "approvals  not met     1 of 2 approvers: alice") || !strings.Contains(text, "canary     at promote") {
+		t.Fatalf("versions with one approval:\n%s", text)
+	}
+	if r := knhk(t, nil, cli("promote", "--key", "rel", "--version", "2")...); r.code != 3 || !strings.Contains(r.stderr, "1 of 2 approvers: alice") {
+		t.Fatalf("promote with one approval: %v", r)
+	}
+	ok(t, nil, cli("approve", "--key", "rel", "--version", "2", "--approver-key", bob)...)
+	ok(t, nil, cli("promote", "--key", "rel", "--version", "2")...)
+	msg := []byte("release")
+	var s struct{ Signature, Version string }
+	decodeJSONAny(t, ok(t, msg, cli("sign", "--key", "rel", "-o", "json")...), &s)
+	pub := parsePEM(t, ok(t, nil, cli("pubkey", "--key", "rel", "--version", "2")...))
+	d := sha256.Sum256(msg)
+	if s.Version != "2" || shared.VerifyDigest(pub, shared.ES256, d[:], mustB64(t, s.Signature)) != nil {
+		t.Fatalf("sign after promote: version %q, or the signature does not verify", s.Version)
+	}
+}

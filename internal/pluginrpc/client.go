@@ -317,7 +317,11 @@ func (c *Client) SetVersionState(ctx context.Context, req shared.SetVersionState
 func versionStates(r *kmsv1.VersionStatesResponse) shared.VersionStates {
 	var out shared.VersionStates
 	for _, e := range r.GetVersions() {
-		out.Versions = append(out.Versions, shared.VersionStateEntry{Version: e.GetVersion(), State: shared.VersionState(e.GetState())})
+		v := shared.VersionStateEntry{Version: e.GetVersion(), State: shared.VersionState(e.GetState())}
+		if e.GetSince() != nil {
+			v.Since = e.GetSince().AsTime()
+		}
+		out.Versions = append(out.Versions, v)
 	}
 	return out
 }

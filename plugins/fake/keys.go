@@ -136,10 +136,10 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 			switch {
 			case req.Pending:
 				cur.startStates()
-				v.State = shared.VersionPending
+				v.setState(shared.VersionPending)
 			case cur.hasStates():
-				cur.current().State = shared.VersionRetiring
-				v.State = shared.VersionActive
+				cur.current().setState(shared.VersionRetiring)
+				v.setState(shared.VersionActive)
 			}
 			cur.Versions = append(cur.Versions, v)
 			return nil
@@ -223,9 +223,9 @@ func (p *Provider) SetVersionState(ctx context.Context, req shared.SetVersionSta
 			return err
 		}
 		if req.State == shared.VersionActive && v.State != shared.VersionActive {
-			k.current().State = shared.VersionRetiring
+			k.current().setState(shared.VersionRetiring)
 		}
-		v.State = req.State
+		v.setState(req.State)
 		out = k.states()
 		return nil
 	})

@@ -47,8 +47,18 @@ type keyVersion struct {
 	Created time.Time `json:"created"`
 	PKCS8   []byte    `json:"pkcs8"`
 	// State is the version's state when its key has version states.
-	State  shared.VersionState `json:"state,omitempty"`
-	signer crypto.Signer
+	State shared.VersionState `json:"state,omitempty"`
+	// StateSince is when the version entered State.
+	StateSince time.Time `json:"state_since,omitzero"`
+	signer     crypto.Signer
+}
+
+// setState moves the version to st, noting when; a version already in st
+// keeps its time.
+func (v *keyVersion) setState(st shared.VersionState) {
+	if v.State != st {
+		v.State, v.StateSince = st, time.Now().UTC()
+	}
 }
 
 func newState() *state { return &state{Format: stateFormat, Keys: map[string]*keyEntry{}} }
@@ -76,7 +86,7 @@ func (k *keyEntry) states() shared.VersionStates {
 		return out
 	}
 	for _, v := range k.Versions {
-		out.Versions = append(out.Versions, shared.VersionStateEntry{Version: v.Version, State: v.State})
+		out.Versions = append(out.Versions, shared.VersionStateEntry{Version: v.Version, State: v.State, Since: v.StateSince})
 	}
 	return out
 }
@@ -88,9 +98,9 @@ func (k *keyEntry) startStates() {
 		return
 	}
 	for i, v := range k.Versions {
-		v.State = shared.VersionRetiring
+		v.setState(shared.VersionRetiring)
 		if i == len(k.Versions)-1 {
-			v.State = shared.VersionActive
+			v.setState(shared.VersionActive)
 		}
 	}
 }

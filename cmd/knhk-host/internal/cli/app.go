@@ -204,6 +204,7 @@ without telemetry: telemetry never stops signing.
 		a.pubkeyCmd(),
 		a.rotateCmd(),
 		a.versionsCmd(),
+		a.approveCmd(),
 		a.promoteCmd(),
 		a.retireCmd(),
 		a.metadataCmd(),
@@ -358,6 +359,7 @@ func (a *app) openHost(ctx context.Context) (*host.Host, error) {
 		PluginEnv:      a.cfg.PluginEnv,
 		KeyGroups:      a.cfg.KeyGroups,
 		Quotas:         a.cfg.Quotas,
+		Promotion:      a.cfg.PromotionGates,
 	}
 	if a.audit, err = a.openAudit(ctx, hc); err != nil {
 		return nil, err

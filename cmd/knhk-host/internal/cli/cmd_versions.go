@@ -19,7 +19,8 @@ import (
 type versionOps interface {
 	Versions(ctx context.Context) ([]host.VersionInfo, error)
 	RotatePending(ctx context.Context) (string, error)
-	Promote(ctx context.Context, version string) error
+	Gates(ctx context.Context, version string, approvals ...[]byte) ([]host.GateResult, error)
+	Promote(ctx context.Context, version string, approvals ...[]byte) error
 	Retire(ctx context.Context, version string) error
 }
 
@@ -43,12 +44,53 @@ func (a *app) openVersionKey(ctx context.Context, spec keySpec) (versionOps, err
 
 // versionStateJSON is one version in `versions -o json`.
 type versionStateJSON struct {
-	Version    string    `json:"version"`
-	State      string    `json:"state,omitempty"`
-	Current    bool      `json:"current"`
-	Enabled    bool      `json:"enabled"`
-	Created    time.Time `json:"created,omitzero"`
-	SPKISHA256 string    `json:"spki_sha256,omitempty"`
+	Version    string     `json:"version"`
+	State      string     `json:"state,omitempty"`
+	Current    bool       `json:"current"`
+	Enabled    bool       `json:"enabled"`
+	Created    time.Time  `json:"created,omitzero"`
+	SPKISHA256 string     `json:"spki_sha256,omitempty"`
+	Gates      []gateJSON `json:"gates,omitempty"`
+}
+
+// gateJSON is one promotion gate's verdict on a pending version.
+type gateJSON struct {
+	Gate     string `json:"gate"`
+	Met      bool   `json:"met"`
+	Deferred bool   `json:"deferred,omitempty"`
+	Detail   string `json:"detail"`
+}
+
+// gatesJSON converts the host's gate results, the state gate left out
+// (the version's state says it).
+func gatesJSON(res []host.GateResult) []gateJSON {
+	var out []gateJSON
+	for _, r := range res {
+		if r.Gate != host.GateState {
+			out = append(out, gateJSON{Gate: r.Gate, Met: r.Met, Deferred: r.Deferred, Detail: r.Detail})
+		}
+	}
+	return out
+}
+
+// printGates writes a pending version's gates, one a line.
+func printGates(w io.Writer, version string, gates []gateJSON) {
+	if len(gates) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nversion %s: promotion gates\n", version)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, g := range gates {
+		verdict := "not met"
+		switch {
+		case g.Deferred:
+			verdict = "at promote"
+		case g.Met:
+			verdict = "met"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", g.Gate, verdict, g.Detail)
+	}
+	tw.Flush()
 }
 
 // versionsJSON is `versions -o json`.
@@ -58,15 +100,22 @@ type versionsJSON struct {
 }
 
 func (a *app) versionsCmd() *cobra.Command {
-	var kf keyFlags
+	var (
+		kf        keyFlags
+		approvals []string
+	)
 	cmd := &cobra.Command{
-		Use:   "versions --key REF",
+		Use:   "versions --key REF [--approval FILE]...",
 		Short: "List a key's versions with their states and fingerprints",
 		Long: `List the key's versions, oldest first: each one's state (pending, active,
 retiring, retired; "-" for a key without version states), whether it is the
 version that signs when none is named, and the SHA-256 of its public key
 (DER SubjectPublicKeyInfo). States are read afresh from the provider.
-Promotion gates are not shown yet.`,
+
+For each pending version of a key with promotion gates (the promotion
+block of its key in --config), the gates follow, met or not, against the
+approvals stored in the key's approvals_dir and those given with
+--approval. The canary gate signs, so it runs only at promote.`,
 		Example: `  knhk-host versions --key 'fake:demo?state=/tmp/keys.json'`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -84,7 +133,19 @@ Promotion gates are not shown yet.`,
 			}
 			res := versionsJSON{Key: spec.show(), Versions: []versionStateJSON{}}
 			for _, v := range vs {
-				res.Versions = append(res.Versions, versionStateJSON{Version: v.Version, State: string(v.State), Current: v.Current, Enabled: v.Enabled, Created: v.Created, SPKISHA256: v.SPKISHA256})
+				j := versionStateJSON{Version: v.Version, State: string(v.State), Current: v.Current, Enabled: v.Enabled, Created: v.Created, SPKISHA256: v.SPKISHA256}
+				if v.State == shared.VersionPending {
+					notes, err := readApprovals(a.promotionOf(spec), v.Version, approvals)
+					if err != nil {
+						return err
+					}
+					res, err := k.Gates(cmd.Context(), v.Version, notes...)
+					if err != nil {
+						return fmt.Errorf("gates of %s version %s: %w", spec.errName(), shared.Quote(v.Version), err)
+					}
+					j.Gates = gatesJSON(res)
+				}
+				res.Versions = append(res.Versions, j)
 			}
 			return a.printer().print(res, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -102,12 +163,19 @@ Promotion gates are not shown yet.`,
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Version, state, cur, fp)
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				for _, v := range res.Versions {
+					printGates(w, v.Version, v.Gates)
+				}
+				return nil
 			})
 		},
 	}
 	cmd.Annotations = map[string]string{localOnly: noDaemonVersions}
 	kf.register(cmd)
+	cmd.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file (signed note from 'knhk-host approve'); repeatable")
 	return cmd
 }
 
@@ -119,14 +187,27 @@ type stateChangeJSON struct {
 }
 
 func (a *app) promoteCmd() *cobra.Command {
-	return a.stateCmd("promote", shared.VersionActive,
-		"Make a pending key version active (it signs; the active one retires)",
+	var approvals []string
+	cmd := a.stateCmd("promote", shared.VersionActive,
+		"Make a pending key version active, once its gates are met",
 		`Make a pending version of the key active: from now on it signs, and the
 version active before becomes retiring (it still verifies and stays
 published, but no longer signs). Hosts sharing the key follow within their
-version state cache's TTL. Promotion gates (canary, replicas_agree,
-approvals, soak) are not checked yet: only the state rules refuse.`,
-		func(ctx context.Context, k versionOps, v string) error { return k.Promote(ctx, v) })
+version state cache's TTL (5s).
+
+First the key's promotion gates (the promotion block of its key in
+--config) must all be met: canary, replicas_agree, approvals (from the
+key's approvals_dir and --approval files), soak. If any is not, nothing
+changes, the unmet gates are listed and the exit status is 3.`,
+		func(ctx context.Context, k versionOps, spec keySpec, v string) error {
+			notes, err := readApprovals(a.promotionOf(spec), v, approvals)
+			if err != nil {
+				return err
+			}
+			return k.Promote(ctx, v, notes...)
+		})
+	cmd.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file (signed note from 'knhk-host approve'); repeatable")
+	return cmd
 }
 
 func (a *app) retireCmd() *cobra.Command {
@@ -135,11 +216,11 @@ func (a *app) retireCmd() *cobra.Command {
 		`Retire a version of the key: it no longer signs, its signatures no longer
 verify and it is no longer published. Only a retiring or pending version can
 be retired; the active one cannot (promote another first).`,
-		func(ctx context.Context, k versionOps, v string) error { return k.Retire(ctx, v) })
+		func(ctx context.Context, k versionOps, _ keySpec, v string) error { return k.Retire(ctx, v) })
 }
 
 // stateCmd is promote or retire.
-func (a *app) stateCmd(name string, state shared.VersionState, short, long string, do func(context.Context, versionOps, string) error) *cobra.Command {
+func (a *app) stateCmd(name string, state shared.VersionState, short, long string, do func(context.Context, versionOps, keySpec, string) error) *cobra.Command {
 	var (
 		kf      keyFlags
 		version string
@@ -162,7 +243,7 @@ func (a *app) stateCmd(name string, state shared.VersionState, short, long strin
 			if err != nil {
 				return err
 			}
-			if err := do(cmd.Context(), k, version); err != nil {
+			if err := do(cmd.Context(), k, spec, version); err != nil {
 				return fmt.Errorf("%s %s version %s: %w", name, spec.errName(), shared.Quote(version), err)
 			}
 			res := stateChangeJSON{Key: spec.show(), Version: version, State: string(state)}

@@ -30,6 +30,10 @@ import (
 //	  ref    = "aws:alias/release"
 //	  params = { region = "eu-west-1" }
 //	}
+//	key "signing" {
+//	  ref = "aws:alias/signing"
+//	  promotion { approvals { required = 2, approvers = [...] } }  # promotion_config.go
+//	}
 //	key "release-mr" {                   # a key group (host.KeyGroup)
 //	  replicas = ["aws:mrk-1234ab?region=us-east-1", "aws:mrk-1234ab?region=eu-west-1"]
 //	  failover = "ordered"               # or "hedged"
@@ -66,6 +70,8 @@ type keyBlock struct {
 	Replicas   []string          `hcl:"replicas,optional"`
 	Failover   string            `hcl:"failover,optional"`
 	HedgeDelay string            `hcl:"hedge_delay,optional"`
+	// Promotion gives the key promotion gates (promotion_config.go).
+	Promotion *promotionBlock `hcl:"promotion,block"`
 }
 
 // config is the checked configuration: the file's values, paths made
@@ -80,11 +86,15 @@ type config struct {
 	PluginEnv    map[string][]string
 	Keys         map[string]keyBlock
 	KeyGroups    map[string]host.KeyGroup // the key blocks with replicas
-	Serve        *serveBlock
-	Policies     []policyBlock
-	Audit        auditConfig
-	Quotas       host.Quotas
-	base         string // the file's directory: serve's paths are relative to it
+	// Promotion is the key blocks' promotion gates by PROVIDER:KEYID,
+	// PromotionGates the same for host.Config.Promotion.
+	Promotion      map[string]promotion
+	PromotionGates map[string]host.Gates
+	Serve          *serveBlock
+	Policies       []policyBlock
+	Audit          auditConfig
+	Quotas         host.Quotas
+	base           string // the file's directory: serve's paths are relative to it
 }
 
 // errConfig marks a config file that cannot be read or is malformed.
@@ -165,6 +175,9 @@ func loadConfig(path string) (*config, error) {
 			return nil, fmt.Errorf("%w: %s: key %s has an empty ref (give ref, or replicas for a key group)", errConfig, path, shared.Quote(k.Name))
 		}
 		cfg.Keys[k.Name] = k
+	}
+	if cfg.Promotion, cfg.PromotionGates, err = promotions(path, base, fc.Keys); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

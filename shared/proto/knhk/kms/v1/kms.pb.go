@@ -1818,9 +1818,12 @@ func (x *SetVersionStateRequest) GetState() string {
 
 // VersionStateEntry is one version's state.
 type VersionStateEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	State   string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// since is when the version entered its state (unset when the provider
+	// does not know).
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1867,6 +1870,13 @@ func (x *VersionStateEntry) GetState() string {
 		return x.State
 	}
 	return ""
+}
+
+func (x *VersionStateEntry) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
 }
 
 type VersionStatesResponse struct {
@@ -2103,10 +2113,11 @@ const file_knhk_kms_v1_kms_proto_rawDesc = "" +
 	"\x16SetVersionStateRequest\x12%\n" +
 	"\x03key\x18\x01 \x01(\v2\x13.knhk.kms.v1.KeyRefR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
-	"\x05state\x18\x03 \x01(\tR\x05state\"C\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\"u\n" +
 	"\x11VersionStateEntry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\"S\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"S\n" +
 	"\x15VersionStatesResponse\x12:\n" +
 	"\bversions\x18\x01 \x03(\v2\x1e.knhk.kms.v1.VersionStateEntryR\bversions\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
@@ -2198,34 +2209,35 @@ var file_knhk_kms_v1_kms_proto_depIdxs = []int32{
 	34, // 19: knhk.kms.v1.GetKeyMetadataResponse.attributes:type_name -> knhk.kms.v1.GetKeyMetadataResponse.AttributesEntry
 	0,  // 20: knhk.kms.v1.GetVersionStatesRequest.key:type_name -> knhk.kms.v1.KeyRef
 	0,  // 21: knhk.kms.v1.SetVersionStateRequest.key:type_name -> knhk.kms.v1.KeyRef
-	28, // 22: knhk.kms.v1.VersionStatesResponse.versions:type_name -> knhk.kms.v1.VersionStateEntry
-	1,  // 23: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
-	4,  // 24: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
-	6,  // 25: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
-	9,  // 26: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
-	11, // 27: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
-	13, // 28: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
-	19, // 29: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
-	21, // 30: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
-	23, // 31: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
-	26, // 32: knhk.kms.v1.KeyProvider.GetVersionStates:input_type -> knhk.kms.v1.GetVersionStatesRequest
-	27, // 33: knhk.kms.v1.KeyProvider.SetVersionState:input_type -> knhk.kms.v1.SetVersionStateRequest
-	2,  // 34: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
-	5,  // 35: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
-	8,  // 36: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
-	10, // 37: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
-	12, // 38: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
-	16, // 39: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
-	20, // 40: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
-	22, // 41: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
-	25, // 42: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
-	29, // 43: knhk.kms.v1.KeyProvider.GetVersionStates:output_type -> knhk.kms.v1.VersionStatesResponse
-	29, // 44: knhk.kms.v1.KeyProvider.SetVersionState:output_type -> knhk.kms.v1.VersionStatesResponse
-	34, // [34:45] is the sub-list for method output_type
-	23, // [23:34] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	35, // 22: knhk.kms.v1.VersionStateEntry.since:type_name -> google.protobuf.Timestamp
+	28, // 23: knhk.kms.v1.VersionStatesResponse.versions:type_name -> knhk.kms.v1.VersionStateEntry
+	1,  // 24: knhk.kms.v1.KeyProvider.Describe:input_type -> knhk.kms.v1.DescribeRequest
+	4,  // 25: knhk.kms.v1.KeyProvider.CreateKey:input_type -> knhk.kms.v1.CreateKeyRequest
+	6,  // 26: knhk.kms.v1.KeyProvider.ListKeys:input_type -> knhk.kms.v1.ListKeysRequest
+	9,  // 27: knhk.kms.v1.KeyProvider.GetPublicKey:input_type -> knhk.kms.v1.GetPublicKeyRequest
+	11, // 28: knhk.kms.v1.KeyProvider.Sign:input_type -> knhk.kms.v1.SignRequest
+	13, // 29: knhk.kms.v1.KeyProvider.SignBatch:input_type -> knhk.kms.v1.SignBatchRequest
+	19, // 30: knhk.kms.v1.KeyProvider.Verify:input_type -> knhk.kms.v1.VerifyRequest
+	21, // 31: knhk.kms.v1.KeyProvider.RotateKey:input_type -> knhk.kms.v1.RotateKeyRequest
+	23, // 32: knhk.kms.v1.KeyProvider.GetKeyMetadata:input_type -> knhk.kms.v1.GetKeyMetadataRequest
+	26, // 33: knhk.kms.v1.KeyProvider.GetVersionStates:input_type -> knhk.kms.v1.GetVersionStatesRequest
+	27, // 34: knhk.kms.v1.KeyProvider.SetVersionState:input_type -> knhk.kms.v1.SetVersionStateRequest
+	2,  // 35: knhk.kms.v1.KeyProvider.Describe:output_type -> knhk.kms.v1.DescribeResponse
+	5,  // 36: knhk.kms.v1.KeyProvider.CreateKey:output_type -> knhk.kms.v1.CreateKeyResponse
+	8,  // 37: knhk.kms.v1.KeyProvider.ListKeys:output_type -> knhk.kms.v1.ListKeysResponse
+	10, // 38: knhk.kms.v1.KeyProvider.GetPublicKey:output_type -> knhk.kms.v1.GetPublicKeyResponse
+	12, // 39: knhk.kms.v1.KeyProvider.Sign:output_type -> knhk.kms.v1.SignResponse
+	16, // 40: knhk.kms.v1.KeyProvider.SignBatch:output_type -> knhk.kms.v1.SignBatchResponse
+	20, // 41: knhk.kms.v1.KeyProvider.Verify:output_type -> knhk.kms.v1.VerifyResponse
+	22, // 42: knhk.kms.v1.KeyProvider.RotateKey:output_type -> knhk.kms.v1.RotateKeyResponse
+	25, // 43: knhk.kms.v1.KeyProvider.GetKeyMetadata:output_type -> knhk.kms.v1.GetKeyMetadataResponse
+	29, // 44: knhk.kms.v1.KeyProvider.GetVersionStates:output_type -> knhk.kms.v1.VersionStatesResponse
+	29, // 45: knhk.kms.v1.KeyProvider.SetVersionState:output_type -> knhk.kms.v1.VersionStatesResponse
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_knhk_kms_v1_kms_proto_init() }
