@@ -180,6 +180,9 @@ func (k *Key) sign(ctx context.Context, req shared.SignRequest) (Signature, erro
 	}
 	req.Version = version
 	resp, err := k.h.sign(ctx, k.m, k.ref, req)
+	if err == nil && version == "" {
+		resp, err = k.checkUnnamed(ctx, req, resp)
+	}
 	if err != nil {
 		return Signature{}, err
 	}

@@ -191,9 +191,9 @@ func (k *Key) checkGates(ctx context.Context, version string, approvals [][]byte
 		case entry.Since.IsZero():
 			r.Detail = "the provider does not record when the version became pending"
 		default:
-			pending := time.Since(entry.Since).Truncate(time.Second)
+			pending := time.Since(entry.Since)
 			r.Met = pending >= g.Soak
-			r.Detail = fmt.Sprintf("pending %s of %s", pending, g.Soak)
+			r.Detail = fmt.Sprintf("pending %s of %s", pending.Round(time.Millisecond), g.Soak)
 		}
 		res = append(res, r)
 	}

@@ -47,9 +47,15 @@ func (p *managedProvider) PublicKey(ctx context.Context, req shared.PublicKeyReq
 	return shared.PublicKeyResponse{DER: pk.DER, Version: pk.Version, Type: pk.Type}, nil
 }
 
-// Sign takes the host's sign path, verify-after-sign included.
+// Sign takes the host's sign path, verify-after-sign and version states
+// included (only the active version of a key with states signs).
 func (p *managedProvider) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
-	return p.h.sign(ctx, p.m, p.ref(req.Key), req)
+	k := &Key{h: p.h, m: p.m, ref: p.ref(req.Key)}
+	sig, err := k.sign(ctx, req)
+	if err != nil {
+		return shared.SignResponse{}, err
+	}
+	return shared.SignResponse{Signature: sig.Signature, Version: sig.Version}, nil
 }
 
 // SignBatch signs every item through the host's sign path at once, each

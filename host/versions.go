@@ -28,6 +28,11 @@ type stateCache struct {
 	ttl time.Duration // <= 0: off
 	mu  sync.Mutex
 	m   map[string]stateEntry
+	// stateless holds, for keys read as having no states, the version an
+	// unnamed signature was last found to come from while they had none
+	// (see Key.checkUnnamed). It outlives the TTL: a version never goes
+	// back to pending.
+	stateless map[string]string
 }
 
 type stateEntry struct {
@@ -36,7 +41,7 @@ type stateEntry struct {
 }
 
 func newStateCache(ttl time.Duration) *stateCache {
-	return &stateCache{ttl: ttl, m: map[string]stateEntry{}}
+	return &stateCache{ttl: ttl, m: map[string]stateEntry{}, stateless: map[string]string{}}
 }
 
 func (c *stateCache) get(r Ref) (shared.VersionStates, bool) {
@@ -70,6 +75,24 @@ func (c *stateCache) put(r Ref, s shared.VersionStates) {
 		}
 	}
 	c.m[keyName(r)] = stateEntry{states: s, expires: now.Add(c.ttl)}
+}
+
+// signedStateless reports whether an unnamed signature by version was
+// already found made while the key had no states.
+func (c *stateCache) signedStateless(r Ref, version string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stateless[keyName(r)] == version
+}
+
+// noteStateless records that version signed while the key had no states.
+func (c *stateCache) noteStateless(r Ref, version string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.stateless) >= maxCacheEntries {
+		clear(c.stateless)
+	}
+	c.stateless[keyName(r)] = version
 }
 
 func (c *stateCache) invalidate(r Ref) {
@@ -172,6 +195,39 @@ func (k *Key) signVersion(ctx context.Context, version string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: key %s:%s version %s is %s and cannot sign: only the active version (%s) signs%s",
 		shared.ErrFailedPrecondition, k.ref.Provider, k.ref.KeyID, shared.Quote(version), st, shared.Quote(states.Active()), hint)
+}
+
+// checkUnnamed closes the one gap the state cache leaves that matters: a
+// host that read a key as having no states signs without naming a
+// version, and if another host has since rotated it with pending, a
+// provider whose default is its newest version (Azure, Vault) signs with
+// the pending one. So for a provider that keeps states, the first
+// unnamed signature by each version rereads the states, and one by a
+// version that is not active is discarded (never returned) and made
+// again by the active version. Keys without states pay one states read
+// per new current version.
+func (k *Key) checkUnnamed(ctx context.Context, req shared.SignRequest, resp shared.SignResponse) (shared.SignResponse, error) {
+	d := k.m.description()
+	if resp.Version == "" || d == nil || !d.Has(shared.CapVersionStates) || k.h.states.signedStateless(k.ref, resp.Version) {
+		return resp, nil
+	}
+	states, err := k.h.versionStates(ctx, k.m, k.ref, true)
+	if err != nil {
+		return shared.SignResponse{}, err
+	}
+	active := states.Active()
+	switch {
+	case !states.Has():
+		k.h.states.noteStateless(k.ref, resp.Version)
+		return resp, nil
+	case active == resp.Version:
+		return resp, nil
+	}
+	st, _ := states.State(resp.Version)
+	k.h.log.Warn("the provider signed with a version that is not active (the key's states changed since this host read them); discarded the signature, signing with the active version",
+		"provider", k.m.name, "key", k.ref.KeyID, "signed", resp.Version, "state", st, "active", active)
+	req.Version = active
+	return k.h.sign(ctx, k.m, k.ref, req)
 }
 
 // verifyVersion is the version a local verification checks against: for

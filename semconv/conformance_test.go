@@ -204,6 +204,7 @@ func driveHost(t *testing.T, h *host.Host) {
 	if _, err := k.Rotate(ctx); err != nil {
 		t.Errorf("rotate: %v", err)
 	}
+	promotion(t, k)
 	if _, err := h.ListKeys(ctx, "fake", map[string]string{"seed": secretSeed}); err != nil {
 		t.Errorf("list_keys: %v", err)
 	}
@@ -726,5 +727,40 @@ func TestConformanceChecks(t *testing.T) {
 		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want one with %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// promotion makes the version state operations' spans: a pending
+// version approved, promoted, and the version it replaced retired.
+func promotion(t *testing.T, k *host.Key) {
+	t.Helper()
+	ctx := context.Background()
+	active, err := k.PublicKey(ctx, "")
+	if err != nil {
+		t.Fatalf("public_key: %v", err)
+	}
+	v, err := k.RotatePending(ctx)
+	if err != nil {
+		t.Fatalf("rotate with pending: %v", err)
+	}
+	if _, err := k.Approve(ctx, v, audittest.NewKey(t, "alice").Signer, time.Minute); err != nil {
+		t.Errorf("approve: %v", err)
+	}
+	if err := k.Promote(ctx, v); err != nil {
+		t.Errorf("promote: %v", err)
+	}
+	if err := k.Retire(ctx, active.Version); err != nil {
+		t.Errorf("retire: %v", err)
+	}
+	// And each failing (error.type): the active version is neither
+	// approved, retired nor promoted again from retired.
+	if _, err := k.Approve(ctx, v, audittest.NewKey(t, "bob").Signer, time.Minute); !errors.Is(err, shared.ErrFailedPrecondition) {
+		t.Errorf("approve the active version: %v, want a failed precondition", err)
+	}
+	if err := k.Retire(ctx, v); !errors.Is(err, shared.ErrFailedPrecondition) {
+		t.Errorf("retire the active version: %v, want a failed precondition", err)
+	}
+	if err := k.Promote(ctx, active.Version); !errors.Is(err, shared.ErrFailedPrecondition) {
+		t.Errorf("promote a retired version: %v, want a failed precondition", err)
 	}
 }

@@ -29,7 +29,9 @@
 // # Capabilities
 //
 // create_key, list_keys, rotate_key, verify, sign_message, replicate_key
-// (CreateKey with ReplicateTo makes a multi-Region key and its replicas);
+// (CreateKey with ReplicateTo makes a multi-Region key and its replicas),
+// version_states (an alias's version states in tags: TagState,
+// TagStateSince, TagNext; the alias target is the active version);
 // key types
 // rsa-2048/3072/4096 and ec-p256/p384/p521 with their algorithms (no
 // Ed25519). Messages of 1 to MaxRawMessage bytes are signed by KMS (RAW),

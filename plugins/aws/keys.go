@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -165,6 +166,16 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 // key stays enabled, so signatures it made keep verifying. A key named by
 // id or key ARN cannot rotate: AWS KMS does not rotate asymmetric keys in
 // place, and without an alias there is nothing to move.
+//
+// With Pending, or for an alias with version states (states.go), the new
+// version is made pending first, linked after the newest version (see
+// addVersion); with Pending the alias stays where it is, without it the
+// new version is promoted at once (the alias moves to it, the version
+// active before is retiring). The first pending rotation gives the alias
+// its states before it makes anything: its target active, older versions
+// retiring. A crash between these steps leaves a key with states and no
+// new version, or a pending version not yet promoted: both read as
+// consistent states, with exactly one active version.
 func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
@@ -176,29 +187,62 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 		if _, err := describe(ctx, t.cl, t.key.raw); err != nil {
 			return shared.RotateKeyResponse{}, err
 		}
-		return shared.RotateKeyResponse{}, fmt.Errorf("%w: cannot rotate %s: AWS KMS cannot rotate asymmetric keys in place, so knhk rotates an alias by creating a new key and moving the alias to it; name the key by its alias (alias/NAME) to rotate it", shared.ErrInvalidArgument, t.key.raw)
+		return shared.RotateKeyResponse{}, fmt.Errorf("%w: cannot rotate %s: AWS KMS cannot rotate asymmetric keys in place, so knhk rotates an alias by creating a new key and moving the alias to it; name the key by its alias (alias/NAME) to rotate it (only an alias has versions, and so version states)", shared.ErrInvalidArgument, t.key.raw)
 	}
-	cur, err := describe(ctx, t.cl, t.key.raw)
+	c, err := p.current(ctx, t)
 	if err != nil {
 		return shared.RotateKeyResponse{}, err
 	}
+	cur := c.head().md
 	if _, err := keyTypeOf(cur.KeySpec); err != nil {
 		return shared.RotateKeyResponse{}, err
 	}
 	if cur.KeyUsage != types.KeyUsageTypeSignVerify {
 		return shared.RotateKeyResponse{}, fmt.Errorf("%w: %s points at a %s key; knhk rotates SIGN_VERIFY keys", shared.ErrFailedPrecondition, t.key.alias, cur.KeyUsage)
 	}
-	curID := awssdk.ToString(cur.KeyId)
-	// A key the alias pointed at before knhk managed it becomes version 1.
-	tags, err := keyTags(ctx, t.cl, curID)
+	curID := c.head().id
+	switch tags := c.head().tags; {
+	case tags[TagAlias] == "":
+		// A key the alias pointed at before knhk managed it becomes version 1.
+		if err := tagKey(ctx, t.cl, curID, TagAlias, t.key.alias); err != nil {
+			return shared.RotateKeyResponse{}, err
+		}
+		tags[TagAlias] = t.key.alias
+	case tags[TagAlias] != t.key.alias && req.Pending:
+		return shared.RotateKeyResponse{}, fmt.Errorf("%w: %s points at key %s, a version of %s: point it at a key of its own before giving it version states",
+			shared.ErrFailedPrecondition, t.key.alias, curID, tags[TagAlias])
+	}
+	if !req.Pending && !c.hasStates() {
+		return p.rotateAlias(ctx, t, cur)
+	}
+	if c, err = p.walk(ctx, t, c, false); err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
+	now := time.Now()
+	if !c.hasStates() {
+		if err := p.startStates(ctx, t, c, now); err != nil {
+			return shared.RotateKeyResponse{}, err
+		}
+	}
+	newID, err := p.addVersion(ctx, t, c, cur, now)
 	if err != nil {
 		return shared.RotateKeyResponse{}, err
 	}
-	if tags[TagAlias] == "" {
-		if _, err := t.cl.TagResource(ctx, &kms.TagResourceInput{KeyId: awssdk.String(curID), Tags: []types.Tag{{TagKey: awssdk.String(TagAlias), TagValue: awssdk.String(t.key.alias)}}}); err != nil {
-			return shared.RotateKeyResponse{}, mapError("TagResource", curID, err)
-		}
+	if req.Pending {
+		p.cfg.Logger.Debug("rotated alias, new version pending", "alias", t.key.alias, "version", newID)
+		return shared.RotateKeyResponse{Version: newID}, nil
 	}
+	c.links = append(c.links, link{id: newID, tags: map[string]string{TagAlias: t.key.alias, TagPrevious: c.newest().id, TagState: string(shared.VersionPending)}})
+	if _, err := p.promote(ctx, t.cl, c, len(c.links)-1, now); err != nil {
+		return shared.RotateKeyResponse{}, fmt.Errorf("%w (the new version %s was made and is pending: promote or retire it)", err, newID)
+	}
+	return shared.RotateKeyResponse{Version: newID}, nil
+}
+
+// rotateAlias rotates an alias without version states: a new key linked
+// back to the target, and the alias moved to it.
+func (p *Provider) rotateAlias(ctx context.Context, t target, cur *types.KeyMetadata) (shared.RotateKeyResponse, error) {
+	curID := awssdk.ToString(cur.KeyId)
 	md, err := createKey(ctx, t.cl, cur.KeySpec, awssdk.ToBool(cur.MultiRegion), []types.Tag{
 		{TagKey: awssdk.String(TagAlias), TagValue: awssdk.String(t.key.alias)},
 		{TagKey: awssdk.String(TagPrevious), TagValue: awssdk.String(curID)},
@@ -213,18 +257,71 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 	return shared.RotateKeyResponse{Version: newID}, nil
 }
 
+// startStates gives an alias without version states its first: its
+// target active (written first: from then on the key has states), older
+// versions retiring. A crash halfway leaves older versions untagged,
+// which read as retiring anyway.
+func (p *Provider) startStates(ctx context.Context, t target, c chain, now time.Time) error {
+	if err := p.setState(ctx, t.cl, c, c.target, shared.VersionActive, now); err != nil {
+		return err
+	}
+	for i := range c.links {
+		if i != c.target && c.links[i].tags[TagState] == "" {
+			if err := p.setState(ctx, t.cl, c, i, shared.VersionRetiring, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addVersion makes a pending version after the chain's newest: a key of
+// the target's spec, created already tagged pending and linked back
+// (knhk:previous-version), then linked forward from the newest version
+// (knhk:next-version), which makes it a version. If that link fails, or a
+// concurrent rotation of the alias overwrote it, the new key is scheduled
+// for deletion and the error says so. (Two rotations whose links do not
+// overlap in time both succeed, and the first is left out of the chain:
+// KMS tags have no compare-and-swap. The host never retries a rotation.)
+func (p *Provider) addVersion(ctx context.Context, t target, c chain, cur *types.KeyMetadata, now time.Time) (string, error) {
+	prev := c.newest().id
+	md, err := createKey(ctx, t.cl, cur.KeySpec, awssdk.ToBool(cur.MultiRegion), []types.Tag{
+		{TagKey: awssdk.String(TagAlias), TagValue: awssdk.String(t.key.alias)},
+		{TagKey: awssdk.String(TagPrevious), TagValue: awssdk.String(prev)},
+		{TagKey: awssdk.String(TagState), TagValue: awssdk.String(string(shared.VersionPending))},
+		{TagKey: awssdk.String(TagStateSince), TagValue: awssdk.String(now.UTC().Format(time.RFC3339Nano))},
+	})
+	if err != nil {
+		return "", err
+	}
+	newID := awssdk.ToString(md.KeyId)
+	if err := tagKey(ctx, t.cl, prev, TagNext, newID); err != nil {
+		return "", abandon(ctx, t.cl, newID, err)
+	}
+	tags, err := keyTags(ctx, t.cl, prev)
+	if err != nil {
+		// The link was written; only the race check is lost.
+		p.cfg.Logger.Warn("could not read back a version link", "alias", t.key.alias, "version", prev, "error", err)
+	} else if tags[TagNext] != newID {
+		return "", abandon(ctx, t.cl, newID, fmt.Errorf("%w: %s was rotated concurrently (version %s now links to %s); retry", shared.ErrFailedPrecondition, t.key.alias, prev, shared.Quote(tags[TagNext])))
+	}
+	return newID, nil
+}
+
 // KeyMetadata describes a key (from DescribeKey) and its versions: for an
-// alias every key in its rotation chain, oldest first.
+// alias every key in its rotation chain, oldest first, pending versions
+// (newer than the alias's target) included. The current version is the
+// alias's target: the active one for an alias with version states.
 func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.KeyMetadata{}, err
 	}
-	chain, err := p.versions(ctx, t)
+	c, err := p.versions(ctx, t)
 	if err != nil {
 		return shared.KeyMetadata{}, err
 	}
-	cur := chain[len(chain)-1]
+	cur := c.head().md
 	kt, err := keyTypeOf(cur.KeySpec)
 	if err != nil {
 		return shared.KeyMetadata{}, err
@@ -240,8 +337,9 @@ func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataReques
 		md.KeyID = t.key.raw
 		md.Attributes["alias"] = t.key.alias
 	}
-	for _, v := range chain {
-		kv := shared.KeyVersion{Version: awssdk.ToString(v.KeyId), Enabled: v.Enabled && v.KeyState == types.KeyStateEnabled}
+	for _, l := range c.links {
+		v := l.md
+		kv := shared.KeyVersion{Version: l.id, Enabled: v.Enabled && v.KeyState == types.KeyStateEnabled}
 		if v.CreationDate != nil {
 			kv.Created = *v.CreationDate
 		}

@@ -24,8 +24,10 @@ type Config struct {
 	Version string
 	// Logger receives the provider's logs; default shared.Logger().
 	Logger hclog.Logger
-	// MaxVersions bounds the version chain KeyMetadata and version lookups
-	// walk (one KMS call per version); default DefaultMaxVersions.
+	// MaxVersions bounds the version chain KeyMetadata and version state
+	// lookups walk back from an alias's target (one or two KMS calls per
+	// version), and the versions newer than the target they accept;
+	// default DefaultMaxVersions.
 	MaxVersions int
 }
 
@@ -70,7 +72,7 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 		Version: p.cfg.Version,
 		Capabilities: []shared.Capability{
 			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage,
-			shared.CapReplicateKey,
+			shared.CapReplicateKey, shared.CapVersionStates,
 		},
 		KeyTypes:   append([]shared.KeyType(nil), keyTypes...),
 		Algorithms: shared.AlgorithmsFor(keyTypes...),

@@ -45,6 +45,9 @@
 // as they were imported). Errors wrap the sentinels of the knhk shared
 // package; README.md has the mapping.
 //
+// It keeps key version states (shared.VersionStater) as tags on each key
+// version; states.go and README.md describe the tags and the reading rule.
+//
 // The binary is cmd/knhk-plugin-azure; internal/kvtest is the Key Vault
 // server the tests run against.
 package azure

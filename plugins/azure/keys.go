@@ -107,7 +107,17 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 			if !hasOp(kb.Key.KeyOps, azkeys.KeyOperationSign) {
 				continue
 			}
-			out = append(out, shared.KeySummary{KeyID: id.String(), Type: kt, CurrentVersion: versionOf(kb.Key.KID)})
+			// A key with version states: its active version, as in
+			// KeyMetadata (a versions list only for such keys).
+			active, err := p.activeVersion(ctx, c, id, kb.Tags)
+			if err != nil {
+				return nil, err
+			}
+			current := versionOf(kb.Key.KID)
+			if active != "" {
+				current = active
+			}
+			out = append(out, shared.KeySummary{KeyID: id.String(), Type: kt, CurrentVersion: current})
 		}
 	}
 	return out, nil
@@ -141,7 +151,10 @@ func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (
 }
 
 // RotateKey makes a new version with Key Vault's native rotation. Old
-// versions stay enabled and keep verifying.
+// versions stay enabled and keep verifying. With Pending the new version
+// is pending (see states.go; a key without version states gets them);
+// without, a key with states has its new version active and the old
+// active one retiring.
 func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
@@ -151,17 +164,30 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 	if id.version != "" {
 		return shared.RotateKeyResponse{}, fmt.Errorf("%w: azure: rotation acts on a key, not a version: use %s", shared.ErrInvalidArgument, id)
 	}
+	if req.Pending {
+		version, err := p.rotatePending(ctx, c, id)
+		if err != nil {
+			return shared.RotateKeyResponse{}, err
+		}
+		p.cfg.Logger.Debug("rotated key", "key", id.String(), "version", version, "pending", true)
+		return shared.RotateKeyResponse{Version: version}, nil
+	}
 	resp, err := c.RotateKey(ctx, id.name, nil)
 	if err != nil {
 		return shared.RotateKeyResponse{}, p.mapError("rotate key", id.String(), err)
 	}
 	version := versionOf(resp.Key.KID)
+	if err := p.activateRotated(ctx, c, id, version, resp.Tags); err != nil {
+		return shared.RotateKeyResponse{}, err
+	}
 	p.cfg.Logger.Debug("rotated key", "key", id.String(), "version", version)
 	return shared.RotateKeyResponse{Version: version}, nil
 }
 
 // KeyMetadata describes a key: its type, current version, attributes and
-// every version (from the versions API), oldest first.
+// every version (from the versions API), oldest first. For a key with
+// version states the current version is the active one; otherwise it is
+// Key Vault's (the newest).
 func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
@@ -172,39 +198,31 @@ func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataReques
 	if err != nil {
 		return shared.KeyMetadata{}, err
 	}
-	current := versionOf(kb.Key.KID)
+	latest := versionOf(kb.Key.KID)
+	vs, err := p.listVersions(ctx, c, id)
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
+	current := latest
+	if active := readStates(vs).Active(); active != "" {
+		current = active
+	}
 	md := shared.KeyMetadata{
 		KeyID: id.String(), Type: kt, Algorithms: kt.Algorithms(), CurrentVersion: current,
 		Attributes: attributes(id, kb),
 	}
-	pager := c.NewListKeyPropertiesVersionsPager(id.name, nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return shared.KeyMetadata{}, p.mapError("list versions of", id.String(), err)
-		}
-		for _, v := range page.Value {
-			if v == nil || v.KID == nil {
-				continue
-			}
-			kv := shared.KeyVersion{Version: v.KID.Version()}
-			if a := v.Attributes; a != nil {
-				kv.Enabled = a.Enabled != nil && *a.Enabled
-				if a.Created != nil {
-					kv.Created = a.Created.UTC()
-				}
-			}
-			md.Versions = append(md.Versions, kv)
-		}
+	for _, v := range vs {
+		md.Versions = append(md.Versions, shared.KeyVersion{Version: v.version, Enabled: v.enabled, Created: v.created})
 	}
 	// Oldest first. Creation times have one-second resolution, so among
-	// equals the current version goes last and the service's order stays.
+	// equals Key Vault's current (newest) version goes last and the
+	// service's order stays.
 	sort.SliceStable(md.Versions, func(i, j int) bool {
 		a, b := md.Versions[i], md.Versions[j]
 		if !a.Created.Equal(b.Created) {
 			return a.Created.Before(b.Created)
 		}
-		return a.Version != current && b.Version == current
+		return a.Version != latest && b.Version == latest
 	})
 	return md, nil
 }

@@ -68,7 +68,7 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:         Name,
 		Version:      p.cfg.Version,
-		Capabilities: []shared.Capability{shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify},
+		Capabilities: []shared.Capability{shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapVersionStates},
 		KeyTypes:     append([]shared.KeyType(nil), keyTypes...),
 		Algorithms:   shared.AlgorithmsFor(keyTypes...),
 		Quotas:       Quotas(),

@@ -17,6 +17,13 @@
 //     GET /keys/{name}/versions, GET /keys (both paged with nextLink),
 //     POST /keys/{name}/{version}/sign and /verify (without a version, or
 //     with an empty one, the current version signs).
+//   - Tags are per version, as in Key Vault: create sets the new version's,
+//     PATCH /keys/{name}/{version} replaces that version's (when the body
+//     has "tags"), get and the versions list return each version's own and
+//     the key list the current version's; the field is left out when there
+//     are none. Rotation copies the current version's tags (and key
+//     operations) to the new version. At most 15 tags, names and values up
+//     to 256 characters (400 BadParameter otherwise).
 //   - Binary fields are unpadded base64url, times are Unix seconds, a kid is
 //     https://{vault}/keys/{name}/{version}, versions are 32 hex digits.
 //   - Signatures are made like Key Vault's: over the digest sent, ECDSA as

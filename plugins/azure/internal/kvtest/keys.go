@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/http"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // version is one key version with its private key.
@@ -31,6 +33,7 @@ type version struct {
 	created  int64
 	updated  int64
 	exp, nbf *int64
+	tags     map[string]string // this version's own; nil when none
 }
 
 // key is a named key; its last version is the current one.
@@ -81,7 +84,41 @@ func (s *Server) bundle(name string, v *version) map[string]any {
 		jwk["x"] = b64.EncodeToString(p.X.FillBytes(make([]byte, pad+size)))
 		jwk["y"] = b64.EncodeToString(p.Y.FillBytes(make([]byte, pad+size)))
 	}
-	return map[string]any{"key": jwk, "attributes": v.attributes()}
+	return v.withTags(map[string]any{"key": jwk, "attributes": v.attributes()})
+}
+
+// withTags adds the version's tags to an answer; Key Vault leaves the
+// field out when there are none.
+func (v *version) withTags(m map[string]any) map[string]any {
+	if len(v.tags) > 0 {
+		m["tags"] = maps.Clone(v.tags)
+	}
+	return m
+}
+
+// Key Vault's tag limits ("Key tags" in Microsoft's Key Vault keys
+// documentation): up to 15 tags, names and values up to 256 characters.
+// It documents no restriction on the characters.
+const (
+	maxTags     = 15
+	maxTagName  = 256
+	maxTagValue = 256
+)
+
+// checkTags checks a request's tags against Key Vault's limits.
+func checkTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return fmt.Errorf("The number of tags (%d) exceeds the maximum of %d.", len(tags), maxTags)
+	}
+	for k, v := range tags {
+		if k == "" || utf8.RuneCountInString(k) > maxTagName {
+			return fmt.Errorf("A tag name must be 1 to %d characters.", maxTagName)
+		}
+		if utf8.RuneCountInString(v) > maxTagValue {
+			return fmt.Errorf("The value of tag %q exceeds %d characters.", k, maxTagValue)
+		}
+	}
+	return nil
 }
 
 // lookup finds a key version; an empty version is the current one.
@@ -107,11 +144,12 @@ func (s *Server) lookup(w http.ResponseWriter, name, ver string) *version {
 
 // createParams is the body of create.
 type createParams struct {
-	Kty        string      `json:"kty"`
-	KeySize    int         `json:"key_size"`
-	Crv        string      `json:"crv"`
-	KeyOps     []string    `json:"key_ops"`
-	Attributes *attributes `json:"attributes"`
+	Kty        string            `json:"kty"`
+	KeySize    int               `json:"key_size"`
+	Crv        string            `json:"crv"`
+	KeyOps     []string          `json:"key_ops"`
+	Attributes *attributes       `json:"attributes"`
+	Tags       map[string]string `json:"tags"`
 }
 
 var curves = map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
@@ -155,6 +193,12 @@ func newVersion(p createParams) (*version, error) {
 		}
 		v.exp, v.nbf = a.Expires, a.NotBefore
 	}
+	if err := checkTags(p.Tags); err != nil {
+		return nil, err
+	}
+	if len(p.Tags) > 0 {
+		v.tags = maps.Clone(p.Tags)
+	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
@@ -189,26 +233,35 @@ func (s *Server) create(w http.ResponseWriter, _ *http.Request, parts []string, 
 		s.keys[name] = k
 	}
 	k.versions = append(k.versions, v)
+	b := s.bundle(name, v)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, s.bundle(name, v))
+	writeJSON(w, http.StatusOK, b)
 }
 
-// rotate adds a version like the current one.
+// rotate adds a version like the current one: same type, size or curve,
+// key operations and tags, enabled. Key Vault documents only that rotation
+// makes a new version; copying the tags is what the lowkey-vault emulator
+// does (its rotation scenarios check the rotated key "has <tagMap> as
+// tags"), and the harder case for callers keeping per-version tags.
 func (s *Server) rotate(w http.ResponseWriter, _ *http.Request, parts []string, _ []byte) {
 	name := parts[1]
 	cur := s.lookup(w, name, "")
 	if cur == nil {
 		return
 	}
-	v, err := newVersion(createParams{Kty: cur.kty, KeySize: cur.size, Crv: cur.crv, KeyOps: cur.ops})
+	s.mu.Lock()
+	p := createParams{Kty: cur.kty, KeySize: cur.size, Crv: cur.crv, KeyOps: slices.Clone(cur.ops), Tags: maps.Clone(cur.tags)}
+	s.mu.Unlock()
+	v, err := newVersion(p)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "InternalError", "", err.Error())
 		return
 	}
 	s.mu.Lock()
 	s.keys[name].versions = append(s.keys[name].versions, v)
+	b := s.bundle(name, v)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, s.bundle(name, v))
+	writeJSON(w, http.StatusOK, b)
 }
 
 // get returns a key version; GET on a disabled key works, as in Key Vault.
@@ -225,21 +278,36 @@ func (s *Server) get(w http.ResponseWriter, _ *http.Request, parts []string, _ [
 	}
 }
 
-// update changes a version's attributes and key operations.
+// update changes a version's attributes, key operations and tags. Tags,
+// when the request has them, replace the version's tags as a whole (an
+// empty object removes them all); other versions' tags are untouched.
 func (s *Server) update(w http.ResponseWriter, _ *http.Request, parts []string, body []byte) {
 	v := s.lookup(w, parts[1], parts[2])
 	if v == nil {
 		return
 	}
 	var p struct {
-		KeyOps     []string    `json:"key_ops"`
-		Attributes *attributes `json:"attributes"`
+		KeyOps     []string           `json:"key_ops"`
+		Attributes *attributes        `json:"attributes"`
+		Tags       *map[string]string `json:"tags"`
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
 		writeError(w, http.StatusBadRequest, "BadParameter", "", "The request body is not valid JSON: "+err.Error())
 		return
 	}
+	if p.Tags != nil {
+		if err := checkTags(*p.Tags); err != nil {
+			writeError(w, http.StatusBadRequest, "BadParameter", "", err.Error())
+			return
+		}
+	}
 	s.mu.Lock()
+	if p.Tags != nil {
+		v.tags = nil
+		if len(*p.Tags) > 0 {
+			v.tags = maps.Clone(*p.Tags)
+		}
+	}
 	if p.KeyOps != nil {
 		v.ops = p.KeyOps
 	}
@@ -279,7 +347,8 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, items []map[string
 	writeJSON(w, http.StatusOK, out)
 }
 
-// list lists keys by name: kid without version and current attributes.
+// list lists keys by name: kid without version, the current version's
+// attributes and tags.
 func (s *Server) list(w http.ResponseWriter, r *http.Request, _ []string, _ []byte) {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.keys))
@@ -290,13 +359,15 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, _ []string, _ []by
 	items := make([]map[string]any, len(names))
 	for i, n := range names {
 		k := s.keys[n]
-		items[i] = map[string]any{"kid": s.KeyID(n), "attributes": k.versions[len(k.versions)-1].attributes()}
+		cur := k.versions[len(k.versions)-1]
+		items[i] = cur.withTags(map[string]any{"kid": s.KeyID(n), "attributes": cur.attributes()})
 	}
 	s.mu.Unlock()
 	s.page(w, r, items)
 }
 
-// versions lists a key's versions, oldest first.
+// versions lists a key's versions, oldest first, each with its own
+// attributes and tags.
 func (s *Server) versions(w http.ResponseWriter, r *http.Request, parts []string, _ []byte) {
 	if s.lookup(w, parts[1], "") == nil {
 		return
@@ -305,7 +376,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, parts []string
 	k := s.keys[parts[1]]
 	items := make([]map[string]any, len(k.versions))
 	for i, v := range k.versions {
-		items[i] = map[string]any{"kid": s.kid(parts[1], v), "attributes": v.attributes()}
+		items[i] = v.withTags(map[string]any{"kid": s.kid(parts[1], v), "attributes": v.attributes()})
 	}
 	s.mu.Unlock()
 	s.page(w, r, items)
