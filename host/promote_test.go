@@ -197,4 +197,3 @@ func TestPromotionConfig(t *testing.T) {
 		}
 	}
 }
-
