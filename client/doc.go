@@ -26,6 +26,19 @@
 // those of host.Signer, so code written against an embedded host runs
 // against the daemon by swapping the handle.
 //
+// # Version states and promotion
+//
+// For a key whose provider keeps version states, Key.RotatePending makes
+// a pending version (published: PublicKey by version and the daemon's
+// ExternalJWTSigner FetchKeys give it, but it does not sign),
+// Key.Versions lists the versions with their states, Key.Approve has the
+// daemon sign an approval with an approver key it holds, Key.Gates checks
+// the key's promotion gates, Key.Promote makes the version active (a
+// refusal is a *host.GatesError listing the unmet gates) and Key.Retire
+// retires a version. Each is an operation of the daemon's policy:
+// "rotate", "versions" (Versions and Gates), "approve" (and "sign" on the
+// approver's key), "promote", "retire".
+//
 // # Concurrent signing
 //
 // By default a Client carries its signatures over one SignStream, opened
@@ -45,5 +58,7 @@
 // matched on the daemon's side: shared.ErrKeyNotFound,
 // shared.ErrPermissionDenied, host.ErrCallTimeout, host.ErrMalformedRef,
 // ..., and the sidecar's own ErrPolicyDenied, ErrTooManyCalls and
-// ErrDraining. A call on a closed Client fails with ErrClosed.
+// ErrDraining; a promotion refused by its gates is also a
+// *host.GatesError for errors.As. A call on a closed Client fails with
+// ErrClosed.
 package client

@@ -5,9 +5,11 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/internal/apierr"
+	sidecarv1 "github.com/knhk/knhk/sidecar/proto/knhk/sidecar/v1"
 )
 
 // Errors only the sidecar returns. Each also matches its shared
@@ -59,10 +61,40 @@ func (c *Client) wrap(err error) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	gnm := gatesDetail(err)
 	err = apierr.FromStatus(err)
 	var ae *apierr.Error
 	if errors.As(err, &ae) && ae.Code == codes.Unavailable && ae.Reason == "" {
 		return &UnreachableError{Target: c.target, Err: err}
 	}
+	if gnm != nil {
+		return &gatesError{err: err, gates: &host.GatesError{Key: gnm.GetKey(), Version: gnm.GetVersion(), Unmet: gateResults(gnm.GetUnmet())}}
+	}
 	return err
 }
+
+// gatesDetail is the GatesNotMet detail of a status error, nil without
+// one.
+func gatesDetail(err error) *sidecarv1.GatesNotMet {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if g, ok := d.(*sidecarv1.GatesNotMet); ok {
+			return g
+		}
+	}
+	return nil
+}
+
+// gatesError is a promotion the daemon refused for unmet gates: the
+// daemon's error (its message, shared.ErrFailedPrecondition) and the
+// gates as a *host.GatesError, for errors.As.
+type gatesError struct {
+	err   error
+	gates *host.GatesError
+}
+
+func (e *gatesError) Error() string   { return e.err.Error() }
+func (e *gatesError) Unwrap() []error { return []error{e.err, e.gates} }

@@ -59,11 +59,20 @@ func exampleDaemonWith(edit func(*sidecar.Config)) (target string, stop func()) 
 	if edit != nil {
 		edit(&cfg)
 	}
+	return exampleServe(h, cfg, func() {
+		stopHost()
+		os.RemoveAll(dir)
+	})
+}
+
+// exampleServe serves a daemon with cfg over h until the returned stop
+// function is called, which then calls cleanup.
+func exampleServe(h *host.Host, cfg sidecar.Config, cleanup func()) (target string, stop func()) {
 	srv, err := sidecar.New(h, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
-	serveCtx, cancel := context.WithCancel(ctx)
+	serveCtx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx) }()
 	select {
@@ -74,8 +83,7 @@ func exampleDaemonWith(edit func(*sidecar.Config)) (target string, stop func()) 
 	return "unix://" + srv.SocketPath(), func() {
 		cancel()
 		<-served
-		stopHost()
-		os.RemoveAll(dir)
+		cleanup()
 	}
 }
 

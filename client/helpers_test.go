@@ -36,6 +36,12 @@ type daemon struct {
 // otherwise) until the test ends or stop.
 func startDaemon(t *testing.T, cfg sidecar.Config) *daemon {
 	t.Helper()
+	return startDaemonOn(t, hosttest.New(t), cfg)
+}
+
+// startDaemonOn is startDaemon over the host h.
+func startDaemonOn(t *testing.T, h *host.Host, cfg sidecar.Config) *daemon {
+	t.Helper()
 	if cfg.Socket.Path == "" {
 		cfg.Socket.Path = socketPath(t)
 	}
@@ -43,7 +49,6 @@ func startDaemon(t *testing.T, cfg sidecar.Config) *daemon {
 		cfg.Policies = []sidecar.Policy{allowAll()}
 		cfg.AllowReferences = true
 	}
-	h := hosttest.New(t)
 	srv, err := sidecar.New(h, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -32,8 +32,8 @@ func TestDefaultLoads(t *testing.T) {
 	if m, ok := r.Metric("knhk.operation.duration"); !ok || m.Instrument != "histogram" || m.Unit != "s" {
 		t.Errorf("knhk.operation.duration = %+v, %v; want a histogram in s", m, ok)
 	}
-	if a, _ := r.Attribute("knhk.operation"); len(a.Members) != 10 || a.Type != "string" {
-		t.Errorf("knhk.operation is %s with %d members, want a string enum of 10", a.Type, len(a.Members))
+	if a, _ := r.Attribute("knhk.operation"); len(a.Members) != 11 || a.Type != "string" {
+		t.Errorf("knhk.operation is %s with %d members, want a string enum of 11", a.Type, len(a.Members))
 	}
 }
 

@@ -270,13 +270,17 @@ func (c *core) Metadata(ctx context.Context, caller Caller, key string) (_ share
 	return k.Metadata(ctx)
 }
 
-// Rotate makes a new current version of key and returns it.
-func (c *core) Rotate(ctx context.Context, caller Caller, key string) (_ string, err error) {
+// Rotate makes a new current version of key or, with pending, a new
+// pending version, and returns it.
+func (c *core) Rotate(ctx context.Context, caller Caller, key string, pending bool) (_ string, err error) {
 	defer func() { c.count(ctx, caller, OpRotate, err) }()
 	ctx = host.WithPrincipal(ctx, caller.String())
 	k, err := c.open(ctx, caller, OpRotate, key)
 	if err != nil {
 		return "", err
+	}
+	if pending {
+		return k.RotatePending(ctx)
 	}
 	return k.Rotate(ctx)
 }

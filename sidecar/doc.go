@@ -21,6 +21,13 @@
 // --service-account-signing-endpoint=<socket> signs service-account tokens
 // here) and grpc.health.v1.
 //
+// Besides signing and key management, the API carries the version
+// states and promotion gates of the host (Rotate with pending, Versions,
+// Gates, Approve, Promote, Retire; see versions.go): a promotion refused
+// by its gates is FAILED_PRECONDITION with a GatesNotMet detail (on
+// HTTP/JSON, "unmet_gates"), and the ExternalJWTSigner publishes a key's
+// pending, active and retiring versions and signs with the active one.
+//
 // Every call names a key (a name from Config.Keys, or a reference when
 // Config.AllowReferences) and is checked against the Policies for the
 // caller and the operation: deny by default. A denial is

@@ -152,7 +152,7 @@ func (o pbOps) metadata(ctx context.Context, caller Caller, req *sidecarv1.Metad
 }
 
 func (o pbOps) rotate(ctx context.Context, caller Caller, req *sidecarv1.RotateRequest) (*sidecarv1.RotateResponse, error) {
-	v, err := o.c.Rotate(ctx, caller, req.GetKey())
+	v, err := o.c.Rotate(ctx, caller, req.GetKey(), req.GetPending())
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ func grpcUnary[Req, Resp any](ctx context.Context, c *core, op Op, req Req, run 
 		return zero, apierr.ToStatus(err)
 	}
 	resp, err := admitted(ctx, c, caller, op, func() (Resp, error) { return run(ctx, caller, req) })
-	return resp, apierr.ToStatus(err)
+	return resp, toStatus(err)
 }
 
 // Sign implements sidecarv1.SignerServer.

@@ -35,7 +35,15 @@ import (
 //	GET  /v1/keys/{key}/metadata    -> {"key_id": "", "key_type": "", "algorithms": [...], "current_version": "",
 //	                                    "versions": [{"version": "1", "created": RFC3339, "enabled": true}],
 //	                                    "attributes": {...}}
-//	POST /v1/keys/{key}/rotate      (no body, or {}) -> {"version": "2"}
+//	POST /v1/keys/{key}/rotate      (no body, {}, or {"pending": true}) -> {"version": "2"}
+//	GET  /v1/keys/{key}/versions    -> {"versions": [{"version": "1", "state": "active", "created": RFC3339,
+//	                                    "enabled": true, "current": true, "spki_sha256": HEX}]}
+//	POST /v1/keys/{key}/versions/{version}/gates    {"approvals": [B64, ...]}
+//	                                -> {"gates": [{"gate": "approvals", "met": false, "deferred": false,
+//	                                    "detail": "1 of 2 approvers: alice", "approvers": ["alice"]}]}
+//	POST /v1/keys/{key}/versions/{version}/approve  {"approver": KEY, "ttl": "1h"} -> {"approval": B64}
+//	POST /v1/keys/{key}/versions/{version}/promote  {"approvals": [B64, ...]} -> {}
+//	POST /v1/keys/{key}/versions/{version}/retire   (no body, or {}) -> {}
 //	POST /v1/keys/{key}/create      {"key_type": "ec-p256"} -> the public-key object above, and
 //	                                "key_id": the id the provider gave the key
 //	GET  /v1/providers/{provider}/keys[?name=value&...]
@@ -57,7 +65,16 @@ import (
 //
 // with code the gRPC code's name (google.rpc.Code), reason the gRPC API's
 // ErrorInfo reason, and the HTTP status that code maps to (400, 401, 403,
-// 404, 409, 412, 413, 429, 501, 503, 504 or 500).
+// 404, 409, 412, 413, 429, 501, 503, 504 or 500). A promotion refused for
+// unmet gates (412) lists them in the error as "unmet_gates", gate
+// objects as the gates call answers them.
+//
+// The version calls are those of the gRPC API (Versions, Gates, Approve,
+// Promote, Retire): versions and gates need the policy operation
+// "versions", approve "approve" (and "sign" on the approver's key, a key
+// name or reference the daemon holds), promote "promote", retire
+// "retire". An approval's ttl is a Go duration ("90m", "3600s"); absent,
+// 24 hours.
 func newHTTPHandler(c *core, id httpIdentity) http.Handler {
 	h := httpAPI{ops: pbOps{c: c}, id: id}
 	mux := http.NewServeMux()
@@ -67,6 +84,11 @@ func newHTTPHandler(c *core, id httpIdentity) http.Handler {
 	mux.HandleFunc("GET /v1/keys/{key}/metadata", h.metadata)
 	mux.HandleFunc("POST /v1/keys/{key}/rotate", h.rotate)
 	mux.HandleFunc("POST /v1/keys/{key}/create", h.create)
+	mux.HandleFunc("GET /v1/keys/{key}/versions", h.versions)
+	mux.HandleFunc("POST /v1/keys/{key}/versions/{version}/gates", h.gates)
+	mux.HandleFunc("POST /v1/keys/{key}/versions/{version}/approve", h.approve)
+	mux.HandleFunc("POST /v1/keys/{key}/versions/{version}/promote", h.promote)
+	mux.HandleFunc("POST /v1/keys/{key}/versions/{version}/retire", h.retire)
 	mux.HandleFunc("GET /v1/providers/{provider}/keys", h.list)
 	// Anything else (another path, or a path with another method) gets a
 	// JSON error too.
@@ -138,6 +160,8 @@ type (
 		Code    string `json:"code"`
 		Reason  string `json:"reason"`
 		Message string `json:"message"`
+		// A promotion refused for unmet gates: those gates.
+		UnmetGates []httpGate `json:"unmet_gates,omitempty"`
 	}
 )
 
@@ -247,7 +271,11 @@ func httpFail(w http.ResponseWriter, err error) {
 	if errors.As(err, &se) {
 		status = se.status
 	}
-	httpWriteError(w, status, c, reason, err.Error())
+	body := httpErrorBody{Error: httpErrorDetail{Code: code.Code(c).String(), Reason: reason, Message: err.Error()}}
+	if gnm := gatesNotMet(err); gnm != nil {
+		body.Error.UnmetGates = httpGates(gnm.GetUnmet())
+	}
+	httpWriteJSON(w, status, body)
 }
 
 func httpWriteError(w http.ResponseWriter, status int, c codes.Code, reason, msg string) {
@@ -348,9 +376,11 @@ func (h httpAPI) metadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h httpAPI) rotate(w http.ResponseWriter, r *http.Request) {
-	var body struct{}
+	var body struct {
+		Pending bool `json:"pending"`
+	}
 	h.call(w, r, OpRotate, &body, true, func(ctx context.Context, caller Caller) (any, error) {
-		resp, err := h.ops.rotate(ctx, caller, &sidecarv1.RotateRequest{Key: r.PathValue("key")})
+		resp, err := h.ops.rotate(ctx, caller, &sidecarv1.RotateRequest{Key: r.PathValue("key"), Pending: body.Pending})
 		if err != nil {
 			return nil, err
 		}

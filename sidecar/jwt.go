@@ -24,6 +24,11 @@ import (
 // to verify them. Its identity needs the policy operations "sign" (Sign)
 // and "public_key" (FetchKeys, which lists the key's versions to publish
 // each one's public key); Metadata needs only an identified caller.
+//
+// For a key with version states (issue #17), Sign signs with the active
+// version and FetchKeys publishes every enabled version that is pending,
+// active or retiring (shared.VersionState.Published): kube-apiserver
+// learns a pending key before it signs, and a retired one drops out.
 
 // jwtVersionTTL is how long Sign reuses the key version it looked up:
 // kube-apiserver signs a token per request for one, and looking the
@@ -188,16 +193,16 @@ func (s *jwtService) version(ctx context.Context, name string, k *host.Key) (*jw
 	if v := fresh(); v != nil {
 		return v, nil // looked up while this call waited
 	}
-	md, err := k.Metadata(ctx)
+	versions, current, err := jwtKeyVersions(ctx, k)
 	if err != nil {
 		return nil, err
 	}
-	if !jwtPublishes(md, md.CurrentVersion) {
-		return nil, fmt.Errorf("%w: the current version %s of key %s is not enabled, so it is not published to kube-apiserver", shared.ErrFailedPrecondition, shared.Quote(md.CurrentVersion), shared.Quote(name))
+	if !jwtPublishes(versions, current) {
+		return nil, fmt.Errorf("%w: the current version %s of key %s is not enabled, so it is not published to kube-apiserver", shared.ErrFailedPrecondition, shared.Quote(current), shared.Quote(name))
 	}
 	pk := cur
-	if pk.Version != md.CurrentVersion {
-		if pk, err = k.PublicKey(ctx, md.CurrentVersion); err != nil {
+	if pk.Version != current {
+		if pk, err = k.PublicKey(ctx, current); err != nil {
 			return nil, err
 		}
 	}
@@ -205,7 +210,7 @@ func (s *jwtService) version(ctx context.Context, name string, k *host.Key) (*jw
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", shared.Quote(name), err)
 	}
-	v.version = md.CurrentVersion
+	v.version = current
 	v.seen = cur.Version
 	v.expires = s.now().Add(jwtVersionTTL)
 	s.mu.Lock()
@@ -249,10 +254,40 @@ func jwtVersions(md shared.KeyMetadata) []shared.KeyVersion {
 	return md.Versions
 }
 
-// jwtPublishes reports whether version of md is enabled, so FetchKeys
-// publishes it.
-func jwtPublishes(md shared.KeyMetadata, version string) bool {
-	for _, v := range jwtVersions(md) {
+// jwtKeyVersions are the versions of the key FetchKeys considers, Enabled
+// when it publishes them, and the version Sign signs with. For a single
+// key they come from Key.Versions: a version with a state is published
+// while enabled and pending, active or retiring, and the current one is
+// the active one; a key without states is as its metadata says. A key
+// group (and a provider without versions) is as its metadata says.
+func jwtKeyVersions(ctx context.Context, k *host.Key) (versions []shared.KeyVersion, current string, err error) {
+	if k.Group() == "" {
+		infos, err := k.Versions(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, v := range infos {
+			published := v.Enabled && (v.State == "" || v.State.Published())
+			versions = append(versions, shared.KeyVersion{Version: v.Version, Created: v.Created, Enabled: published})
+			if v.Current {
+				current = v.Version
+			}
+		}
+		if len(versions) > 0 {
+			return versions, current, nil
+		}
+	}
+	md, err := k.Metadata(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return jwtVersions(md), md.CurrentVersion, nil
+}
+
+// jwtPublishes reports whether version is among versions and enabled, so
+// FetchKeys publishes it.
+func jwtPublishes(versions []shared.KeyVersion, version string) bool {
+	for _, v := range versions {
 		if v.Version == version {
 			return v.Enabled
 		}
@@ -263,6 +298,8 @@ func jwtPublishes(md shared.KeyMetadata, version string) bool {
 // fetchKeys returns the public key of every enabled version of the key:
 // a rotated-away version stays published while it is enabled, so the
 // tokens it signed keep verifying; a disabled or destroyed one drops out.
+// With version states, a pending version is published in advance and a
+// retired one drops out (jwtKeyVersions).
 func (s *jwtService) fetchKeys(ctx context.Context) (set jwtKeySet, err error) {
 	defer func() { err = apierr.ToStatus(err) }()
 	caller, release, err := s.admit(ctx, OpPublicKey)
@@ -280,14 +317,14 @@ func (s *jwtService) fetchKeys(ctx context.Context) (set jwtKeySet, err error) {
 	if err != nil {
 		return jwtKeySet{}, err
 	}
-	md, err := k.Metadata(ctx)
+	versions, current, err := jwtKeyVersions(ctx, k)
 	if err != nil {
 		return jwtKeySet{}, err
 	}
 	ref := k.Ref().String()
 	kids := []string{}
 	var skipped error
-	for _, ver := range jwtVersions(md) {
+	for _, ver := range versions {
 		if !ver.Enabled {
 			continue
 		}
@@ -320,7 +357,7 @@ func (s *jwtService) fetchKeys(ctx context.Context) (set jwtKeySet, err error) {
 	set.since = s.published.since
 	// A rotation or a retired version seen here ends the version Sign
 	// uses, so Sign never names a kid this answer left out.
-	if v := s.signing; v != nil && (v.ref != ref || v.version != md.CurrentVersion || !slices.Contains(kids, v.kid)) {
+	if v := s.signing; v != nil && (v.ref != ref || v.version != current || !slices.Contains(kids, v.kid)) {
 		s.signing = nil
 	}
 	s.mu.Unlock()

@@ -12,6 +12,11 @@ type Op string
 
 // The operations. OpList lists a provider's keys; it is matched against
 // the key pattern "PROVIDER:" (so "fake:*" allows listing the fake's).
+// OpRotate covers a rotation to a pending version too. The version
+// operations (issue #17's promotion gates): OpVersions lists a key's
+// versions and checks a version's gates, OpApprove approves a version of
+// the key (signing the approval also needs OpSign on the approver's
+// key), OpPromote and OpRetire move a version to active and retired.
 const (
 	OpSign      Op = "sign"
 	OpVerify    Op = "verify"
@@ -20,10 +25,14 @@ const (
 	OpRotate    Op = "rotate"
 	OpCreate    Op = "create"
 	OpList      Op = "list"
+	OpVersions  Op = "versions"
+	OpApprove   Op = "approve"
+	OpPromote   Op = "promote"
+	OpRetire    Op = "retire"
 )
 
 // Ops lists every operation, in the order the docs give them.
-var Ops = []Op{OpSign, OpVerify, OpPublicKey, OpMetadata, OpRotate, OpCreate, OpList}
+var Ops = []Op{OpSign, OpVerify, OpPublicKey, OpMetadata, OpRotate, OpCreate, OpList, OpVersions, OpApprove, OpPromote, OpRetire}
 
 // auditName is the operation as the host's audit records name it.
 func (o Op) auditName() string {
@@ -74,7 +83,7 @@ func (p Policy) check() error {
 			known = known || o == op
 		}
 		if !known {
-			return fmt.Errorf("unknown operation %s (want one of sign, verify, public_key, metadata, rotate, create, list, or *)", shared.Quote(string(op)))
+			return fmt.Errorf("unknown operation %s (want one of %s, or *)", shared.Quote(string(op)), opList())
 		}
 	}
 	for _, list := range [][]string{p.Keys, p.Principals} {
@@ -90,6 +99,15 @@ func (p Policy) check() error {
 		}
 	}
 	return nil
+}
+
+// opList is every operation's name, comma-separated.
+func opList() string {
+	names := make([]string, len(Ops))
+	for i, o := range Ops {
+		names[i] = string(o)
+	}
+	return strings.Join(names, ", ")
 }
 
 // allows reports whether p allows one of principals op on key.

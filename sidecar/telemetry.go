@@ -79,6 +79,10 @@ var opValues = map[Op]attribute.KeyValue{
 	OpRotate:    telemetry.KeyOperation.String("rotate"),
 	OpCreate:    telemetry.KeyOperation.String("create_key"),
 	OpList:      telemetry.KeyOperation.String("list_keys"),
+	OpVersions:  telemetry.KeyOperation.String("versions"),
+	OpApprove:   telemetry.KeyOperation.String("approve"),
+	OpPromote:   telemetry.KeyOperation.String("promote"),
+	OpRetire:    telemetry.KeyOperation.String("retire"),
 }
 
 // callAttrs are a call's knhk.principal and knhk.operation.

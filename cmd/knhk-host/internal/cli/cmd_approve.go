@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/knhk/knhk/audit"
+	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 )
@@ -46,7 +48,9 @@ gate of promote counts it when the approver is one of the key's approvers.
 --approver-key is a signed-note private key file ('knhk-host audit keygen'
 writes one; it must be readable by its owner only) or a knhk key reference
 (an Ed25519 or ECDSA P-256 key, possibly in a KMS), named PROVIDER:KEYID in
-the note.
+the note. Through --server the daemon signs, so --approver-key must name a
+key it holds (and the caller needs its policy's approve and, on that key,
+sign).
 
 The approval is printed; it is also written to the key's approvals_dir
 (its promotion block in --config), where promote and versions find it, and
@@ -67,21 +71,13 @@ to --out if given. The approval is recorded in the audit log.`,
 			if err != nil {
 				return err
 			}
-			hk, ok := k.(*host.Key)
-			if !ok {
-				return fmt.Errorf("%w: %s: approvals are signed here, not through --server: %s", shared.ErrUnimplemented, spec.errName(), noDaemonVersions)
-			}
-			signer, err := a.approver(cmd.Context(), approverKey)
-			if err != nil {
-				return err
-			}
-			signed, err := hk.Approve(cmd.Context(), version, signer, ttl)
+			signed, approver, err := a.approve(cmd.Context(), k, version, approverKey, ttl)
 			if err != nil {
 				return fmt.Errorf("approve %s version %s: %w", spec.errName(), shared.Quote(version), err)
 			}
-			res := approvedJSON{Key: spec.show(), Version: version, Approver: signer.Name(), Note: string(signed)}
+			res := approvedJSON{Key: spec.show(), Version: version, Approver: approver, Note: string(signed)}
 			if p := a.promotionOf(spec); p.dir != "" {
-				if res.Stored, err = storeApproval(p, version, signer.Name(), signed); err != nil {
+				if res.Stored, err = storeApproval(p, version, approver, signed); err != nil {
 					return fmt.Errorf("store the approval: %w", err)
 				}
 			}
@@ -96,13 +92,42 @@ to --out if given. The approval is recorded in the audit log.`,
 			})
 		},
 	}
-	cmd.Annotations = map[string]string{localOnly: noDaemonVersions}
 	kf.register(cmd)
 	cmd.Flags().StringVar(&version, "version", "", "the pending version to approve")
 	cmd.Flags().StringVar(&approverKey, "approver-key", "", "the approver's signed-note private key file, or a knhk key reference")
 	cmd.Flags().DurationVar(&ttl, "ttl", host.DefaultApprovalTTL, "how long the approval counts (at most 720h)")
 	cmd.Flags().StringVar(&out, "out", "", "also write the approval to this file")
 	return cmd
+}
+
+// approve signs the approval: here with the signer --approver-key names,
+// or by the daemon with its key of that name. It returns the signed note
+// and the approver's name.
+func (a *app) approve(ctx context.Context, k keyOps, version, approverKey string, ttl time.Duration) ([]byte, string, error) {
+	if ck, ok := k.(*client.Key); ok {
+		if st, err := os.Stat(approverKey); err == nil && st.Mode().IsRegular() {
+			return nil, "", usagef("through --server, name an approver key the daemon holds; to sign with a key file, run approve without --server", "approver key %s is a local file", shared.Quote(approverKey))
+		}
+		signed, err := ck.Approve(ctx, version, approverKey, ttl)
+		if err != nil {
+			return nil, "", err
+		}
+		n, err := note.Open(signed, note.VerifierList())
+		var unverified *note.UnverifiedNoteError
+		if errors.As(err, &unverified) && len(unverified.Note.UnverifiedSigs) > 0 {
+			return signed, unverified.Note.UnverifiedSigs[0].Name, nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: the daemon's approval is not a signed note: %w", shared.ErrFailedPrecondition, err)
+		}
+		return signed, n.Sigs[0].Name, nil
+	}
+	signer, err := a.approver(ctx, approverKey)
+	if err != nil {
+		return nil, "", err
+	}
+	signed, err := k.(*host.Key).Approve(ctx, version, signer, ttl)
+	return signed, signer.Name(), err
 }
 
 // approver is the signer --approver-key names: a private key file when

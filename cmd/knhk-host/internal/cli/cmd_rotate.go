@@ -29,8 +29,7 @@ metadata' before rotating again.
 With --pending the new version is pending instead: published (pubkey
 --version works) but not signing until 'knhk-host promote'; the key gets
 version states if it had none (its current version becomes active). Only for
-providers that keep version states (capability version_states), and not
-through --server yet.`,
+providers that keep version states (capability version_states).`,
 		Example: `  knhk-host rotate --key 'fake:demo?state=/tmp/keys.json'
   v=$(knhk-host rotate --key release --config knhk.hcl)`,
 		Args: cobra.NoArgs,
@@ -54,10 +53,9 @@ through --server yet.`,
 				if err != nil {
 					return err
 				}
-				v, err = k.Rotate(cmd.Context())
-			}
-			if err != nil {
-				return fmt.Errorf("rotate %s: %w", spec.errName(), err)
+				if v, err = k.Rotate(cmd.Context()); err != nil {
+					return fmt.Errorf("rotate %s: %w", spec.errName(), err)
+				}
 			}
 			res := rotatedJSON{Key: spec.show(), Version: v}
 			return a.printer().print(res, func(w io.Writer) error {

@@ -9,13 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
 )
 
 // versionOps is what versions, promote, retire and rotate --pending do
-// with a key: a *host.Key's (plugins run here). The daemon has no API
-// for them yet, so these commands run locally only.
+// with a key: a *host.Key's (plugins run here) or a *client.Key's
+// (through the daemon, --server).
 type versionOps interface {
 	Versions(ctx context.Context) ([]host.VersionInfo, error)
 	RotatePending(ctx context.Context) (string, error)
@@ -24,10 +25,10 @@ type versionOps interface {
 	Retire(ctx context.Context, version string) error
 }
 
-var _ versionOps = (*host.Key)(nil)
-
-// noDaemonVersions is why the version state commands refuse --server.
-const noDaemonVersions = "the daemon has no API for version states yet"
+var (
+	_ versionOps = (*host.Key)(nil)
+	_ versionOps = (*client.Key)(nil)
+)
 
 // openVersionKey opens the key of spec for a version state command.
 func (a *app) openVersionKey(ctx context.Context, spec keySpec) (versionOps, error) {
@@ -35,11 +36,7 @@ func (a *app) openVersionKey(ctx context.Context, spec keySpec) (versionOps, err
 	if err != nil {
 		return nil, err
 	}
-	vk, ok := k.(versionOps)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s %s: %s", shared.ErrUnimplemented, spec.errName(), "cannot change version states through --server", noDaemonVersions)
-	}
-	return vk, nil
+	return k.(versionOps), nil
 }
 
 // versionStateJSON is one version in `versions -o json`.
@@ -173,7 +170,6 @@ approvals stored in the key's approvals_dir and those given with
 			})
 		},
 	}
-	cmd.Annotations = map[string]string{localOnly: noDaemonVersions}
 	kf.register(cmd)
 	cmd.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file (signed note from 'knhk-host approve'); repeatable")
 	return cmd
@@ -253,7 +249,6 @@ func (a *app) stateCmd(name string, state shared.VersionState, short, long strin
 			})
 		},
 	}
-	cmd.Annotations = map[string]string{localOnly: noDaemonVersions}
 	kf.register(cmd)
 	cmd.Flags().StringVar(&version, "version", "", "the key version")
 	return cmd

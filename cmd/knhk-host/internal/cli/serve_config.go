@@ -80,7 +80,9 @@ type jwtBlock struct {
 }
 
 // policyBlock is one `policy "NAME" { ... }`: who may do what to which
-// keys. Without one, the daemon denies everything.
+// keys. Without one, the daemon denies everything. Operations: sign,
+// verify, public_key, metadata, rotate, create, list, versions, approve,
+// promote, retire, or "*" (sidecar.Ops).
 //
 //	policy "release-signers" {
 //	  keys       = ["release"]
