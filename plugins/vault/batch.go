@@ -106,6 +106,12 @@ func (p *Provider) signGroup(ctx context.Context, reqs []shared.SignRequest, g *
 		fail(err)
 		return
 	}
+	if version == 0 { // the active version of a key with version states
+		if version, err = p.activeVersion(ctx, t); err != nil {
+			fail(err)
+			return
+		}
+	}
 	k, c := t.key, t.c
 	kt, err := c.keyType(ctx, k)
 	if err != nil {

@@ -31,6 +31,7 @@
 //	jwt_file        auth=kubernetes: service-account token file    /var/run/secrets/kubernetes.io/serviceaccount/token
 //	auth_mount      approle/kubernetes: the auth method's mount    approle / kubernetes
 //	mount           ListKeys: the Transit mount to list            transit
+//	version_states  KV v2 path holding key version states          VAULT_KNHK_VERSION_STATES; unset: no states
 //
 // # Credentials
 //
@@ -49,4 +50,15 @@
 // provider-side Verify, whole-message signing for every algorithm (Transit
 // hashes) and a native SignBatch (one Transit batch_input call per group of
 // items sharing key, parameters, algorithm, version and kind of input).
+//
+// # Version states
+//
+// The provider claims version_states (shared.VersionStater). Transit keeps
+// nothing per version that could say "pending", so a key's states live in
+// one KV version 2 secret, VERSION_STATES/MOUNT/NAME, a JSON document that
+// every change writes whole with check-and-set: concurrent hosts cannot
+// lose a change, and the document always names exactly one active
+// version. A Transit version the document does not name reads as pending.
+// Without version_states, keys have no states and a pending rotation or a
+// state change is ErrFailedPrecondition saying what to set.
 package vault

@@ -64,7 +64,8 @@ func alreadyExists(k keyID) error {
 
 // ListKeys lists the signing keys of a Transit mount (parameter "mount",
 // default "transit"). Keys Transit holds that knhk cannot sign with (AES,
-// HMAC...) are left out.
+// HMAC...) are left out. With version_states configured, a key with
+// states has its active version as current.
 func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]shared.KeySummary, error) {
 	prm, err := parseParams(req.Params)
 	if err != nil {
@@ -91,9 +92,14 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 			return nil, fmt.Errorf("%w: vault: Transit key list: %v", shared.ErrUnavailable, err)
 		}
 	}
+	states, _ := parseStatesPath(prm.String(ParamVersionStates)) // checked by parseParams
 	out := make([]shared.KeySummary, 0, len(list.Keys))
 	for _, name := range list.Keys {
 		k := keyID{mount: mount, name: name}
+		active, err := p.activeVersion(ctx, target{key: k, c: c, states: states})
+		if err != nil {
+			return nil, err
+		}
 		info, err := c.readKey(ctx, k)
 		if errors.Is(err, shared.ErrFailedPrecondition) || errors.Is(err, shared.ErrKeyNotFound) {
 			continue // not a signing key, or deleted since the list
@@ -101,17 +107,41 @@ func (p *Provider) ListKeys(ctx context.Context, req shared.ListKeysRequest) ([]
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, shared.KeySummary{KeyID: k.String(), Type: info.keyType, CurrentVersion: strconv.Itoa(info.LatestVersion)})
+		current := info.LatestVersion
+		if active > 0 {
+			current = active
+		}
+		out = append(out, shared.KeySummary{KeyID: k.String(), Type: info.keyType, CurrentVersion: strconv.Itoa(current)})
 	}
 	return out, nil
 }
 
 // RotateKey rotates a Transit key natively and returns the new version.
+// With version_states configured it also keeps the key's version states
+// (states.go): Pending makes the new version pending (giving the key
+// states if it had none), and a key with states rotated without Pending
+// has its new version active at once. Pending without version_states is
+// ErrFailedPrecondition.
 func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (shared.RotateKeyResponse, error) {
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.RotateKeyResponse{}, err
 	}
+	s, err := p.stateStore(ctx, t)
+	switch {
+	case err != nil:
+		return shared.RotateKeyResponse{}, err
+	case s != nil:
+		return p.rotateWithStates(ctx, t, s, req.Pending)
+	case req.Pending:
+		return shared.RotateKeyResponse{}, errNoStatesPath(t.key)
+	}
+	return p.rotateTransit(ctx, t)
+}
+
+// rotateTransit rotates the Transit key and returns its new latest
+// version.
+func (p *Provider) rotateTransit(ctx context.Context, t target) (shared.RotateKeyResponse, error) {
 	k, c := t.key, t.c
 	path := keyPath(k) + "/rotate"
 	secret, err := c.write(ctx, path, nil)
@@ -132,22 +162,31 @@ func (p *Provider) RotateKey(ctx context.Context, req shared.RotateKeyRequest) (
 
 // KeyMetadata describes a Transit key and every version it still has.
 // A version is enabled when Transit still verifies with it
-// (min_decryption_version).
+// (min_decryption_version). The current version is the latest, or the
+// active one for a key with version states.
 func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataRequest) (shared.KeyMetadata, error) {
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.KeyMetadata{}, err
 	}
 	k := t.key
+	active, err := p.activeVersion(ctx, t) // before the key: a version the states name is in Transit by then
+	if err != nil {
+		return shared.KeyMetadata{}, err
+	}
 	info, err := t.c.readKey(ctx, k)
 	if err != nil {
 		return shared.KeyMetadata{}, err
+	}
+	current := info.LatestVersion
+	if active > 0 {
+		current = active
 	}
 	md := shared.KeyMetadata{
 		KeyID:          k.String(),
 		Type:           info.keyType,
 		Algorithms:     info.keyType.Algorithms(),
-		CurrentVersion: strconv.Itoa(info.LatestVersion),
+		CurrentVersion: strconv.Itoa(current),
 		Attributes: map[string]string{
 			"mount":                  k.mount,
 			"transit_type":           info.Type,
@@ -159,6 +198,9 @@ func (p *Provider) KeyMetadata(ctx context.Context, req shared.KeyMetadataReques
 			"exportable":             strconv.FormatBool(info.Exportable),
 			"deletion_allowed":       strconv.FormatBool(info.DeletionAllowed),
 		},
+	}
+	if t.states != "" {
+		md.Attributes[ParamVersionStates] = t.states
 	}
 	for _, v := range info.versionList() {
 		md.Versions = append(md.Versions, shared.KeyVersion{

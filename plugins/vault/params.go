@@ -25,12 +25,19 @@ const (
 	ParamRole         = "role"           // auth=kubernetes: Vault role
 	ParamJWTFile      = "jwt_file"       // auth=kubernetes: service-account token file
 	ParamMount        = "mount"          // ListKeys only: the Transit mount to list; default "transit"
+	// ParamVersionStates is the KV v2 path under which keys' version
+	// states are kept (states.go); default VAULT_KNHK_VERSION_STATES.
+	// Unset: keys have no version states.
+	ParamVersionStates = "version_states"
 )
 
 // Environment variables read when the parameters leave a value out.
 const (
 	EnvRoleID   = "VAULT_ROLE_ID"   // auth=approle role id
 	EnvSecretID = "VAULT_SECRET_ID" // auth=approle secret id
+	// EnvVersionStates is the version_states default. It starts with
+	// VAULT_ so that the host passes it to the plugin.
+	EnvVersionStates = "VAULT_KNHK_VERSION_STATES"
 )
 
 // DefaultJWTFile is where Kubernetes mounts a pod's service-account token.
@@ -58,9 +65,11 @@ var params = shared.NewParamSchema(Name,
 	shared.Param{Name: ParamRole, Doc: "auth=kubernetes: the Vault role to log in as"},
 	shared.Param{Name: ParamJWTFile, Kind: shared.ParamPath, Doc: "auth=kubernetes: service-account token file (default " + DefaultJWTFile + ")"},
 	shared.Param{Name: ParamMount, Doc: "ListKeys: the Transit mount to list (default transit); elsewhere it must match the key id's mount"},
+	shared.Param{Name: ParamVersionStates, Env: EnvVersionStates, Doc: "KV v2 path (e.g. secret/knhk/version-states) under which key version states are kept; unset: no version states"},
 )
 
-// clientParams are the parameters that pick a Vault client: all but mount.
+// clientParams are the parameters that pick a Vault client: all but mount
+// and version_states.
 var clientParams = []string{
 	ParamAddr, ParamNamespace, ParamCAFile, ParamAuth, ParamAuthMount, ParamTokenFile,
 	ParamRoleID, ParamRoleIDFile, ParamSecretIDFile, ParamRole, ParamJWTFile,
@@ -97,6 +106,9 @@ func parseParams(raw map[string]string) (shared.Params, error) {
 		if prm.String(ParamRole) == "" {
 			return shared.Params{}, fmt.Errorf("%w: vault: auth=kubernetes needs the role parameter (the Vault role to log in as)", shared.ErrInvalidArgument)
 		}
+	}
+	if _, err := parseStatesPath(prm.String(ParamVersionStates)); err != nil {
+		return shared.Params{}, err
 	}
 	return prm, nil
 }
@@ -141,12 +153,37 @@ func parseKeyID(id string) (keyID, error) {
 	if k.mount == "" || k.name == "" || strings.HasPrefix(k.mount, "/") {
 		return keyID{}, fmt.Errorf("%w: vault: key id %s is not MOUNT/NAME (e.g. transit/release)", shared.ErrInvalidArgument, shared.Quote(id))
 	}
-	for _, seg := range strings.Split(k.String(), "/") {
-		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "?#%\\ \t\n") {
-			return keyID{}, fmt.Errorf("%w: vault: key id %s has an empty, relative or unsafe path segment %s", shared.ErrInvalidArgument, shared.Quote(id), shared.Quote(seg))
-		}
+	if seg, bad := unsafeSegment(k.String()); bad {
+		return keyID{}, fmt.Errorf("%w: vault: key id %s has an empty, relative or unsafe path segment %s", shared.ErrInvalidArgument, shared.Quote(id), shared.Quote(seg))
 	}
 	return k, nil
+}
+
+// unsafeSegment returns the first segment of a Vault path that is empty,
+// relative (. or ..) or holds a character that would change the request
+// URL (? # % \ or whitespace), and whether there is one.
+func unsafeSegment(path string) (string, bool) {
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "?#%\\ \t\n") {
+			return seg, true
+		}
+	}
+	return "", false
+}
+
+// parseStatesPath checks the version_states parameter: a KV v2 path such
+// as secret/knhk/version-states, leading and trailing slashes ignored.
+// Empty means no version states.
+func parseStatesPath(path string) (string, error) {
+	p := strings.Trim(path, "/")
+	if path == "" {
+		return "", nil
+	}
+	if seg, bad := unsafeSegment(p); bad {
+		return "", fmt.Errorf("%w: vault: version_states %s is not a KV v2 path like secret/knhk/version-states (segment %s)",
+			shared.ErrInvalidArgument, shared.Quote(path), shared.Quote(seg))
+	}
+	return p, nil
 }
 
 // parseVersion reads a key version as knhk writes it ("3"), also accepting
@@ -179,6 +216,9 @@ func parseMount(mount string) (string, error) {
 type target struct {
 	key keyID
 	c   *client
+	// states is the version_states KV v2 path; "" when the key has no
+	// version states.
+	states string
 }
 
 // resolve is the one place a key reference becomes a parsed key id,
@@ -200,5 +240,6 @@ func (p *Provider) resolve(ctx context.Context, ref shared.KeyRef) (target, erro
 	if err != nil {
 		return target{}, err
 	}
-	return target{key: k, c: c}, nil
+	states, _ := parseStatesPath(prm.String(ParamVersionStates)) // checked by parseParams
+	return target{key: k, c: c, states: states}, nil
 }

@@ -36,6 +36,9 @@ type Provider struct {
 	version string
 	log     hclog.Logger
 	clients shared.ClientCache[*client]
+	// kvMounts remembers the KV v2 mount of each client's version_states
+	// path (kvMountKey -> string), found once.
+	kvMounts sync.Map
 
 	done      chan struct{} // closed by Close: stops every client's renewer
 	closeOnce sync.Once
@@ -64,6 +67,10 @@ func (p *Provider) Describe(context.Context) (shared.Description, error) {
 		Version: p.version,
 		Capabilities: []shared.Capability{
 			shared.CapCreateKey, shared.CapListKeys, shared.CapRotateKey, shared.CapVerify, shared.CapSignMessage, shared.CapSignBatch,
+			// Claimed whether or not version_states is configured: a key
+			// reference's parameters decide, and without them
+			// GetVersionStates says none and changes say what to set.
+			shared.CapVersionStates,
 		},
 		KeyTypes:   append([]shared.KeyType(nil), keyTypes...),
 		Algorithms: shared.AlgorithmsFor(keyTypes...),

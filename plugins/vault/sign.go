@@ -13,8 +13,10 @@ import (
 	"github.com/knhk/knhk/shared"
 )
 
-// Sign signs a digest (prehashed) or a message with Transit. The version
-// used comes from the vault:vN: prefix of Transit's answer.
+// Sign signs a digest (prehashed) or a message with Transit. Without a
+// version it signs with the latest, or the active version of a key with
+// version states. The version used comes from the vault:vN: prefix of
+// Transit's answer.
 func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.SignResponse, error) {
 	version, err := parseVersion(req.Version)
 	if err != nil {
@@ -23,6 +25,11 @@ func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.Sig
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.SignResponse{}, err
+	}
+	if version == 0 {
+		if version, err = p.activeVersion(ctx, t); err != nil {
+			return shared.SignResponse{}, err
+		}
 	}
 	k, c := t.key, t.c
 	kt, err := c.keyType(ctx, k)
@@ -53,8 +60,8 @@ func (p *Provider) Sign(ctx context.Context, req shared.SignRequest) (shared.Sig
 }
 
 // Verify checks a signature with Transit. Without a version it checks
-// against the latest. A signature Transit cannot even parse is invalid, not
-// an error.
+// against the latest, or the active version of a key with version states.
+// A signature Transit cannot even parse is invalid, not an error.
 func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared.VerifyResponse, error) {
 	version, err := parseVersion(req.Version)
 	if err != nil {
@@ -63,6 +70,11 @@ func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.VerifyResponse{}, err
+	}
+	if version == 0 {
+		if version, err = p.activeVersion(ctx, t); err != nil {
+			return shared.VerifyResponse{}, err
+		}
 	}
 	k, c := t.key, t.c
 	var kt shared.KeyType
@@ -103,6 +115,8 @@ func (p *Provider) Verify(ctx context.Context, req shared.VerifyRequest) (shared
 }
 
 // PublicKey returns a key version's public key as DER SubjectPublicKeyInfo.
+// Without a version: the latest, or the active version of a key with
+// version states.
 func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (shared.PublicKeyResponse, error) {
 	want, err := parseVersion(req.Version)
 	if err != nil {
@@ -111,6 +125,11 @@ func (p *Provider) PublicKey(ctx context.Context, req shared.PublicKeyRequest) (
 	t, err := p.resolve(ctx, req.Key)
 	if err != nil {
 		return shared.PublicKeyResponse{}, err
+	}
+	if want == 0 {
+		if want, err = p.activeVersion(ctx, t); err != nil {
+			return shared.PublicKeyResponse{}, err
+		}
 	}
 	info, err := t.c.readKey(ctx, t.key)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,10 +31,11 @@ type Server struct {
 	// empty for plain HTTP.
 	CAFile string
 
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	exit chan error
-	home string
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	done    chan struct{} // closed when the process has exited
+	exitErr error         // how it exited; set before done is closed
+	home    string
 }
 
 // startTimeout bounds how long Start waits for the server to be healthy.
@@ -65,7 +67,7 @@ func start(tls bool) (*Server, error) {
 		Addr:      "http://127.0.0.1:" + strconv.Itoa(port),
 		RootToken: "root-" + randomHex(12),
 		out:       &syncBuffer{},
-		exit:      make(chan error, 1),
+		done:      make(chan struct{}),
 		home:      home,
 	}
 	args := []string{"server", "-dev", "-dev-no-store-token",
@@ -86,11 +88,27 @@ func start(tls bool) (*Server, error) {
 	s.cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	dieWithParent(s.cmd)
-	if err := s.cmd.Start(); err != nil {
+	// The kernel's die-with-parent signal follows the thread that forked
+	// the server, and a Go thread ends when a goroutine that locked it
+	// returns still locked (the host's plugin spawner does, at every
+	// host.Close). So the server is started, and waited for, by a
+	// goroutine that locks its thread for as long as the server runs:
+	// no other goroutine can run on that thread, so none can end it.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after the server
+		if err := s.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		s.exitErr = s.cmd.Wait()
+		close(s.done)
+	}()
+	if err := <-started; err != nil {
 		os.RemoveAll(home)
 		return nil, fmt.Errorf("vaulttest: starting %s: %w", bin, err)
 	}
-	go func() { s.exit <- s.cmd.Wait() }()
 	if err := s.setup(); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("%w\nVault output:\n%s", err, s.Output())
@@ -107,8 +125,8 @@ func (s *Server) setup() error {
 			break
 		}
 		select {
-		case err := <-s.exit:
-			return fmt.Errorf("vaulttest: Vault exited before writing its CA: %v", err)
+		case <-s.done:
+			return fmt.Errorf("vaulttest: Vault exited before writing its CA: %v", s.exitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("vaulttest: Vault wrote no CA at %s in %s", s.CAFile, startTimeout)
 		case <-time.After(100 * time.Millisecond):
@@ -124,8 +142,8 @@ func (s *Server) setup() error {
 			break
 		}
 		select {
-		case err := <-s.exit:
-			return fmt.Errorf("vaulttest: Vault exited before it was healthy: %v", err)
+		case <-s.done:
+			return fmt.Errorf("vaulttest: Vault exited before it was healthy: %v", s.exitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("vaulttest: Vault at %s not healthy after %s: %v", s.Addr, startTimeout, err)
 		case <-time.After(100 * time.Millisecond):
@@ -174,17 +192,28 @@ func (s *Server) Output() string {
 // Stop stops the server (SIGTERM, then SIGKILL after ten seconds) and
 // removes its private home directory. Safe to call twice.
 func (s *Server) Stop() {
-	if s.cmd.Process != nil {
+	select {
+	case <-s.done:
+	default:
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-s.exit:
+		case <-s.done:
 		case <-time.After(10 * time.Second):
 			_ = s.cmd.Process.Kill()
-			<-s.exit
+			<-s.done
 		}
-		s.exit <- errors.New("stopped") // later Stops return at once
 	}
 	os.RemoveAll(s.home)
+}
+
+// Exited is closed once the server process has exited, stopped or not.
+func (s *Server) Exited() <-chan struct{} { return s.done }
+
+// ExitErr says how the server exited ("signal: killed", "exit status
+// 1"; nil for a clean exit). Valid once Exited is closed.
+func (s *Server) ExitErr() error {
+	<-s.done
+	return s.exitErr
 }
 
 // Seal seals the server.
@@ -270,21 +299,44 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// syncBuffer is a bytes buffer safe for the server's two output streams.
+// What a server's output buffer keeps: its start (the banner and
+// configuration) and its latest output, so that a long run does not
+// grow it without bound.
+const (
+	outputHead = 16 << 10
+	outputTail = 256 << 10
+)
+
+// syncBuffer keeps the server's two output streams, bounded: the first
+// outputHead bytes and the last outputTail.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  []byte
+	mu      sync.Mutex
+	head    []byte
+	tail    []byte
+	dropped int // bytes between head and tail no longer kept
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.b = append(s.b, p...)
-	return len(p), nil
+	n := len(p)
+	if room := outputHead - len(s.head); room > 0 {
+		k := min(room, len(p))
+		s.head, p = append(s.head, p[:k]...), p[k:]
+	}
+	s.tail = append(s.tail, p...)
+	if over := len(s.tail) - outputTail; over > 0 {
+		s.dropped += over
+		s.tail = append(s.tail[:0], s.tail[over:]...)
+	}
+	return n, nil
 }
 
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return string(s.b)
+	if s.dropped == 0 {
+		return string(s.head) + string(s.tail)
+	}
+	return fmt.Sprintf("%s\n[... %d bytes not kept ...]\n%s", s.head, s.dropped, s.tail)
 }

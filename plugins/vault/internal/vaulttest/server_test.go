@@ -34,3 +34,22 @@ func TestFreePortPair(t *testing.T) {
 		l.Close()
 	}
 }
+
+func TestOutputBounded(t *testing.T) {
+	var b syncBuffer
+	b.Write([]byte("banner\n"))
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	for range (outputHead + 2*outputTail) / len(line) {
+		b.Write(line)
+	}
+	b.Write([]byte("last words\n"))
+	out := b.String()
+	if len(out) > outputHead+outputTail+100 {
+		t.Errorf("output kept %d bytes; want at most about %d", len(out), outputHead+outputTail)
+	}
+	for _, want := range []string{"banner\n", "bytes not kept", "last words\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
