@@ -135,16 +135,23 @@ func (h *Host) versionStates(ctx context.Context, m *managed, r Ref, refresh boo
 	s, err := limited(ctx, m, quotaReq{op: shared.OpMetadata, ref: r}, "get version states", true, func(ctx context.Context, c *pluginrpc.Client) (shared.VersionStates, error) {
 		return c.GetVersionStates(ctx, shared.GetVersionStatesRequest{Key: r.keyRef()})
 	})
-	if errors.Is(err, shared.ErrUnimplemented) {
+	switch {
+	case errors.Is(err, shared.ErrUnimplemented):
 		// Claimed but not served (a wrapper copying another provider's
 		// claims): no states, as for a provider without the claim.
+		s, err = shared.VersionStates{}, nil
+	case errors.Is(err, shared.ErrKeyNotFound):
+		// The operation itself says so, in its own words (and a wrapper
+		// that renames keys may not rename them here): no states. Should
+		// the key appear with states, checkUnnamed catches an unnamed
+		// signature by a version that is not active.
 		s, err = shared.VersionStates{}, nil
 	}
 	if err == nil {
 		err = s.Check()
 	}
 	if err != nil {
-		return shared.VersionStates{}, fmt.Errorf("reading the version states of %s:%s: %w", r.Provider, r.KeyID, err)
+		return shared.VersionStates{}, fmt.Errorf("reading the key's version states: %w", err)
 	}
 	h.states.put(r, s)
 	return s, nil

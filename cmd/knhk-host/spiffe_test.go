@@ -30,6 +30,7 @@ import (
 
 	"github.com/knhk/knhk/client"
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/lockedproc"
 	"github.com/knhk/knhk/sidecar"
 )
 
@@ -155,11 +156,10 @@ func (s *spire) start(t *testing.T, bin, logPath string, args ...string) {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir, "TMPDIR=" + os.TempDir()}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	exited, err := lockedproc.Start(cmd) // Pdeathsig follows the starting thread
+	if err != nil {
 		t.Fatalf("start %s: %v", filepath.Base(bin), err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/knhk/knhk/host"
+	"github.com/knhk/knhk/internal/lockedproc"
 	"github.com/knhk/knhk/shared/providertest"
 )
 
@@ -219,10 +220,11 @@ plugins {
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	dieWithParent(s.cmd)
 	started := time.Now()
-	if err := s.cmd.Start(); err != nil {
+	exited, err := lockedproc.Start(s.cmd) // Pdeathsig follows the starting thread
+	if err != nil {
 		t.Fatalf("starting spire-server: %v", err)
 	}
-	go func() { s.exited <- s.cmd.Wait() }()
+	go func() { s.exited <- <-exited }()
 	t.Cleanup(func() { s.kill() })
 	deadline := time.Now().Add(3 * time.Minute)
 	for {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/knhk/knhk/internal/lockedproc"
 )
 
 // vaultVersion is the Vault release plugins/vault's tests run against;
@@ -46,11 +48,10 @@ func startVault(t *testing.T) *vaultServer {
 	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	cmd.Stdout, cmd.Stderr = &out, &out // one writer: one copying goroutine
 	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	exited, err := lockedproc.Start(cmd) // Pdeathsig follows the starting thread
+	if err != nil {
 		t.Fatalf("starting Vault: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
