@@ -47,6 +47,22 @@ type pubCache struct {
 // maxCacheEntries bounds the cache; expired entries are swept past it.
 const maxCacheEntries = 4096
 
+// makeRoom keeps a cache map under maxCacheEntries before an insertion:
+// it drops the expired entries when full, and everything if none had.
+func makeRoom[K comparable, E any](m map[K]E, now time.Time, expires func(E) time.Time) {
+	if len(m) < maxCacheEntries {
+		return
+	}
+	for k, e := range m {
+		if now.After(expires(e)) {
+			delete(m, k)
+		}
+	}
+	if len(m) >= maxCacheEntries {
+		clear(m)
+	}
+}
+
 func newPubCache(ttl time.Duration) *pubCache {
 	return &pubCache{ttl: ttl, m: map[cacheKey]cacheEntry{}, refetched: map[string]time.Time{}}
 }
@@ -111,16 +127,7 @@ func (c *pubCache) put(r Ref, versions []string, pk PublicKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if len(c.m) >= maxCacheEntries {
-		for k, e := range c.m {
-			if now.After(e.expires) {
-				delete(c.m, k)
-			}
-		}
-	}
-	if len(c.m) >= maxCacheEntries {
-		clear(c.m)
-	}
+	makeRoom(c.m, now, func(e cacheEntry) time.Time { return e.expires })
 	name := keyName(r)
 	for _, v := range versions {
 		c.m[cacheKey{name, v}] = cacheEntry{pk: pk, expires: now.Add(c.ttl)}

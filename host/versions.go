@@ -64,16 +64,7 @@ func (c *stateCache) put(r Ref, s shared.VersionStates) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= maxCacheEntries {
-		for k, e := range c.m {
-			if now.After(e.expires) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= maxCacheEntries {
-			clear(c.m)
-		}
-	}
+	makeRoom(c.m, now, func(e stateEntry) time.Time { return e.expires })
 	c.m[keyName(r)] = stateEntry{states: s, expires: now.Add(c.ttl)}
 }
 
@@ -183,11 +174,7 @@ func (k *Key) signVersion(ctx context.Context, version string) (string, error) {
 		return version, nil
 	}
 	if version == "" {
-		states, err := k.h.versionStates(ctx, k.m, k.ref, false)
-		if err != nil || !states.Has() {
-			return version, err
-		}
-		return states.Active(), nil
+		return k.activeVersion(ctx)
 	}
 	states, st, found, err := k.h.stateOf(ctx, k.m, k.ref, version, shared.VersionState.Signs)
 	if err != nil || !found {
@@ -246,11 +233,7 @@ func (k *Key) verifyVersion(ctx context.Context, version string) (string, error)
 		return version, nil
 	}
 	if version == "" {
-		states, err := k.h.versionStates(ctx, k.m, k.ref, false)
-		if err != nil || !states.Has() {
-			return version, err
-		}
-		return states.Active(), nil
+		return k.activeVersion(ctx)
 	}
 	_, st, found, err := k.h.stateOf(ctx, k.m, k.ref, version, shared.VersionState.Verifies)
 	if err != nil || !found || st.Verifies() {
@@ -266,9 +249,15 @@ func (k *Key) publicVersion(ctx context.Context, version string) (string, error)
 	if k.g != nil || version != "" {
 		return version, nil
 	}
+	return k.activeVersion(ctx)
+}
+
+// activeVersion is what an unnamed version means for a single key: its
+// active version when it has states, else "" (the provider's current).
+func (k *Key) activeVersion(ctx context.Context) (string, error) {
 	states, err := k.h.versionStates(ctx, k.m, k.ref, false)
 	if err != nil || !states.Has() {
-		return version, err
+		return "", err
 	}
 	return states.Active(), nil
 }

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"testing"
 
 	"github.com/knhk/knhk/host/hosttest"
@@ -21,4 +22,24 @@ func testCore(t testing.TB, cfg Config) *core {
 // uidCaller is the Caller the unix socket gives a process of uid and gid.
 func uidCaller(uid, gid uint32) Caller {
 	return callerOfPeer(peerCred{UID: uid, GID: gid, PID: 1})
+}
+
+// serve runs srv until the test ends (then checks that Serve returned no
+// error) and returns once it listens.
+func serve(t testing.TB, srv *Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case <-srv.Listening():
+	case err := <-served:
+		t.Fatalf("serve: %v", err)
+	}
 }

@@ -267,20 +267,7 @@ func startSPIFFEDaemon(t *testing.T, sp SPIFFEConfig) *spiffeDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case <-srv.Listening():
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-	}
+	serve(t, srv)
 	return d
 }
 

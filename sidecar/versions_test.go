@@ -94,20 +94,7 @@ func startVersionsDaemon(t *testing.T) *versionsFixture {
 		t.Fatal(err)
 	}
 	f.srv = srv
-	sctx, cancel := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case <-srv.Listening():
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-	}
+	serve(t, srv)
 	conn, err := grpc.NewClient("unix://"+srv.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
