@@ -101,6 +101,21 @@
 // per (provider, key, parameters, version) for Config.PublicKeyTTL;
 // rotation through the host drops a key's entries.
 //
+// # Version states and promotion
+//
+// A provider that claims shared.CapVersionStates keeps each key version's
+// state with the key: pending (published, does not sign), active (the one
+// version that signs), retiring (verifies, no longer signs), retired.
+// Key.RotatePending makes a pending version; Key.Promote makes it active
+// once the key's gates (Config.Promotion: canary, replicas_agree,
+// approvals, soak) are met, refusing with a *GatesError otherwise;
+// Key.Approve signs an approval (a signed note naming the key, the
+// version, its public key fingerprint and an expiry); Key.Retire retires.
+// For a key with states the host signs with the active version by its id,
+// never the provider's latest. States are cached per key for
+// Config.VersionStatesTTL and reread on a miss. Keys without states
+// behave as they always have. docs/promotion.md has the whole story.
+//
 // # Telemetry
 //
 // The host reports to OpenTelemetry, through Config.TracerProvider and

@@ -7,11 +7,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/knhk/knhk/host"
 	"github.com/knhk/knhk/shared"
@@ -146,4 +149,55 @@ func ExampleHost_Stats() {
 	// Output:
 	// failed: 0
 	// batched: true
+}
+
+// A key whose next version must be approved by two people before it
+// signs: the new version is pending (published, not signing) until
+// Promote finds both approvals.
+func ExampleKey_Promote() {
+	ctx := context.Background()
+	// Approver keys: files from `knhk-host audit keygen`, or knhk keys.
+	aliceSkey, aliceVkey, _ := note.GenerateKey(rand.Reader, "alice")
+	bobSkey, bobVkey, _ := note.GenerateKey(rand.Reader, "bob")
+	alice, _ := note.NewSigner(aliceSkey)
+	bob, _ := note.NewSigner(bobSkey)
+	h, err := host.New(ctx, host.Config{Promotion: map[string]host.Gates{
+		"fake:promoted": {Canary: true, Approvals: host.ApprovalGate{Required: 2, Approvers: []string{aliceVkey, bobVkey}}},
+	}})
+	if err != nil {
+		panic(err)
+	}
+	defer h.Close()
+	key, err := h.CreateKey(ctx, "fake:promoted", shared.ECP256)
+	if err != nil {
+		panic(err)
+	}
+	v, err := key.RotatePending(ctx)
+	if err != nil {
+		panic(err)
+	}
+	byAlice, err := key.Approve(ctx, v, alice, time.Hour)
+	if err != nil {
+		panic(err)
+	}
+	var unmet *host.GatesError
+	if err := key.Promote(ctx, v, byAlice); errors.As(err, &unmet) {
+		fmt.Println("refused:", unmet.Unmet[0].Gate, unmet.Unmet[0].Detail)
+	}
+	byBob, err := key.Approve(ctx, v, bob, time.Hour)
+	if err != nil {
+		panic(err)
+	}
+	if err := key.Promote(ctx, v, byAlice, byBob); err != nil {
+		panic(err)
+	}
+	digest := sha256.Sum256([]byte("release"))
+	sig, err := key.SignDigest(ctx, digest[:], host.SignOptions{})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("signed by version", sig.Version)
+	// Output:
+	// refused: approvals 1 of 2 approvers: alice
+	// signed by version 2
 }
