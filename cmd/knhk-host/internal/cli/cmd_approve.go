@@ -77,7 +77,7 @@ to --out if given. The approval is recorded in the audit log.`,
 			}
 			res := approvedJSON{Key: spec.show(), Version: version, Approver: approver, Note: string(signed)}
 			if p := a.promotionOf(spec); p.dir != "" {
-				if res.Stored, err = storeApproval(p, version, approver, signed); err != nil {
+				if res.Stored, err = storeApproval(p, version, signed); err != nil {
 					return fmt.Errorf("store the approval: %w", err)
 				}
 			}
@@ -112,15 +112,8 @@ func (a *app) approve(ctx context.Context, k keyOps, version, approverKey string
 		if err != nil {
 			return nil, "", err
 		}
-		n, err := note.Open(signed, note.VerifierList())
-		var unverified *note.UnverifiedNoteError
-		if errors.As(err, &unverified) && len(unverified.Note.UnverifiedSigs) > 0 {
-			return signed, unverified.Note.UnverifiedSigs[0].Name, nil
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("%w: the daemon's approval is not a signed note: %w", shared.ErrFailedPrecondition, err)
-		}
-		return signed, n.Sigs[0].Name, nil
+		name, _, err := noteSigner(signed)
+		return signed, name, err
 	}
 	signer, err := a.approver(ctx, approverKey)
 	if err != nil {
@@ -128,6 +121,18 @@ func (a *app) approve(ctx context.Context, k keyOps, version, approverKey string
 	}
 	signed, err := k.(*host.Key).Approve(ctx, version, signer, ttl)
 	return signed, signer.Name(), err
+}
+
+// noteSigner is the first signer of a signed note (the daemon's
+// approval): its key name and hash.
+func noteSigner(signed []byte) (string, uint32, error) {
+	_, err := note.Open(signed, note.VerifierList())
+	var unverified *note.UnverifiedNoteError
+	if !errors.As(err, &unverified) || len(unverified.Note.UnverifiedSigs) == 0 {
+		return "", 0, fmt.Errorf("%w: the approval is not a signed note", shared.ErrFailedPrecondition)
+	}
+	sig := unverified.Note.UnverifiedSigs[0]
+	return sig.Name, sig.Hash, nil
 }
 
 // approver is the signer --approver-key names: a private key file when

@@ -154,14 +154,18 @@ func readApprovals(p promotion, version string, files []string) ([][]byte, error
 }
 
 // storeApproval writes an approval into the key's approvals directory,
-// one file per approver and version (a new approval replaces the
+// one file per approver key and version (a new approval replaces the
 // approver's older one), and returns its path.
-func storeApproval(p promotion, version, approver string, signed []byte) (string, error) {
+func storeApproval(p promotion, version string, signed []byte) (string, error) {
+	name, hash, err := noteSigner(signed)
+	if err != nil {
+		return "", err
+	}
 	dir := filepath.Join(p.dir, approvalDirName(version))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	file := filepath.Join(dir, approvalDirName(approver)+".note")
+	file := filepath.Join(dir, fmt.Sprintf("%s-%08x.note", approvalDirName(name), hash))
 	tmp, err := os.CreateTemp(dir, ".approval-*")
 	if err != nil {
 		return "", err
