@@ -136,22 +136,26 @@ func (k *Key) Gates(ctx context.Context, version string, approvals ...[]byte) ([
 	if k.g != nil {
 		return nil, k.groupRefusal("check a version's gates")
 	}
-	return k.checkGates(ctx, version, approvals, false)
-}
-
-// checkGates evaluates every gate; canary runs only when promoting.
-func (k *Key) checkGates(ctx context.Context, version string, approvals [][]byte, promoting bool) ([]GateResult, error) {
 	states, err := k.h.versionStates(ctx, k.m, k.ref, true)
 	if err != nil {
 		return nil, err
 	}
+	return k.checkGates(ctx, states, version, approvals, false)
+}
+
+// checkGates evaluates every gate against the key's states, fresh from
+// the provider; canary runs only when promoting.
+func (k *Key) checkGates(ctx context.Context, states shared.VersionStates, version string, approvals [][]byte, promoting bool) ([]GateResult, error) {
 	entry, _ := states.Entry(version)
 	res := []GateResult{{Gate: GateState, Met: entry.State == shared.VersionPending, Detail: stateName(states, version)}}
 	g := k.gates()
-	var spki string
+	var (
+		pk   PublicKey
+		spki string
+	)
 	if g.Canary || g.ReplicasAgree || g.Approvals.Required > 0 {
-		pk, err := k.h.sharedPublicKey(ctx, k.m, k.ref, version, true)
-		if err != nil {
+		var err error
+		if pk, err = k.h.sharedPublicKey(ctx, k.m, k.ref, version, true); err != nil {
 			return nil, err
 		}
 		spki = sha256Hex(pk.DER)
@@ -160,7 +164,7 @@ func (k *Key) checkGates(ctx context.Context, version string, approvals [][]byte
 		r := GateResult{Gate: GateCanary, Deferred: !promoting, Detail: "signs a challenge when promoting"}
 		if promoting {
 			r.Detail = "a challenge signed by the version verified"
-			if err := k.canary(ctx, version); err != nil {
+			if err := k.canary(ctx, version, pk); err != nil {
 				r.Detail = err.Error()
 			} else {
 				r.Met = true
@@ -200,13 +204,12 @@ func (k *Key) checkGates(ctx context.Context, version string, approvals [][]byte
 	return res, nil
 }
 
-// canary signs a random challenge with version and checks the signature
-// with the standard library and, when offered, the provider's verify.
-func (k *Key) canary(ctx context.Context, version string) error {
-	alg, pk, err := k.algorithm(ctx, SignOptions{Version: version}, true)
-	if err != nil {
-		return err
-	}
+// canary signs a random challenge with version, whose public key is pk,
+// and checks the signature with the standard library and, when offered,
+// the provider's verify.
+func (k *Key) canary(ctx context.Context, version string, pk PublicKey) error {
+	alg := pk.Type.DefaultAlgorithm()
+	var err error
 	challenge := make([]byte, 32)
 	rand.Read(challenge)
 	req := shared.SignRequest{Algorithm: alg, Version: version, Message: challenge}
@@ -317,7 +320,7 @@ func (m *managed) promote(ctx context.Context, k *Key, version string, approvals
 		if st, _ := states.State(version); st == shared.VersionActive || !states.Has() {
 			return nil // a no-op, or the provider's own refusal
 		}
-		res, err := k.checkGates(ctx, version, approvals, true)
+		res, err := k.checkGates(ctx, states, version, approvals, true)
 		if err != nil {
 			return err
 		}

@@ -458,10 +458,10 @@ func TestVersionStatesThroughHost(t *testing.T) {
 	wantErr(t, "promote a retired version", err, shared.ErrFailedPrecondition)
 }
 
-// TestPromotionKit runs the shared promotion workflow
+// TestPromotionWorkflow runs the shared promotion workflow
 // (host/promotiontest: gates, approvals, two hosts, retire, soak, audit)
 // on an alias in the emulator, through the built plugin.
-func TestPromotionKit(t *testing.T) {
+func TestPromotionWorkflow(t *testing.T) {
 	srv := localkms.Start(t)
 	ref := keyRef(srv, "alias/promotion-kit")
 	if _, err := stateHost(t, host.Config{}).CreateKey(ctxT(t), ref, shared.ECP256); err != nil {
